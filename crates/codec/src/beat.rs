@@ -1,0 +1,382 @@
+//! The beat format: one line per bar, one word per beat, one dot-separated slot per step.
+//!
+//! ```text
+//! kh..h. sh..h.s h.s.Kh. sh..h.k
+//! ```
+//!
+//! reads "beat 1: kick and hi-hat on the first 16th, hi-hat on the third; beat 2: snare and
+//! hi-hat, hi-hat, snare; …". See the crate documentation for the grammar and the reasons
+//! behind it.
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::groove::{
+    Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Tempo, TempoChange,
+    offset_of_units, units_of_offset,
+};
+use crate::text::{Lenient, Mode, check_bars, column, header_fields, lines};
+use crate::voice::VoiceMap;
+
+/// Settings of the beat format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BeatOptions {
+    /// The step grid. Default: 16ths.
+    pub grid: Grid,
+    /// The voice map; it must have letters (`gmd9` or `paper6`). Default: `gmd9`.
+    pub voices: VoiceMap,
+    /// Velocity levels. Default: 3 (ghost `kk`, normal `k`, accent `K`).
+    pub levels: Levels,
+    /// Microtiming in divisions of a step, written after a step as `+n` or `-n`; `None`
+    /// snaps every hit to the grid. Default: `None`.
+    pub microtiming: Option<u8>,
+    /// Whether the text starts with a `#beat` header naming the settings, resolution,
+    /// meter and tempo, so that it decodes on its own. Default: `false`.
+    pub header: bool,
+    /// Bounds on what a decode accepts. Default: [`Limits::default`].
+    pub limits: Limits,
+}
+
+impl Default for BeatOptions {
+    fn default() -> BeatOptions {
+        BeatOptions {
+            grid: Grid::SIXTEENTH,
+            voices: VoiceMap::Gmd9,
+            levels: Levels::THREE,
+            microtiming: None,
+            header: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl BeatOptions {
+    /// The quantisation the format applies.
+    pub fn quantise(&self) -> Quantise {
+        Quantise {
+            grid: self.grid,
+            voices: self.voices,
+            levels: self.levels,
+            microtiming: self.microtiming,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.voices.letter(crate::voice::Voice::new(0)).is_none() {
+            return Err(Error::invalid(
+                "voice map",
+                format!("the beat format writes voices as letters, and `{}` has none (use gmd9, paper6, or the exact format)", self.voices),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a groove in the beat format (quantising it to `options` first).
+pub fn encode(groove: &Groove, options: &BeatOptions) -> Result<String> {
+    options.check()?;
+    let q = groove.quantised(&options.quantise())?;
+    let tpq = q.ticks_per_quarter;
+    let mut out = String::with_capacity(q.bars.len() * 40 + 64);
+    if options.header {
+        let ctx = q.context();
+        let micro = options.microtiming.map_or("off".to_string(), |r| r.to_string());
+        let _ = writeln!(
+            out,
+            "#beat grid={} levels={} micro={} map={} tpq={} meter={} q={}",
+            options.grid,
+            options.levels.count(),
+            micro,
+            options.voices,
+            tpq,
+            ctx.meter,
+            ctx.tempo.bpm_text()
+        );
+    }
+    let mut meter = q.bars.first().map(|b| b.meter);
+    for (i, bar) in q.bars.iter().enumerate() {
+        if Some(bar.meter) != meter {
+            meter = Some(bar.meter);
+            let _ = write!(out, "{} ", bar.meter);
+        }
+        if i > 0 {
+            if let Some(t) = bar.tempos.first() {
+                let _ = write!(out, "q={} ", t.tempo.bpm_text());
+            }
+        }
+        let steps = bar.meter.steps(options.grid)?;
+        let group = bar.meter.group_steps(options.grid)?;
+        let mut hits = bar.hits.iter().peekable();
+        for s in 0..steps {
+            if s > 0 {
+                out.push(if s % group == 0 { ' ' } else { '.' });
+            }
+            let mut offset = 0;
+            while let Some(h) = hits.next_if(|h| h.step == s) {
+                offset = h.offset;
+                push_hit(&mut out, options, h);
+            }
+            if let (Some(r), true) = (options.microtiming, offset != 0) {
+                let units = units_of_offset(offset, r, options.grid, tpq);
+                let _ = write!(out, "{units:+}");
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[inline]
+fn push_hit(out: &mut String, options: &BeatOptions, h: &Hit) {
+    let letter = char::from(options.voices.letter(h.voice).unwrap_or(b'?'));
+    let n = options.levels.count();
+    let level = options.levels.level(h.velocity);
+    match (n, level) {
+        (1, _) | (2, 1) | (3, 2) => out.push(letter),
+        (2, _) | (3, 3) => out.push(letter.to_ascii_uppercase()),
+        (3, _) => {
+            out.push(letter);
+            out.push(letter);
+        }
+        _ => {
+            out.push(letter);
+            let _ = write!(out, "{level}");
+        }
+    }
+}
+
+/// Decodes beat-format text strictly.
+pub fn decode(text: &str, options: &BeatOptions, context: &Context) -> Result<Groove> {
+    run(text, options, context, Mode::Strict).map(|l| l.groove)
+}
+
+/// Decodes beat-format text leniently: bars that do not parse are dropped and reported.
+pub fn decode_lenient(text: &str, options: &BeatOptions, context: &Context) -> Result<Lenient> {
+    run(text, options, context, Mode::Lenient)
+}
+
+struct State {
+    options: BeatOptions,
+    meter: Meter,
+    groove: Groove,
+}
+
+fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Result<Lenient> {
+    options.check()?;
+    let mut st = State {
+        options: *options,
+        meter: context.meter,
+        groove: Groove::new(context.ticks_per_quarter, options.grid, options.voices),
+    };
+    let mut tempo = context.tempo;
+    let mut dropped = Vec::new();
+    for (n, raw) in lines(text) {
+        let line = match mode {
+            Mode::Strict => raw,
+            Mode::Lenient => raw.trim(),
+        };
+        if line.starts_with('#') {
+            let header = if n == 1 { parse_header(n, line, &mut st, &mut tempo) } else {
+                Err(Error::syntax(n, 1, "a header is only allowed on the first line"))
+            };
+            match (header, mode) {
+                (Ok(()), _) => {}
+                (Err(e), Mode::Strict) => return Err(e),
+                (Err(e), Mode::Lenient) => dropped.push(e),
+            }
+            continue;
+        }
+        if line.is_empty() && mode == Mode::Lenient {
+            continue;
+        }
+        check_bars(&st.groove, &st.options.limits)?;
+        match parse_bar(n, line, &st, mode) {
+            Ok((mut bar, mark)) => {
+                if st.groove.bars.is_empty() {
+                    tempo = mark.unwrap_or(tempo);
+                    bar.tempos.push(TempoChange { tick: 0, tempo });
+                } else if let Some(t) = mark {
+                    bar.tempos.push(TempoChange { tick: 0, tempo: t });
+                }
+                st.meter = bar.meter;
+                st.groove.bars.push(bar);
+            }
+            Err(e) if mode == Mode::Lenient => dropped.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Lenient { groove: st.groove, dropped })
+}
+
+fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Result<()> {
+    let o = &mut st.options;
+    for field in header_fields(n, line, "beat")? {
+        let (key, value, col) = field?;
+        let bad = |e: Error| Error::syntax(n, col, e);
+        match key {
+            "grid" => o.grid = value.parse().map_err(bad)?,
+            "levels" => {
+                o.levels = Levels::new(value.parse().unwrap_or(0)).map_err(bad)?;
+            }
+            "micro" => {
+                o.microtiming = if value == "off" {
+                    None
+                } else {
+                    Some(value.parse().map_err(|_| Error::syntax(n, col, "micro= takes a number or off"))?)
+                };
+            }
+            "map" => o.voices = value.parse().map_err(bad)?,
+            "tpq" => {
+                st.groove.ticks_per_quarter = value
+                    .parse()
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .ok_or_else(|| Error::syntax(n, col, "tpq= takes 1 to 65535"))?;
+            }
+            "meter" => st.meter = value.parse().map_err(bad)?,
+            "q" => *tempo = parse_bpm(value).map_err(bad)?,
+            _ => return Err(Error::syntax(n, col, format!("unknown header field {key:?}"))),
+        }
+    }
+    o.check().map_err(|e| Error::syntax(n, 1, e))?;
+    st.groove.grid = o.grid;
+    st.groove.voices = o.voices;
+    Ok(())
+}
+
+fn parse_bpm(s: &str) -> Result<Tempo> {
+    s.parse::<f64>()
+        .map_err(|_| Error::invalid("tempo", format!("{s:?} is not a number of BPM")))
+        .and_then(Tempo::from_bpm)
+}
+
+/// Parses one bar line; returns the bar (without its tempo) and its tempo mark, if any.
+fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Option<Tempo>)> {
+    let o = &st.options;
+    let b = line.as_bytes();
+    let err = |at: usize, msg: String| Error::syntax(n, column(line, at), msg);
+    let mut meter = st.meter;
+    let mut tempo = None;
+    let mut i = 0;
+    // Marks: `N/D ` and `q=BPM ` before the first beat.
+    loop {
+        let end = b[i..].iter().position(|&c| c == b' ').map_or(b.len(), |p| i + p);
+        let word = &line[i..end];
+        if word.starts_with("q=") {
+            tempo = Some(parse_bpm(&word[2..]).map_err(|e| err(i, e.to_string()))?);
+        } else if word.contains('/') {
+            meter = word.parse().map_err(|e: Error| err(i, e.to_string()))?;
+        } else {
+            break;
+        }
+        i = end + 1;
+        if i > b.len() {
+            return Err(err(b.len(), "a bar needs beats after its marks".into()));
+        }
+    }
+    let steps = meter.steps(o.grid).map_err(|e| err(i, e.to_string()))?;
+    let group = meter.group_steps(o.grid).map_err(|e| err(i, e.to_string()))?;
+    let tpq = st.groove.ticks_per_quarter;
+    let levels = o.levels.count();
+    let mut bar = Bar::new(meter);
+    let mut step = 0u32;
+    loop {
+        // One step: hits, then an optional offset.
+        let first = bar.hits.len();
+        let mut seen = 0u16;
+        while let Some(&c) = b.get(i) {
+            let lower = c.to_ascii_lowercase();
+            let Some(voice) = o.voices.voice_of_letter(lower) else { break };
+            let at = i;
+            i += 1;
+            let level = if c.is_ascii_uppercase() {
+                match levels {
+                    2 | 3 => levels,
+                    _ => return Err(err(at, format!("capital letters are not used with {levels} velocity levels"))),
+                }
+            } else {
+                match levels {
+                    1 => 1,
+                    2 => 1,
+                    3 if b.get(i) == Some(&c) => {
+                        i += 1;
+                        1
+                    }
+                    3 => 2,
+                    _ => {
+                        let start = i;
+                        while b.get(i).is_some_and(u8::is_ascii_digit) {
+                            i += 1;
+                        }
+                        let level: u8 = line[start..i].parse().unwrap_or(0);
+                        if level == 0 || level > levels {
+                            return Err(err(start, format!("expected a velocity level 1 to {levels} after {:?}", char::from(c))));
+                        }
+                        level
+                    }
+                }
+            };
+            let bit = 1u16 << voice.index();
+            if seen & bit != 0 {
+                return Err(err(at, format!("voice {:?} twice in one step", char::from(lower))));
+            }
+            seen |= bit;
+            bar.hits.push(Hit {
+                step,
+                offset: 0,
+                voice,
+                velocity: o.levels.velocity(level),
+                length: Groove::default_length(tpq, o.grid),
+            });
+        }
+        if let Some(&sign @ (b'+' | b'-')) = b.get(i) {
+            let at = i;
+            let Some(r) = o.microtiming else {
+                return Err(err(at, "a timing offset, but microtiming is off".into()));
+            };
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            let units: i64 = line[start..i].parse().map_err(|_| err(start, "expected digits after the sign".into()))?;
+            if units > i64::from(r / 2) {
+                return Err(err(at, format!("offset {units} is beyond half a step ({} divisions)", r / 2)));
+            }
+            if bar.hits.len() == first {
+                return Err(err(at, "a timing offset on an empty step".into()));
+            }
+            let units = if sign == b'-' { -units } else { units };
+            let offset = offset_of_units(units, r, o.grid, tpq);
+            for h in &mut bar.hits[first..] {
+                h.offset = offset;
+            }
+        }
+        bar.hits[first..].sort_by_key(|h| h.voice);
+        step += 1;
+        let sep = b.get(i).copied();
+        let want = if step == steps { None } else if step % group == 0 { Some(b' ') } else { Some(b'.') };
+        if sep != want {
+            let what = match want {
+                None => "the end of the bar".to_string(),
+                Some(b' ') => "a space between beats".to_string(),
+                Some(_) => "a dot between steps".to_string(),
+            };
+            let found = match sep {
+                None => "the end of the line".to_string(),
+                Some(c) => format!("{:?}", char::from(c)),
+            };
+            let expected = if mode == Mode::Lenient && sep.is_none() {
+                format!("bar cut short after {step} of {steps} steps")
+            } else {
+                format!("expected {what}, found {found}")
+            };
+            return Err(err(i, expected));
+        }
+        if want.is_none() {
+            return Ok((bar, tempo));
+        }
+        i += 1;
+    }
+}

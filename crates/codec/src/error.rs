@@ -1,0 +1,95 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading MIDI, encoding or decoding text.
+///
+/// Every variant says *where*: the track and event of a MIDI file, or the line and column
+/// of a text. No input, however hostile, makes this crate panic; it returns one of these.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not a Standard MIDI File, or one is cut short.
+    #[error("not a valid MIDI file ({at}): {source}")]
+    Midi {
+        /// Where reading stopped: `"header"` or `"track 2, event 17"`.
+        at: String,
+        /// What midly reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The file counts time in SMPTE frames, not in ticks per quarter note.
+    #[error(
+        "SMPTE timecode timing ({fps} fps, {subframes} subframes) is not supported: \
+         drum grooves need ticks per quarter note; re-export the file with metrical timing"
+    )]
+    Smpte {
+        /// Frames per second the file declares.
+        fps: u8,
+        /// Subframes per frame the file declares.
+        subframes: u8,
+    },
+    /// The file has no note on the drum channel.
+    #[error("no drum notes on MIDI channel {channel} (name another channel if the drums are elsewhere)")]
+    NoDrums {
+        /// The channel that was searched, 1 to 16.
+        channel: u8,
+    },
+    /// The input is larger than a configured limit; nothing more was read.
+    #[error("limit exceeded: more than {limit} {what}")]
+    Limit {
+        /// What was counted.
+        what: &'static str,
+        /// The configured maximum.
+        limit: u64,
+    },
+    /// Delta times add up past the largest supported position.
+    #[error("track {track}, event {event}: time overflows ({tick} ticks is past the supported maximum)")]
+    TickOverflow {
+        /// Track index, from 0.
+        track: usize,
+        /// Event index in the track, from 0.
+        event: usize,
+        /// The position reached, in ticks.
+        tick: u64,
+    },
+    /// A meter, grid or option value that this crate cannot use.
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// The option or field.
+        what: &'static str,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// Text that does not follow the format's grammar.
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// Line number, from 1.
+        line: usize,
+        /// Column (character) number, from 1.
+        column: usize,
+        /// What was expected.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(what: &'static str, message: impl fmt::Display) -> Error {
+        Error::Invalid { what, message: message.to_string() }
+    }
+
+    pub(crate) fn syntax(line: usize, column: usize, message: impl fmt::Display) -> Error {
+        Error::Syntax { line, column, message: message.to_string() }
+    }
+
+    /// The line and column of a text error, if this is one.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match *self {
+            Error::Syntax { line, column, .. } => Some((line, column)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The lossless format: every note's tick, pitch, velocity and length, every tempo and meter.
+//!
+//! ```text
+//! #exact tpq=480 grid=16 map=full
+//! m=4/4 t=0:500000 0:36:101:60 0:42:88:45 240:42:60:40
+//! 0:38:112:52 -3:42:70:45
+//! ```
+//!
+//! One line per bar. A hit is `TICK:PITCH:VELOCITY:LENGTH`, its tick counted from the bar's
+//! start (negative when it was played just before the bar line). `m=N/D` marks the meter on
+//! the first bar and where it changes; `t=TICK:MICROSECONDS` is a tempo change. An empty line
+//! is an empty bar.
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::groove::{Builder, Context, Grid, Groove, Limits, Meter, Tempo};
+use crate::primitive::{Pitch, Velocity};
+use crate::text::{Lenient, Mode, column, header_fields, lines};
+use crate::voice::VoiceMap;
+
+/// Encodes a groove without loss.
+pub fn encode(groove: &Groove) -> Result<String> {
+    let tpq = groove.ticks_per_quarter;
+    let mut out = String::with_capacity(groove.hit_count() * 14 + groove.bars.len() + 48);
+    let _ = writeln!(out, "#exact tpq={tpq} grid={} map={}", groove.grid, groove.voices);
+    let mut meter = None;
+    for bar in &groove.bars {
+        let mut sep = "";
+        if meter != Some(bar.meter) {
+            meter = Some(bar.meter);
+            let _ = write!(out, "m={}", bar.meter);
+            sep = " ";
+        }
+        for t in &bar.tempos {
+            let _ = write!(out, "{sep}t={}:{}", t.tick, t.tempo.micros());
+            sep = " ";
+        }
+        for h in &bar.hits {
+            let tick = groove.grid.step_tick(h.step, tpq) + i64::from(h.offset);
+            let pitch = groove.voices.pitch_of(h.voice).as_int();
+            let _ = write!(out, "{sep}{tick}:{pitch}:{}:{}", h.velocity.as_int(), h.length);
+            sep = " ";
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Decodes the exact format strictly.
+pub fn decode(text: &str, context: &Context) -> Result<Groove> {
+    run(text, context, Mode::Strict).map(|l| l.groove)
+}
+
+/// Decodes the exact format leniently: a line that does not parse is dropped.
+pub fn decode_lenient(text: &str, context: &Context) -> Result<Lenient> {
+    run(text, context, Mode::Lenient)
+}
+
+enum Item {
+    Tempo(u64, Tempo),
+    Note(u64, Pitch, Velocity, u32),
+}
+
+fn run(text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
+    let limits = Limits::default();
+    let mut tpq = context.ticks_per_quarter;
+    let mut grid = Grid::SIXTEENTH;
+    let mut voices = VoiceMap::Full;
+    let mut meter = context.meter;
+    let mut first_meter = None;
+    let mut meters = Vec::new();
+    let mut items = Vec::new();
+    let mut dropped = Vec::new();
+    let mut start = 0u64;
+    let mut bars = 0usize;
+    for (n, raw) in lines(text) {
+        let line = if mode == Mode::Lenient { raw.trim() } else { raw };
+        if n == 1 && line.starts_with('#') {
+            let header = (|| -> Result<()> {
+                for field in header_fields(n, line, "exact")? {
+                    let (key, value, col) = field?;
+                    let bad = |e: Error| Error::syntax(n, col, e);
+                    match key {
+                        "tpq" => {
+                            tpq = value.parse().ok().filter(|&t| t > 0).ok_or_else(|| {
+                                Error::syntax(n, col, "tpq= takes 1 to 65535")
+                            })?;
+                        }
+                        "grid" => grid = value.parse().map_err(bad)?,
+                        "map" => voices = value.parse().map_err(bad)?,
+                        _ => return Err(Error::syntax(n, col, format!("unknown header field {key:?}"))),
+                    }
+                }
+                Ok(())
+            })();
+            match header {
+                Ok(()) => continue,
+                Err(e) if mode == Mode::Strict => return Err(e),
+                Err(e) => {
+                    dropped.push(e);
+                    continue;
+                }
+            }
+        }
+        if bars >= limits.max_bars {
+            return Err(Error::Limit { what: "bars", limit: limits.max_bars as u64 });
+        }
+        let mark = items.len();
+        match parse_line(n, line, tpq, start, &mut meter, &mut items) {
+            Ok(()) => {
+                first_meter.get_or_insert(meter);
+                meters.push((start, meter));
+                start += u64::from(meter.bar_ticks(tpq).map_err(|e| Error::syntax(n, 1, e))?);
+                bars += 1;
+            }
+            Err(e) if mode == Mode::Strict => return Err(e),
+            Err(e) => {
+                items.truncate(mark);
+                dropped.push(e);
+            }
+        }
+    }
+    let mut b = Builder::new(tpq, grid, first_meter.unwrap_or(context.meter), meters, limits)?;
+    for item in items {
+        match item {
+            Item::Tempo(tick, t) => b.tempo(tick, t)?,
+            Item::Note(tick, p, v, len) => {
+                if let Some(voice) = voices.voice_of(p) {
+                    b.hit(tick, voice, v, len)?;
+                }
+            }
+        }
+    }
+    if bars > 0 {
+        b.ensure(bars - 1)?;
+    }
+    let mut groove = b.finish(voices);
+    groove.bars.truncate(bars);
+    Ok(Lenient { groove, dropped })
+}
+
+fn parse_line(
+    n: usize,
+    line: &str,
+    tpq: u16,
+    start: u64,
+    meter: &mut Meter,
+    items: &mut Vec<Item>,
+) -> Result<()> {
+    for word in line.split(' ').filter(|w| !w.is_empty()) {
+        let at = word.as_ptr() as usize - line.as_ptr() as usize;
+        let err = |msg: String| Error::syntax(n, column(line, at), msg);
+        if let Some(m) = word.strip_prefix("m=") {
+            *meter = m.parse().map_err(|e: Error| err(e.to_string()))?;
+            meter.bar_ticks(tpq).map_err(|e| err(e.to_string()))?;
+        } else if let Some(t) = word.strip_prefix("t=") {
+            let (tick, micros) = t
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+                .ok_or_else(|| err(format!("expected t=TICK:MICROSECONDS, found {word:?}")))?;
+            let tempo = Tempo::from_micros(micros).map_err(|e| err(e.to_string()))?;
+            items.push(Item::Tempo(start + u64::from(tick), tempo));
+        } else {
+            let mut parts = word.split(':');
+            let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok());
+            let parsed = (next(), next(), next(), next(), parts.next());
+            let (Some(tick), Some(pitch), Some(vel), Some(len), None) = parsed else {
+                return Err(err(format!("expected TICK:PITCH:VELOCITY:LENGTH, found {word:?}")));
+            };
+            let abs = start as i64 + tick;
+            let pitch = u8::try_from(pitch).ok().and_then(|p| Pitch::try_from(p).ok());
+            let vel = u8::try_from(vel).ok().and_then(|v| Velocity::try_from(v).ok());
+            let len = u32::try_from(len).ok();
+            match (abs >= 0 && abs <= i64::from(u32::MAX), pitch, vel, len) {
+                (true, Some(p), Some(v), Some(l)) => items.push(Item::Note(abs as u64, p, v, l)),
+                _ => return Err(err(format!("{word:?}: tick before the start, or pitch, velocity or length out of range"))),
+            }
+        }
+    }
+    Ok(())
+}

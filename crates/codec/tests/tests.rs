@@ -1,0 +1,1 @@
+//! Integration tests of fine-drums-codec, built as one binary.

@@ -1,0 +1,56 @@
+//! Helpers the examples share: finding the dataset and reading its index.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// One row of GMD's `info.csv`, the fields the examples use.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: String,
+    pub split: String,
+    pub meter: String,
+}
+
+/// Reads `info.csv` in `dir`, naming the row of any error.
+pub fn read_index(dir: &Path) -> Result<Vec<Entry>, String> {
+    let file = dir.join("info.csv");
+    let mut reader =
+        csv::Reader::from_path(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let headers = reader.headers().map_err(|e| format!("{}: {e}", file.display()))?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("{}: no column {name:?}", file.display()))
+    };
+    let (path, split, meter) = (col("midi_filename")?, col("split")?, col("time_signature")?);
+    let mut out = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| format!("{}, row {}: {e}", file.display(), i + 2))?;
+        let get = |c: usize| row.get(c).unwrap_or_default().to_string();
+        out.push(Entry { path: get(path), split: get(split), meter: get(meter) });
+    }
+    Ok(out)
+}
+
+/// Files below `dir` whose names end in `.mid` or `.midi`, sorted.
+pub fn midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -13,10 +13,11 @@
 //! let groove = midi::read(&bytes, &midi::ReadOptions::default())?;
 //! let format = Format::Beat(BeatOptions::default());
 //! let text = format.encode(&groove)?;
-//! assert_eq!(text.lines().next(), Some("Kh..h..h..h. Sh..h..h..h. Kh..h..Kh..h. Sh..h..h..h."));
+//! // Beat 1: accented kick, hi-hat and crash, then hi-hat on the "&"; beat 2: snare …
+//! assert_eq!(text.lines().next(), Some("KhC..h. Sh..h. Kh..Kh. Sh..h."));
 //!
 //! // A model's answer, with one broken bar: the lenient decoder keeps the good ones.
-//! let answer = "Kh..h..h..h. Sh..h..h..h. Kh..h..Kh..h. Sh..h..h..h.\nKh..h..h..h. Sh??\n";
+//! let answer = "Kh..h. Sh..h. Kh..Kh. Sh..h.\nKh..h. Sh??\n";
 //! let decoded = format.decode_lenient(answer, &groove.context_after())?;
 //! assert_eq!(decoded.groove.bars.len(), 1);
 //! assert_eq!(decoded.dropped.len(), 1);

@@ -18,6 +18,23 @@ use crate::voice::VoiceMap;
 /// The last tick a file may reach: about 2.5 years of 4/4 at 120 BPM and 480 ticks per quarter.
 const MAX_TICK: u64 = u32::MAX as u64;
 
+/// Pairs the notes of each pitch as one merged track would: the n-th note to start gets the
+/// n-th release. A note nested inside another of its pitch (possible only across the tracks of
+/// a format 1 file) cannot be written into one track any other way. `notes` is in tick order.
+fn pair_first_in_first_out(notes: &mut [Note]) {
+    let mut by_pitch: Vec<Vec<usize>> = vec![Vec::new(); 128];
+    for (i, n) in notes.iter().enumerate() {
+        by_pitch[n.pitch.as_int() as usize].push(i);
+    }
+    for idx in by_pitch.iter().filter(|v| v.len() > 1) {
+        let mut ends: Vec<u64> = idx.iter().map(|&i| notes[i].tick + u64::from(notes[i].length)).collect();
+        ends.sort_unstable();
+        for (&i, end) in idx.iter().zip(ends) {
+            notes[i].length = (end - notes[i].tick) as u32;
+        }
+    }
+}
+
 /// How [`read`] interprets a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -154,7 +171,9 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     let mut open: Vec<VecDeque<usize>> = vec![VecDeque::new(); 128];
     let sequential = header.format == Format::Sequential;
     let mut track_start = 0u64;
+    let mut track_count = 0;
     for (t, track) in tracks.enumerate() {
+        track_count += 1;
         let events = track.map_err(|e| midi_err(format!("track {t}"), e))?;
         let mut tick = track_start;
         for (e, event) in events.enumerate() {
@@ -226,6 +245,9 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     // Tracks of a format 1 file interleave: put everything in time order (stable, so that
     // of two tempo events on one tick the later one wins).
     notes.sort_by_key(|n| n.tick);
+    if track_count > 1 {
+        pair_first_in_first_out(&mut notes);
+    }
     tempos.sort_by_key(|&(tick, _)| tick);
     meters.sort_by_key(|&(tick, _)| tick);
     if let Some(m) = options.meter {
@@ -291,7 +313,11 @@ pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
         timed.push((tick, 1, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(tempo.micros())))));
     }
     let mut end = end_of_bars;
-    for n in groove.notes()? {
+    // Readers pair a release with the earliest unreleased note of its pitch, so of two notes
+    // on one tick and pitch the shorter must start first.
+    let mut notes = groove.notes()?;
+    notes.sort_by_key(|n| (n.tick, n.pitch, n.length));
+    for n in notes {
         let key = u7::new(n.pitch.as_int());
         let off = n.tick + u64::from(n.length);
         end = end.max(off);

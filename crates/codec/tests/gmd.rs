@@ -1,0 +1,57 @@
+//! Tests over the Groove MIDI Dataset, read from `FINE_DRUMS_GMD`
+//! (default `../shared/datasets/groove` beside the checkout).
+
+use std::path::PathBuf;
+
+use fine_drums_codec::beat::BeatOptions;
+use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
+use fine_drums_codec::Format;
+
+/// The dataset folder, or `None` (with the reason printed) outside CI when it is missing.
+/// Under `CI=true` a missing dataset fails the test.
+fn gmd() -> Option<PathBuf> {
+    let dir = std::env::var_os("FINE_DRUMS_GMD").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/groove")
+    });
+    if dir.join("info.csv").is_file() {
+        return Some(dir);
+    }
+    let msg = format!("GMD not found at {} (set FINE_DRUMS_GMD)", dir.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}
+
+fn midi_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            midi_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "mid") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_gmd_file_round_trips() {
+    let Some(dir) = gmd() else { return };
+    let mut files = Vec::new();
+    midi_files(&dir, &mut files);
+    assert_eq!(files.len(), 1150);
+    let beat = Format::Beat(BeatOptions::default());
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let g = midi::read(&bytes, &ReadOptions::lossless()).unwrap();
+        let text = Format::Exact.encode(&g).unwrap();
+        let back = Format::Exact.decode(&text, &g.context()).unwrap();
+        assert_eq!(back, g, "{}", path.display());
+        let again = midi::read(&midi::write(&back, &WriteOptions::default()).unwrap(), &ReadOptions::lossless()).unwrap();
+        assert_eq!(again, g, "{}", path.display());
+        let text = beat.encode(&g).unwrap();
+        let decoded = beat.decode(&text, &g.context()).unwrap();
+        assert_eq!(beat.encode(&decoded).unwrap(), text, "{}", path.display());
+    }
+}

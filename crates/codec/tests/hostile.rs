@@ -1,0 +1,127 @@
+//! Bad input gets a typed error, never a panic.
+
+use fine_drums_codec::midi::{self, ReadOptions};
+use fine_drums_codec::{Error, Limits};
+
+use crate::util::{raw_track, smf};
+
+fn read(bytes: &[u8]) -> Result<fine_drums_codec::Groove, Error> {
+    midi::read(bytes, &ReadOptions::default())
+}
+
+#[test]
+fn empty_file() {
+    assert!(matches!(read(b""), Err(Error::Midi { .. })));
+}
+
+#[test]
+fn not_midi() {
+    let err = read(b"RIFX this is not a MIDI file at all").unwrap_err();
+    assert!(matches!(err, Error::Midi { ref at, .. } if at == "header"), "{err}");
+}
+
+#[test]
+fn truncated_header() {
+    assert!(matches!(read(b"MThd\0\0\0\x06\0\0"), Err(Error::Midi { .. })));
+}
+
+#[test]
+fn truncated_track() {
+    let mut bytes = smf(480, 1, &[(0, 9, 36, 100, 10), (480, 9, 38, 90, 10)], &[], &[]);
+    bytes.truncate(bytes.len() - 5);
+    let err = read(&bytes).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn delta_overflow() {
+    // 20 deltas of 0x0FFFFFFF ticks each, then a note: past u32::MAX ticks.
+    let mut body = Vec::new();
+    for _ in 0..20 {
+        body.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0x7F, 0xB9, 0x04, 0x10]);
+    }
+    body.extend_from_slice(&[0x00, 0x99, 36, 100, 0x00, 0xFF, 0x2F, 0x00]);
+    let err = read(&raw_track(480, &body)).unwrap_err();
+    assert!(matches!(err, Error::TickOverflow { track: 0, .. }), "{err}");
+}
+
+#[test]
+fn no_drums() {
+    let bytes = smf(480, 1, &[(0, 0, 60, 100, 10)], &[], &[]);
+    assert!(matches!(read(&bytes), Err(Error::NoDrums { channel: 10 })));
+}
+
+#[test]
+fn another_channel_can_be_named() {
+    let bytes = smf(480, 1, &[(0, 0, 36, 100, 10)], &[], &[]);
+    let mut o = ReadOptions::default();
+    o.channel = fine_drums_codec::Channel::new(1);
+    assert_eq!(midi::read(&bytes, &o).unwrap().hit_count(), 1);
+}
+
+#[test]
+fn smpte_timing() {
+    let mut bytes = smf(480, 1, &[(0, 9, 36, 100, 10)], &[], &[]);
+    bytes[12] = 0xE7; // -25 fps
+    bytes[13] = 40;
+    assert!(matches!(read(&bytes), Err(Error::Smpte { fps: 25, subframes: 40 })));
+}
+
+/// Two million note events: reading stops at the hit limit, with memory bounded by it.
+#[test]
+fn millions_of_events_hit_the_limit() {
+    let mut body = Vec::with_capacity(2_000_000 * 4);
+    body.extend_from_slice(&[0x00, 0x99, 36, 100]);
+    for i in 0..2_000_000u32 {
+        // Running status: delta, key, velocity.
+        body.extend_from_slice(&[0x01, 36, if i % 2 == 0 { 0 } else { 100 }]);
+    }
+    body.extend_from_slice(&[0x00, 0xFF, 0x2F, 0x00]);
+    let bytes = raw_track(480, &body);
+    let mut o = ReadOptions::default();
+    o.limits = Limits::default();
+    o.limits.max_hits = 10_000;
+    let err = midi::read(&bytes, &o).unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "hits", limit: 10_000 }), "{err}");
+}
+
+/// Millions of controller messages are counted, not stored.
+#[test]
+fn millions_of_controllers_are_fine() {
+    let mut body = vec![0x00, 0x99, 36, 100, 0x00, 0xB9, 0x04, 0x00];
+    for _ in 0..2_000_000u32 {
+        body.extend_from_slice(&[0x00, 0x04, 0x10]);
+    }
+    body.extend_from_slice(&[0x00, 0x89, 36, 0, 0x00, 0xFF, 0x2F, 0x00]);
+    let (g, report) = midi::read_with_report(&raw_track(480, &body), &ReadOptions::default()).unwrap();
+    assert_eq!(g.hit_count(), 1);
+    assert_eq!(report.controllers, 2_000_001);
+}
+
+#[test]
+fn a_far_note_hits_the_bar_limit() {
+    let bytes = smf(480, 1, &[(0, 9, 36, 100, 10), (200_000_000, 9, 36, 100, 10)], &[], &[]);
+    assert!(matches!(read(&bytes), Err(Error::Limit { what: "bars", .. })));
+}
+
+#[test]
+fn bad_time_signature() {
+    let bytes = smf(480, 1, &[(0, 9, 36, 100, 10)], &[], &[(0, 4, 9)]);
+    let err = read(&bytes).unwrap_err();
+    assert!(err.to_string().contains("track 0, event"), "{err}");
+}
+
+/// Byte strings that once looked dangerous; each must give an error, never a panic.
+#[test]
+fn regressions() {
+    let cases: &[&[u8]] = &[
+        b"MThd",
+        b"MThd\0\0\0\x06\0\0\0\x01\x01\xe0MTrk\0\0\0\x04\0\x99",
+        b"MThd\0\0\0\x06\0\x01\0\x02\0\x60MTrk\xff\xff\xff\xff",
+        b"MThd\0\0\0\x06\0\0\0\x01\0\0MTrk\0\0\0\x08\0\x99\x24\x64\0\xff\x2f\0",
+        b"MThd\0\0\0\x06\0\0\0\x01\x01\xe0MTrk\0\0\0\x07\0\xff\x58\x04\x00\x02\x18",
+    ];
+    for bytes in cases {
+        assert!(read(bytes).is_err(), "{bytes:?}");
+    }
+}

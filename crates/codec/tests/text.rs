@@ -1,0 +1,87 @@
+//! The text formats on hand-made input: errors name line and column, lenient keeps good bars.
+
+use fine_drums_codec::beat::BeatOptions;
+use fine_drums_codec::{pattern, Context, Error, Format, Levels, Meter};
+
+fn beat() -> Format {
+    Format::Beat(BeatOptions::default())
+}
+
+#[test]
+fn strict_error_names_line_and_column() {
+    let text = "kh..h. sh..h.s h.s.kh. sh..h.k\nkh..h. sh..x.s h.s.kh. sh..h.k\n";
+    let err = beat().decode(text, &Context::default()).unwrap_err();
+    assert_eq!(err.position(), Some((2, 12)), "{err}");
+}
+
+#[test]
+fn levels_read_as_drummers_write_them() {
+    let g = beat().decode("kkSh... ... ... ...\n", &Context::default()).unwrap();
+    let v: Vec<_> = g.bars[0].hits.iter().map(|h| Levels::THREE.level(h.velocity)).collect();
+    assert_eq!(v, [1, 3, 2]);
+}
+
+#[test]
+fn lenient_keeps_good_bars_and_says_why_others_went() {
+    let text = " kh..h. sh..h.s h.s.kh. sh..h.k\r\ngarbage here\nkh..h. sh..h.s h.s\n\nkh..h. sh..h.s h.s.kh. sh..h.k\n";
+    let l = beat().decode_lenient(text, &Context::default()).unwrap();
+    assert_eq!(l.groove.bars.len(), 2);
+    let lines: Vec<_> = l.dropped.iter().map(|e| e.position().unwrap().0).collect();
+    assert_eq!(lines, [2, 3]);
+    assert!(l.dropped[1].to_string().contains("cut short"), "{}", l.dropped[1]);
+}
+
+#[test]
+fn meter_and_tempo_marks() {
+    let mut o = BeatOptions::default();
+    o.header = true;
+    let text = "#beat grid=16 levels=3 micro=off map=gmd9 tpq=96 meter=4/4 q=100\n\
+                k... ... ... ...\n3/4 q=90 k... ... ...\n";
+    let g = Format::Beat(o).decode(text, &Context::default()).unwrap();
+    assert_eq!(g.ticks_per_quarter, 96);
+    assert_eq!(g.bars[1].meter, Meter::new(3, 4).unwrap());
+    assert_eq!(g.tempo_at_bar(1).bpm_text(), "90");
+    assert_eq!(Format::Beat(o).encode(&g).unwrap(), text);
+}
+
+#[test]
+fn microtiming_offsets() {
+    let mut o = BeatOptions::default();
+    o.microtiming = Some(8);
+    let g = Format::Beat(o).decode("kh-2... ... ... ...\n", &Context::default()).unwrap();
+    assert!(g.bars[0].hits.iter().all(|h| h.offset == -30));
+    let err = Format::Beat(o).decode("k+5... ... ... ...\n", &Context::default()).unwrap_err();
+    assert!(err.to_string().contains("beyond half a step"), "{err}");
+}
+
+#[test]
+fn drumroll_matches_the_paper() {
+    let g = pattern::rock_groove(2, 120.0).unwrap();
+    let text = Format::Drumroll.encode(&g).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 16 + 1 + 16 + 1);
+    assert_eq!(lines[0], "o--oo-"); // crash, kick, hi-hat
+    assert_eq!(lines[4], "--o-o-"); // snare, hi-hat
+    assert_eq!(lines[16], "SEP");
+    assert_eq!(lines[33], "END");
+    let back = Format::Drumroll.decode(&text, &g.context()).unwrap();
+    assert_eq!(back, Format::Drumroll.quantise(&g).unwrap());
+}
+
+#[test]
+fn exact_is_lossless_for_the_pattern() {
+    let bytes = pattern::rock_beat(3, 97.5).unwrap();
+    let g = fine_drums_codec::midi::read(&bytes, &fine_drums_codec::midi::ReadOptions::lossless()).unwrap();
+    let text = Format::Exact.encode(&g).unwrap();
+    assert_eq!(Format::Exact.decode(&text, &Context::default()).unwrap(), g);
+    let err = Format::Exact.decode("#exact tpq=480\n0:36:100\n", &Context::default()).unwrap_err();
+    assert!(matches!(err, Error::Syntax { line: 2, column: 1, .. }), "{err}");
+}
+
+#[test]
+fn full_map_is_refused_by_the_beat_format() {
+    let mut o = BeatOptions::default();
+    o.voices = fine_drums_codec::VoiceMap::Full;
+    let g = pattern::rock_groove(1, 120.0).unwrap();
+    assert!(matches!(Format::Beat(o).encode(&g), Err(Error::Invalid { .. })));
+}

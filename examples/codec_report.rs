@@ -116,9 +116,9 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
                 Err(err) => eprintln!("{name}: {}: {err}", e.path),
             }
             if e.split == "test" && e.meter == "4-4" {
-                let body = text.strip_prefix('#').map_or(text.as_str(), |t| {
-                    t.split_once('\n').map_or("", |(_, rest)| rest)
-                });
+                let body = text
+                    .strip_prefix('#')
+                    .map_or(text.as_str(), |t| t.split_once('\n').map_or("", |(_, rest)| rest));
                 let bars: Vec<String> = match format {
                     Format::Drumroll => body
                         .trim_end_matches("END\n")
@@ -146,7 +146,10 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
 
     // Hits kept and dropped per voice map, and merged when quantised to 16ths.
     println!();
-    println!("{:<8} {:>10} {:>10} {:>8} {:>12} {:>10}", "map", "notes", "kept", "dropped", "merged@16th", "dropped %");
+    println!(
+        "{:<8} {:>10} {:>10} {:>8} {:>12} {:>10}",
+        "map", "notes", "kept", "dropped", "merged@16th", "dropped %"
+    );
     for map in VoiceMap::ALL {
         let (mut kept, mut dropped, mut merged) = (0u64, 0u64, 0u64);
         for (_, bytes) in &files {

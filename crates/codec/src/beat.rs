@@ -66,7 +66,10 @@ impl BeatOptions {
         if self.voices.letter(crate::voice::Voice::new(0)).is_none() {
             return Err(Error::invalid(
                 "voice map",
-                format!("the beat format writes voices as letters, and `{}` has none (use gmd9, paper6, or the exact format)", self.voices),
+                format!(
+                    "the beat format writes voices as letters, and `{}` has none (use gmd9, paper6, or the exact format)",
+                    self.voices
+                ),
             ));
         }
         Ok(())
@@ -100,17 +103,15 @@ pub fn encode(groove: &Groove, options: &BeatOptions) -> Result<String> {
             meter = Some(bar.meter);
             let _ = write!(out, "{} ", bar.meter);
         }
-        if i > 0 {
-            if let Some(t) = bar.tempos.first() {
-                let _ = write!(out, "q={} ", t.tempo.bpm_text());
-            }
+        if let (true, Some(t)) = (i > 0, bar.tempos.first()) {
+            let _ = write!(out, "q={} ", t.tempo.bpm_text());
         }
         let steps = bar.meter.steps(options.grid)?;
         let group = bar.meter.group_steps(options.grid)?;
         let mut hits = bar.hits.iter().peekable();
         for s in 0..steps {
             if s > 0 {
-                out.push(if s % group == 0 { ' ' } else { '.' });
+                out.push(if s.is_multiple_of(group) { ' ' } else { '.' });
             }
             let mut offset = 0;
             while let Some(h) = hits.next_if(|h| h.step == s) {
@@ -177,7 +178,9 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
             Mode::Lenient => raw.trim(),
         };
         if line.starts_with('#') {
-            let header = if n == 1 { parse_header(n, line, &mut st, &mut tempo) } else {
+            let header = if n == 1 {
+                parse_header(n, line, &mut st, &mut tempo)
+            } else {
                 Err(Error::syntax(n, 1, "a header is only allowed on the first line"))
             };
             match (header, mode) {
@@ -223,7 +226,11 @@ fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Resu
                 o.microtiming = if value == "off" {
                     None
                 } else {
-                    Some(value.parse().map_err(|_| Error::syntax(n, col, "micro= takes a number or off"))?)
+                    Some(
+                        value
+                            .parse()
+                            .map_err(|_| Error::syntax(n, col, "micro= takes a number or off"))?,
+                    )
                 };
             }
             "map" => o.voices = value.parse().map_err(bad)?,
@@ -263,8 +270,8 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
     loop {
         let end = b[i..].iter().position(|&c| c == b' ').map_or(b.len(), |p| i + p);
         let word = &line[i..end];
-        if word.starts_with("q=") {
-            tempo = Some(parse_bpm(&word[2..]).map_err(|e| err(i, e.to_string()))?);
+        if let Some(bpm) = word.strip_prefix("q=") {
+            tempo = Some(parse_bpm(bpm).map_err(|e| err(i, e.to_string()))?);
         } else if word.contains('/') {
             meter = word.parse().map_err(|e: Error| err(i, e.to_string()))?;
         } else {
@@ -293,7 +300,12 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
             let level = if c.is_ascii_uppercase() {
                 match levels {
                     2 | 3 => levels,
-                    _ => return Err(err(at, format!("capital letters are not used with {levels} velocity levels"))),
+                    _ => {
+                        return Err(err(
+                            at,
+                            format!("capital letters are not used with {levels} velocity levels"),
+                        ));
+                    }
                 }
             } else {
                 match levels {
@@ -311,7 +323,13 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
                         }
                         let level: u8 = line[start..i].parse().unwrap_or(0);
                         if level == 0 || level > levels {
-                            return Err(err(start, format!("expected a velocity level 1 to {levels} after {:?}", char::from(c))));
+                            return Err(err(
+                                start,
+                                format!(
+                                    "expected a velocity level 1 to {levels} after {:?}",
+                                    char::from(c)
+                                ),
+                            ));
                         }
                         level
                     }
@@ -340,9 +358,14 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
             while b.get(i).is_some_and(u8::is_ascii_digit) {
                 i += 1;
             }
-            let units: i64 = line[start..i].parse().map_err(|_| err(start, "expected digits after the sign".into()))?;
+            let units: i64 = line[start..i]
+                .parse()
+                .map_err(|_| err(start, "expected digits after the sign".into()))?;
             if units > i64::from(r / 2) {
-                return Err(err(at, format!("offset {units} is beyond half a step ({} divisions)", r / 2)));
+                return Err(err(
+                    at,
+                    format!("offset {units} is beyond half a step ({} divisions)", r / 2),
+                ));
             }
             if bar.hits.len() == first {
                 return Err(err(at, "a timing offset on an empty step".into()));
@@ -356,7 +379,13 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
         bar.hits[first..].sort_by_key(|h| h.voice);
         step += 1;
         let sep = b.get(i).copied();
-        let want = if step == steps { None } else if step % group == 0 { Some(b' ') } else { Some(b'.') };
+        let want = if step == steps {
+            None
+        } else if step.is_multiple_of(group) {
+            Some(b' ')
+        } else {
+            Some(b'.')
+        };
         if sep != want {
             let what = match want {
                 None => "the end of the bar".to_string(),

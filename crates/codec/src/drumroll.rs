@@ -41,13 +41,12 @@ pub fn quantise(groove: &Groove) -> Result<Groove> {
 /// Encodes a groove as a drumroll. All bars must share one meter.
 pub fn encode(groove: &Groove) -> Result<String> {
     let q = quantise(groove)?;
-    if let Some(first) = q.bars.first() {
-        if let Some(other) = q.bars.iter().find(|b| b.meter != first.meter) {
-            return Err(Error::invalid(
-                "drumroll",
-                format!("the drumroll cannot mark a meter change ({} to {})", first.meter, other.meter),
-            ));
-        }
+    let first = q.bars.first().map(|b| b.meter);
+    if let Some(other) = q.bars.iter().find(|b| Some(b.meter) != first) {
+        return Err(Error::invalid(
+            "drumroll",
+            format!("the drumroll cannot mark a meter change (to {} here)", other.meter),
+        ));
     }
     let mut out = String::with_capacity(q.bars.len() * 16 * 7 + 4);
     for (i, bar) in q.bars.iter().enumerate() {
@@ -91,7 +90,12 @@ fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Len
     let mut bad: Option<Error> = None;
     let mut ended = false;
     let mut last_line = 0;
-    let mut close = |bar: &mut Bar, rows: &mut u32, bad: &mut Option<Error>, line: usize, groove: &mut Groove| -> Result<()> {
+    let mut close = |bar: &mut Bar,
+                     rows: &mut u32,
+                     bad: &mut Option<Error>,
+                     line: usize,
+                     groove: &mut Groove|
+     -> Result<()> {
         let problem = bad.take().or_else(|| {
             (*rows != steps).then(|| {
                 Error::syntax(line, 1, format!("a bar needs {steps} lines, this one has {rows}"))
@@ -133,7 +137,11 @@ fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Len
             "" if mode == Mode::Lenient => {}
             _ => {
                 if line.len() != 6 || line.bytes().any(|c| c != b'o' && c != b'-') {
-                    let e = Error::syntax(n, 1, format!("expected 6 characters of `o` and `-`, found {line:?}"));
+                    let e = Error::syntax(
+                        n,
+                        1,
+                        format!("expected 6 characters of `o` and `-`, found {line:?}"),
+                    );
                     if mode == Mode::Strict {
                         return Err(e);
                     }

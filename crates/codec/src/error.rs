@@ -33,7 +33,9 @@ pub enum Error {
         subframes: u8,
     },
     /// The file has no note on the drum channel.
-    #[error("no drum notes on MIDI channel {channel} (name another channel if the drums are elsewhere)")]
+    #[error(
+        "no drum notes on MIDI channel {channel} (name another channel if the drums are elsewhere)"
+    )]
     NoDrums {
         /// The channel that was searched, 1 to 16.
         channel: u8,
@@ -47,7 +49,9 @@ pub enum Error {
         limit: u64,
     },
     /// Delta times add up past the largest supported position.
-    #[error("track {track}, event {event}: time overflows ({tick} ticks is past the supported maximum)")]
+    #[error(
+        "track {track}, event {event}: time overflows ({tick} ticks is past the supported maximum)"
+    )]
     TickOverflow {
         /// Track index, from 0.
         track: usize,

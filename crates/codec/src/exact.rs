@@ -83,13 +83,20 @@ fn run(text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
                     let bad = |e: Error| Error::syntax(n, col, e);
                     match key {
                         "tpq" => {
-                            tpq = value.parse().ok().filter(|&t| t > 0).ok_or_else(|| {
-                                Error::syntax(n, col, "tpq= takes 1 to 65535")
-                            })?;
+                            tpq =
+                                value.parse().ok().filter(|&t| t > 0).ok_or_else(|| {
+                                    Error::syntax(n, col, "tpq= takes 1 to 65535")
+                                })?;
                         }
                         "grid" => grid = value.parse().map_err(bad)?,
                         "map" => voices = value.parse().map_err(bad)?,
-                        _ => return Err(Error::syntax(n, col, format!("unknown header field {key:?}"))),
+                        _ => {
+                            return Err(Error::syntax(
+                                n,
+                                col,
+                                format!("unknown header field {key:?}"),
+                            ));
+                        }
                     }
                 }
                 Ok(())
@@ -174,7 +181,11 @@ fn parse_line(
             let len = u32::try_from(len).ok();
             match (abs >= 0 && abs <= i64::from(u32::MAX), pitch, vel, len) {
                 (true, Some(p), Some(v), Some(l)) => items.push(Item::Note(abs as u64, p, v, l)),
-                _ => return Err(err(format!("{word:?}: tick before the start, or pitch, velocity or length out of range"))),
+                _ => {
+                    return Err(err(format!(
+                        "{word:?}: tick before the start, or pitch, velocity or length out of range"
+                    )));
+                }
             }
         }
     }

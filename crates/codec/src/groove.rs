@@ -23,7 +23,9 @@ impl Meter {
         if numerator == 0 || !denominator.is_power_of_two() || denominator > 64 {
             return Err(Error::invalid(
                 "meter",
-                format!("{numerator}/{denominator} (need a numerator of 1 or more and a power-of-two denominator up to 64)"),
+                format!(
+                    "{numerator}/{denominator} (need a numerator of 1 or more and a power-of-two denominator up to 64)"
+                ),
             ));
         }
         Ok(Meter { numerator, denominator })
@@ -51,7 +53,9 @@ impl Meter {
         if whole % d != 0 {
             return Err(Error::invalid(
                 "meter",
-                format!("a {self} bar is not a whole number of ticks at {ticks_per_quarter} ticks per quarter"),
+                format!(
+                    "a {self} bar is not a whole number of ticks at {ticks_per_quarter} ticks per quarter"
+                ),
             ));
         }
         Ok(whole / d)
@@ -615,7 +619,8 @@ impl Groove {
         let mut start = 0i64;
         for bar in &self.bars {
             for h in &bar.hits {
-                let tick = start + self.grid.step_tick(h.step, self.ticks_per_quarter)
+                let tick = start
+                    + self.grid.step_tick(h.step, self.ticks_per_quarter)
                     + i64::from(h.offset);
                 out.push(Note {
                     tick: tick.max(0) as u64,
@@ -711,7 +716,10 @@ impl Groove {
             if r < 2 || fine > u32::from(tpq) {
                 return Err(Error::invalid(
                     "microtiming",
-                    format!("{r} divisions per {} step (need 2 or more, and no finer than a tick at {tpq} ticks per quarter)", q.grid),
+                    format!(
+                        "{r} divisions per {} step (need 2 or more, and no finer than a tick at {tpq} ticks per quarter)",
+                        q.grid
+                    ),
                 ));
             }
         }

@@ -122,7 +122,9 @@ mod text;
 mod voice;
 
 pub use error::{Error, Result};
-pub use groove::{Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Tempo, TempoChange};
+pub use groove::{
+    Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Tempo, TempoChange,
+};
 pub use primitive::{Channel, Pitch, Velocity};
 pub use text::{Format, Lenient};
 pub use voice::{Voice, VoiceMap};

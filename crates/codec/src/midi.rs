@@ -2,7 +2,7 @@
 //!
 //! [`read`] takes the bytes of any SMF (format 0, 1 or 2, any resolution, running status,
 //! note-on with velocity 0 as note-off, tempo maps and meter changes) and returns the
-//! [`Groove`] of one channel's drum notes. [`write`] turns a groove back into a format 0 file.
+//! [`Groove`] of one channel's drum notes. [`write()`] turns a groove back into a format 0 file.
 //! Neither touches the file system.
 
 use std::collections::VecDeque;
@@ -27,7 +27,8 @@ fn pair_first_in_first_out(notes: &mut [Note]) {
         by_pitch[n.pitch.as_int() as usize].push(i);
     }
     for idx in by_pitch.iter().filter(|v| v.len() > 1) {
-        let mut ends: Vec<u64> = idx.iter().map(|&i| notes[i].tick + u64::from(notes[i].length)).collect();
+        let mut ends: Vec<u64> =
+            idx.iter().map(|&i| notes[i].tick + u64::from(notes[i].length)).collect();
         ends.sort_unstable();
         for (&i, end) in idx.iter().zip(ends) {
             notes[i].length = (end - notes[i].tick) as u32;
@@ -159,12 +160,8 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
         }
     };
     let channel = u4::new(options.channel.index());
-    let mut report = ReadReport {
-        kept: [0; 128],
-        dropped: [0; 128],
-        other_channels: 0,
-        controllers: 0,
-    };
+    let mut report =
+        ReadReport { kept: [0; 128], dropped: [0; 128], other_channels: 0, controllers: 0 };
     let mut notes: Vec<Note> = Vec::new();
     let mut tempos: Vec<(u64, Tempo)> = Vec::new();
     let mut meters: Vec<(u64, Meter)> = Vec::new();
@@ -253,7 +250,8 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     if let Some(m) = options.meter {
         meters = vec![(0, m)];
     }
-    let first = meters.first().filter(|&&(tick, _)| tick == 0).map_or(Meter::FOUR_FOUR, |&(_, m)| m);
+    let first =
+        meters.first().filter(|&&(tick, _)| tick == 0).map_or(Meter::FOUR_FOUR, |&(_, m)| m);
     let mut builder = Builder::new(tpq, options.grid, first, meters, options.limits)?;
     if tempos.first().is_none_or(|&(tick, _)| tick > 0) {
         builder.tempo(0, Tempo::DEFAULT)?;
@@ -269,7 +267,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     Ok((builder.finish(options.voices), report))
 }
 
-/// How [`write`] lays out a file.
+/// How [`write()`] lays out a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteOptions {
@@ -287,9 +285,10 @@ impl Default for WriteOptions {
 /// the first bar and wherever the meter changes, its tempo changes, and every hit as a
 /// note-on and a note-off. The track ends at the end of the last bar.
 pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
-    let tpq = u15::try_from(groove.ticks_per_quarter)
-        .filter(|t| t.as_int() > 0)
-        .ok_or_else(|| Error::invalid("resolution", format!("{} ticks per quarter", groove.ticks_per_quarter)))?;
+    let tpq =
+        u15::try_from(groove.ticks_per_quarter).filter(|t| t.as_int() > 0).ok_or_else(|| {
+            Error::invalid("resolution", format!("{} ticks per quarter", groove.ticks_per_quarter))
+        })?;
     let channel = u4::new(options.channel.index());
     // (tick, order, event): metas first, then releases, then hits, then zero-length releases.
     let mut timed: Vec<(u64, u8, TrackEventKind<'static>)> =
@@ -332,7 +331,10 @@ pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
         timed.push((
             off,
             if n.length == 0 { 4 } else { 2 },
-            TrackEventKind::Midi { channel, message: MidiMessage::NoteOff { key, vel: u7::new(0) } },
+            TrackEventKind::Midi {
+                channel,
+                message: MidiMessage::NoteOff { key, vel: u7::new(0) },
+            },
         ));
     }
     timed.sort_by_key(|&(tick, order, _)| (tick, order));
@@ -354,9 +356,12 @@ pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
 }
 
 fn delta(ticks: u64) -> Result<u28> {
-    u32::try_from(ticks)
-        .ok()
-        .filter(|&t| t <= u28::max_value().as_int())
-        .map(u28::new)
-        .ok_or_else(|| Error::invalid("MIDI output", format!("a gap of {ticks} ticks does not fit a delta time")))
+    u32::try_from(ticks).ok().filter(|&t| t <= u28::max_value().as_int()).map(u28::new).ok_or_else(
+        || {
+            Error::invalid(
+                "MIDI output",
+                format!("a gap of {ticks} ticks does not fit a delta time"),
+            )
+        },
+    )
 }

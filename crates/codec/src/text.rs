@@ -114,11 +114,10 @@ pub(crate) fn header_fields<'a>(
     line: &'a str,
     name: &str,
 ) -> Result<impl Iterator<Item = Result<(&'a str, &'a str, usize)>> + 'a> {
-    let rest = line
-        .strip_prefix('#')
-        .map(str::trim_start)
-        .and_then(|r| r.strip_prefix(name))
-        .ok_or_else(|| Error::syntax(line_no, 1, format!("expected a header starting with `#{name}`")))?;
+    let rest =
+        line.strip_prefix('#').map(str::trim_start).and_then(|r| r.strip_prefix(name)).ok_or_else(
+            || Error::syntax(line_no, 1, format!("expected a header starting with `#{name}`")),
+        )?;
     let base = line.len() - rest.len();
     Ok(rest.split(' ').filter(|w| !w.is_empty()).map(move |w| {
         let at = base + (w.as_ptr() as usize - rest.as_ptr() as usize);

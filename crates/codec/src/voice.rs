@@ -199,9 +199,8 @@ impl FromStr for VoiceMap {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<VoiceMap> {
-        VoiceMap::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| Error::invalid("voice map", format!("{s:?} (expected gmd9, paper6 or full)")))
+        VoiceMap::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            Error::invalid("voice map", format!("{s:?} (expected gmd9, paper6 or full)"))
+        })
     }
 }

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use fine_drums_codec::Format;
 use fine_drums_codec::beat::BeatOptions;
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
-use fine_drums_codec::Format;
 
 /// The dataset folder, or `None` (with the reason printed) outside CI when it is missing.
 /// Under `CI=true` a missing dataset fails the test.
@@ -25,8 +25,8 @@ fn gmd() -> Option<PathBuf> {
 }
 
 fn midi_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    for entry in std::fs::read_dir(dir).expect("the dataset folder is readable") {
+        let path = entry.expect("the dataset folder is readable").path();
         if path.is_dir() {
             midi_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "mid") {
@@ -48,7 +48,11 @@ fn every_gmd_file_round_trips() {
         let text = Format::Exact.encode(&g).unwrap();
         let back = Format::Exact.decode(&text, &g.context()).unwrap();
         assert_eq!(back, g, "{}", path.display());
-        let again = midi::read(&midi::write(&back, &WriteOptions::default()).unwrap(), &ReadOptions::lossless()).unwrap();
+        let again = midi::read(
+            &midi::write(&back, &WriteOptions::default()).unwrap(),
+            &ReadOptions::lossless(),
+        )
+        .unwrap();
         assert_eq!(again, g, "{}", path.display());
         let text = beat.encode(&g).unwrap();
         let decoded = beat.decode(&text, &g.context()).unwrap();

@@ -93,7 +93,8 @@ fn millions_of_controllers_are_fine() {
         body.extend_from_slice(&[0x00, 0x04, 0x10]);
     }
     body.extend_from_slice(&[0x00, 0x89, 36, 0, 0x00, 0xFF, 0x2F, 0x00]);
-    let (g, report) = midi::read_with_report(&raw_track(480, &body), &ReadOptions::default()).unwrap();
+    let (g, report) =
+        midi::read_with_report(&raw_track(480, &body), &ReadOptions::default()).unwrap();
     assert_eq!(g.hit_count(), 1);
     assert_eq!(report.controllers, 2_000_001);
 }

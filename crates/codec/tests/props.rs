@@ -7,22 +7,35 @@ use proptest::prelude::*;
 
 use crate::util::{N, smf};
 
+/// Meter events as (bar, (numerator, log2 denominator)).
+type Meters = Vec<(u32, (u8, u8))>;
+
 /// Arbitrary MIDI: resolution, 1-3 tracks, tempo and meter changes, drum notes (and a few
 /// on another channel).
 fn arb_midi() -> impl Strategy<Value = Vec<u8>> {
     let tpq = prop::sample::select(vec![96u16, 120, 192, 384, 480, 960]);
     (tpq, 1usize..=3).prop_flat_map(|(tpq, tracks)| {
         let span = u32::from(tpq) * 4 * 12;
-        let note = (0..span, prop::sample::select(vec![9u8, 9, 9, 9, 0]), 0u8..128, 1u8..128, 0..u32::from(tpq));
+        let note = (
+            0..span,
+            prop::sample::select(vec![9u8, 9, 9, 9, 0]),
+            0u8..128,
+            1u8..128,
+            0..u32::from(tpq),
+        );
         let notes = prop::collection::vec(note, 1..60);
         let tempos = prop::collection::vec((0..span, 200_000u32..1_500_000), 0..4);
-        let meter = (0..span / (u32::from(tpq) * 4), prop::sample::select(vec![(4u8, 2u8), (3, 2), (6, 3), (5, 2), (7, 3), (2, 1)]));
+        let meter = (
+            0..span / (u32::from(tpq) * 4),
+            prop::sample::select(vec![(4u8, 2u8), (3, 2), (6, 3), (5, 2), (7, 3), (2, 1)]),
+        );
         let meters = prop::collection::vec(meter, 0..3);
-        (notes, tempos, meters).prop_map(move |(mut notes, tempos, meters): (Vec<N>, _, Vec<(u32, (u8, u8))>)| {
+        (notes, tempos, meters).prop_map(move |(mut notes, tempos, meters): (Vec<N>, _, Meters)| {
             if notes.iter().all(|n| n.1 != 9) {
                 notes[0].1 = 9;
             }
-            let meters: Vec<(u32, u8, u8)> = meters.iter().map(|&(bar, (n, d))| (bar * u32::from(tpq) * 4, n, d)).collect();
+            let meters: Vec<(u32, u8, u8)> =
+                meters.iter().map(|&(bar, (n, d))| (bar * u32::from(tpq) * 4, n, d)).collect();
             smf(tpq, tracks, &notes, &tempos, &meters)
         })
     })
@@ -37,7 +50,7 @@ fn grid_formats() -> Vec<Format> {
         (9, Some(2), VoiceMap::Gmd9, Grid::THIRTY_SECOND, false),
     ] {
         let mut o = BeatOptions::default();
-        o.levels = Levels::new(levels).unwrap();
+        o.levels = Levels::new(levels).expect("levels in range");
         o.microtiming = micro;
         o.voices = voices;
         o.grid = grid;

@@ -1,7 +1,7 @@
 //! The text formats on hand-made input: errors name line and column, lenient keeps good bars.
 
 use fine_drums_codec::beat::BeatOptions;
-use fine_drums_codec::{pattern, Context, Error, Format, Levels, Meter};
+use fine_drums_codec::{Context, Error, Format, Levels, Meter, pattern};
 
 fn beat() -> Format {
     Format::Beat(BeatOptions::default())
@@ -71,7 +71,8 @@ fn drumroll_matches_the_paper() {
 #[test]
 fn exact_is_lossless_for_the_pattern() {
     let bytes = pattern::rock_beat(3, 97.5).unwrap();
-    let g = fine_drums_codec::midi::read(&bytes, &fine_drums_codec::midi::ReadOptions::lossless()).unwrap();
+    let g = fine_drums_codec::midi::read(&bytes, &fine_drums_codec::midi::ReadOptions::lossless())
+        .unwrap();
     let text = Format::Exact.encode(&g).unwrap();
     assert_eq!(Format::Exact.decode(&text, &Context::default()).unwrap(), g);
     let err = Format::Exact.decode("#exact tpq=480\n0:36:100\n", &Context::default()).unwrap_err();

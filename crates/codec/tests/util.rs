@@ -8,7 +8,13 @@ pub type N = (u32, u8, u8, u8, u32);
 
 /// Writes a Standard MIDI File with notes spread over `tracks` tracks, plus tempo and meter
 /// events (tick, micros) and (tick, numerator, log2 denominator) on track 0.
-pub fn smf(tpq: u16, tracks: usize, notes: &[N], tempos: &[(u32, u32)], meters: &[(u32, u8, u8)]) -> Vec<u8> {
+pub fn smf(
+    tpq: u16,
+    tracks: usize,
+    notes: &[N],
+    tempos: &[(u32, u32)],
+    meters: &[(u32, u8, u8)],
+) -> Vec<u8> {
     let tracks = tracks.max(1);
     let mut timed: Vec<Vec<(u32, u8, TrackEventKind<'static>)>> = vec![Vec::new(); tracks];
     for &(t, m) in tempos {
@@ -21,7 +27,11 @@ pub fn smf(tpq: u16, tracks: usize, notes: &[N], tempos: &[(u32, u32)], meters: 
         let channel = u4::new(ch);
         let key = u7::new(p);
         let tr = &mut timed[i % tracks];
-        tr.push((t, 2, TrackEventKind::Midi { channel, message: MidiMessage::NoteOn { key, vel: u7::new(v) } }));
+        tr.push((
+            t,
+            2,
+            TrackEventKind::Midi { channel, message: MidiMessage::NoteOn { key, vel: u7::new(v) } },
+        ));
         // Every other release is a note-on with velocity 0.
         let off = if i % 2 == 0 {
             MidiMessage::NoteOff { key, vel: u7::new(64) }
@@ -43,14 +53,17 @@ pub fn smf(tpq: u16, tracks: usize, notes: &[N], tempos: &[(u32, u32)], meters: 
                     e
                 })
                 .collect();
-            out.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
+            out.push(TrackEvent {
+                delta: u28::new(0),
+                kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+            });
             out
         })
         .collect();
     let format = if tracks.len() == 1 { Format::SingleTrack } else { Format::Parallel };
     let header = Header::new(format, Timing::Metrical(u15::new(tpq)));
     let mut out = Vec::new();
-    midly::write(&header, tracks.iter(), &mut out).unwrap();
+    midly::write(&header, tracks.iter(), &mut out).expect("writing to a Vec cannot fail");
     out
 }
 

@@ -54,3 +54,52 @@ pub fn midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     out.sort();
     Ok(out)
 }
+
+/// The text format options every example takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// Text format: beat (compact, for language models), drumroll (Zhang & Callison-Burch
+    /// 2023) or exact (lossless).
+    #[arg(long, default_value = "beat", value_parser = ["beat", "drumroll", "exact"])]
+    pub format: String,
+    /// Step grid of the beat format: 4, 8, 8t, 16, 16t, 32, 32t or 64.
+    #[arg(long, default_value = "16")]
+    pub grid: fine_drums_codec::Grid,
+    /// Velocity levels of the beat format, 1 to 127.
+    #[arg(long, default_value_t = 3)]
+    pub levels: u8,
+    /// Microtiming of the beat format, in divisions of a step (e.g. 8), or "off".
+    #[arg(long, default_value = "off")]
+    pub micro: String,
+    /// Voice map: gmd9, paper6 or full (full only with --format exact).
+    #[arg(long, default_value = "gmd9")]
+    pub map: fine_drums_codec::VoiceMap,
+    /// Start beat-format text with a #beat header so that it decodes on its own.
+    #[arg(long)]
+    pub header: bool,
+}
+
+impl FormatArgs {
+    pub fn format(&self) -> Result<fine_drums_codec::Format, String> {
+        use fine_drums_codec::{Format, Levels, beat::BeatOptions};
+        Ok(match self.format.as_str() {
+            "drumroll" => Format::Drumroll,
+            "exact" => Format::Exact,
+            _ => {
+                let mut o = BeatOptions::default();
+                o.grid = self.grid;
+                o.levels = Levels::new(self.levels).map_err(|e| e.to_string())?;
+                o.microtiming = match self.micro.as_str() {
+                    "off" => None,
+                    m => Some(
+                        m.parse()
+                            .map_err(|_| format!("--micro takes a number or off, not {m:?}"))?,
+                    ),
+                };
+                o.voices = self.map;
+                o.header = self.header;
+                Format::Beat(o)
+            }
+        })
+    }
+}

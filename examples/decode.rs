@@ -1,0 +1,80 @@
+//! Decodes text (yours or a model's) back into a MIDI file.
+//!
+//! `cargo run --example decode -- groove.txt --out groove.mid`
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fine_drums_codec::midi::{self, WriteOptions};
+use fine_drums_codec::{Channel, Context, Meter, Tempo};
+
+/// Decode drum text into a Standard MIDI File. Bars without their own marks are read in
+/// --meter and --tempo (a #beat or #exact header overrides them).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The text file ("-" for standard input).
+    input: PathBuf,
+    /// Where to write the MIDI file (default: the input with .mid).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    format: common::FormatArgs,
+    /// Keep the bars that parse and report the others, instead of stopping at the first error.
+    #[arg(long)]
+    lenient: bool,
+    /// Tempo in BPM.
+    #[arg(long, default_value_t = 120.0)]
+    tempo: f64,
+    /// Meter, N/D.
+    #[arg(long, default_value = "4/4")]
+    meter: Meter,
+    /// Ticks per quarter note of the written file.
+    #[arg(long, default_value_t = 480)]
+    tpq: u16,
+    /// MIDI channel to write the drums on, 1 to 16.
+    #[arg(long, default_value_t = 10)]
+    channel: u8,
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::parse();
+    let format = args.format.format()?;
+    let name = args.input.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(&args.input).map_err(|e| format!("{name}: {e}"))?
+    };
+    let tempo = Tempo::from_bpm(args.tempo).map_err(|e| e.to_string())?;
+    let context = Context::new(args.tpq, args.meter, tempo);
+    let groove = if args.lenient {
+        let l = format.decode_lenient(&text, &context).map_err(|e| format!("{name}: {e}"))?;
+        for e in &l.dropped {
+            eprintln!("{name}: dropped: {e}");
+        }
+        l.groove
+    } else {
+        format.decode(&text, &context).map_err(|e| format!("{name}: {e}"))?
+    };
+    let mut options = WriteOptions::default();
+    options.channel = Channel::try_from(args.channel).map_err(|e| e.to_string())?;
+    let bytes = midi::write(&groove, &options).map_err(|e| format!("{name}: {e}"))?;
+    let out = args.out.unwrap_or_else(|| args.input.with_extension("mid"));
+    std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("wrote {} ({} bars, {} hits)", out.display(), groove.bars.len(), groove.hit_count());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Encodes drum MIDI files as text.
+//!
+//! `cargo run --example encode -- groove.mid` prints the beat-format text;
+//! `cargo run --example encode -- ../shared/datasets/groove --out texts/` writes one `.txt`
+//! per MIDI file found below the folder, keeping the folder layout.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use fine_drums_codec::midi::{self, ReadOptions};
+use fine_drums_codec::{Channel, Format, Grid, Meter, VoiceMap};
+
+/// Encode drum MIDI (a file, or every .mid below a folder) as text.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// A MIDI file or a folder of them.
+    input: PathBuf,
+    /// Write one .txt per MIDI file into this folder instead of printing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    format: common::FormatArgs,
+    /// MIDI channel of the drums, 1 to 16.
+    #[arg(long, default_value_t = 10)]
+    channel: u8,
+    /// Read every file in this meter (N/D) instead of its own time signatures.
+    #[arg(long)]
+    meter: Option<Meter>,
+}
+
+fn encode_one(path: &Path, read: &ReadOptions, format: &Format) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let groove = midi::read(&bytes, read).map_err(|e| format!("{}: {e}", path.display()))?;
+    format.encode(&groove).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::parse();
+    let format = args.format.format()?;
+    let mut read = ReadOptions::default();
+    read.channel = Channel::try_from(args.channel).map_err(|e| e.to_string())?;
+    read.meter = args.meter;
+    // Read exactly; the format decides what to keep.
+    read.voices = VoiceMap::Full;
+    read.grid = match format {
+        Format::Beat(o) => o.grid,
+        _ => Grid::SIXTEENTH,
+    };
+    if args.input.is_dir() {
+        let out = args.out.ok_or("a folder needs --out DIR for the text files")?;
+        let files = common::midi_files(&args.input)
+            .map_err(|e| format!("{}: {e}", args.input.display()))?;
+        let (mut done, mut failed) = (0, 0);
+        for path in &files {
+            match encode_one(path, &read, &format) {
+                Ok(text) => {
+                    let rel = path.strip_prefix(&args.input).unwrap_or(path);
+                    let target = out.join(rel).with_extension("txt");
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| format!("{}: {e}", parent.display()))?;
+                    }
+                    std::fs::write(&target, text)
+                        .map_err(|e| format!("{}: {e}", target.display()))?;
+                    done += 1;
+                }
+                Err(e) => {
+                    eprintln!("skipped {e}");
+                    failed += 1;
+                }
+            }
+        }
+        eprintln!("encoded {done} files into {} ({failed} skipped)", out.display());
+        return if done == 0 && failed > 0 {
+            Err("no file could be encoded".into())
+        } else {
+            Ok(())
+        };
+    }
+    let text = encode_one(&args.input, &read, &format)?;
+    match args.out {
+        Some(out) => std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //!
 //! `cargo run --example make_groove -- examples/grooves/rock.mid --bars 4 --bpm 96`
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,11 +34,5 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit(run())
 }

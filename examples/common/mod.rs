@@ -103,3 +103,14 @@ impl FormatArgs {
         })
     }
 }
+
+/// The end of every example's `main`: success, or the error on standard error and exit 1.
+pub fn exit(result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

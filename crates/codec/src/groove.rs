@@ -723,7 +723,13 @@ impl Groove {
                 ));
             }
         }
-        let g = self.with_grid(q.grid)?.with_voices(q.voices)?;
+        let moved;
+        let g = if self.grid == q.grid && self.voices == q.voices {
+            self
+        } else {
+            moved = self.with_grid(q.grid)?.with_voices(q.voices)?;
+            &moved
+        };
         let length = Groove::default_length(tpq, q.grid);
         let mut prev_tempo = None;
         let mut bars = Vec::with_capacity(g.bars.len());

@@ -3,8 +3,11 @@
 //! `FINE_DRUMS_GMD` names the dataset folder (default `../shared/datasets/groove`).
 //! Throughput is MIDI input bytes; the round trip is parse + encode + decode + write.
 
+#[path = "../examples/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fine_drums_codec::beat::BeatOptions;
@@ -14,23 +17,9 @@ use fine_drums_codec::{Format, Groove};
 fn corpus() -> Vec<Vec<u8>> {
     let dir = std::env::var_os("FINE_DRUMS_GMD")
         .map_or_else(|| PathBuf::from("../shared/datasets/groove"), PathBuf::from);
-    let mut files = Vec::new();
-    collect(&dir, &mut files);
+    let files = common::midi_files(&dir).unwrap_or_default();
     assert!(!files.is_empty(), "no MIDI files under {} (set FINE_DRUMS_GMD)", dir.display());
-    files.sort();
     files.iter().map(|p| std::fs::read(p).expect("readable MIDI file")).collect()
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "mid") {
-            out.push(path);
-        }
-    }
 }
 
 fn roundtrip(bytes: &[u8], read: &ReadOptions, format: &Format) -> (usize, usize) {

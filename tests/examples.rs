@@ -59,9 +59,56 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn every_example_has_help() {
-    for name in ["encode", "decode", "codec_report", "make_groove"] {
+    for name in ["encode", "decode", "codec_report", "make_groove", "prepare"] {
         let out = example(name).arg("--help").output().unwrap();
         assert!(out.status.success(), "{name}");
         assert!(String::from_utf8(out.stdout).unwrap().contains("Usage:"), "{name}");
     }
+}
+
+/// A fresh folder under the target directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("the test binary has a path");
+    dir.pop();
+    dir.push(format!("scratch-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+#[test]
+fn prepare_splits_a_folder_without_an_index() {
+    let dir = scratch("prepare");
+    let (data, out) = (dir.join("data"), dir.join("out"));
+    for song in 0..12 {
+        let folder = data.join(format!("song{song}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for take in 0..2 {
+            let midi = fine_drums_codec::pattern::rock_beat(20, 90.0 + f64::from(song)).unwrap();
+            std::fs::write(folder.join(format!("take{take}.mid")), midi).unwrap();
+        }
+    }
+    std::fs::write(data.join("song0/broken.mid"), b"MThd").unwrap();
+    let run = example("prepare").arg(&data).arg("--out").arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("song0/broken.mid: not a valid MIDI file"), "{stderr}");
+    assert!(stdout.contains("| all | 24 | 1 | 48 |"), "{stdout}");
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let manifest = fine_drums_dataset::Manifest::from_json(&manifest).unwrap();
+    // Both takes of a song share a split.
+    for s in manifest.sources.chunks(2) {
+        assert_eq!(s[0].split, s[1].split, "{} / {}", s[0].path, s[1].path);
+    }
+    let lines: usize = ["train", "validation", "test"]
+        .iter()
+        .map(|s| std::fs::read_to_string(out.join(format!("{s}.jsonl"))).unwrap().lines().count())
+        .sum();
+    assert_eq!(lines, 48);
+    // --strict stops at the broken file and names it.
+    let run =
+        example("prepare").arg(&data).arg("--out").arg(&out).arg("--strict").output().unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("song0/broken.mid"));
 }

@@ -114,3 +114,15 @@ pub fn exit(result: Result<(), String>) -> std::process::ExitCode {
         }
     }
 }
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>10} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}

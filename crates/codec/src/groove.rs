@@ -613,6 +613,31 @@ impl Groove {
         }
     }
 
+    /// Bars `range` as a groove of their own, starting in the tempo in force at the first
+    /// of them (written as a change on its first tick), so that the slice plays and encodes
+    /// as it sounded inside the whole. A range past the end is cut to the bars there are.
+    ///
+    /// ```
+    /// use fine_drums_codec::pattern::rock_groove;
+    ///
+    /// let g = rock_groove(8, 96.0)?;
+    /// let tail = g.slice(6..8);
+    /// assert_eq!(tail.bars.len(), 2);
+    /// assert_eq!(tail.context().tempo, g.tempo_at_bar(6));
+    /// # Ok::<(), fine_drums_codec::Error>(())
+    /// ```
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Groove {
+        let end = range.end.min(self.bars.len());
+        let start = range.start.min(end);
+        let mut bars = self.bars[start..end].to_vec();
+        if let Some(first) = bars.first_mut()
+            && first.tempos.first().is_none_or(|t| t.tick != 0)
+        {
+            first.tempos.insert(0, TempoChange { tick: 0, tempo: self.tempo_at_bar(start) });
+        }
+        Groove { bars, ..*self }
+    }
+
     /// Every note at its absolute tick, with the pitch it is written as.
     pub(crate) fn notes(&self) -> Result<Vec<Note>> {
         let mut out = Vec::with_capacity(self.hit_count());

@@ -3,26 +3,13 @@
 
 use std::path::PathBuf;
 
+#[path = "../../../tests/common/gmd.rs"]
+mod gmd_dir;
+use gmd_dir::gmd;
+
 use fine_drums_codec::Format;
 use fine_drums_codec::beat::BeatOptions;
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
-
-/// The dataset folder, or `None` (with the reason printed) outside CI when it is missing.
-/// Under `CI=true` a missing dataset fails the test.
-fn gmd() -> Option<PathBuf> {
-    let dir = std::env::var_os("FINE_DRUMS_GMD").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/groove")
-    });
-    if dir.join("info.csv").is_file() {
-        return Some(dir);
-    }
-    let msg = format!("GMD not found at {} (set FINE_DRUMS_GMD)", dir.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-    None
-}
 
 fn midi_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("the dataset folder is readable") {

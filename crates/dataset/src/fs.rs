@@ -1,0 +1,71 @@
+//! The crate's only I/O: finding files in a dataset folder, reading them, and writing the
+//! prepared files so that a failure never leaves half a file behind.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::index::{Entry, Index};
+use crate::split::HashSplit;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.display().to_string(), source }
+}
+
+/// Reads the index of a GMD folder (`dir/info.csv`).
+pub fn read_index(dir: &Path) -> Result<Index> {
+    let file = dir.join("info.csv");
+    let bytes = std::fs::read(&file).map_err(io(&file))?;
+    Index::parse(&file.display().to_string(), &bytes)
+}
+
+/// Every `.mid` / `.midi` file below `dir`, as entries split by `split`, sorted by path.
+pub fn scan(dir: &Path, split: &HashSplit) -> Result<Vec<Entry>> {
+    split.check()?;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for item in std::fs::read_dir(&d).map_err(io(&d))? {
+            let path = item.map_err(io(&d))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if is_midi(&path) {
+                let rel = relative(dir, &path);
+                let s = split.split_of(&rel);
+                out.push(Entry::new(rel, s));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn is_midi(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"))
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// The absolute path of an entry's file.
+pub fn path_of(dir: &Path, entry: &Entry) -> PathBuf {
+    entry.path.split('/').fold(dir.to_path_buf(), |p, c| p.join(c))
+}
+
+/// Reads an entry's file; the error names the file.
+pub fn read_entry(dir: &Path, entry: &Entry) -> Result<Vec<u8>> {
+    let path = path_of(dir, entry);
+    std::fs::read(&path).map_err(io(&path))
+}
+
+/// Writes `contents` to `path` through a temporary file in the same folder and a rename,
+/// so that a crash leaves the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, contents).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}

@@ -1,0 +1,302 @@
+//! From entries and their bytes to examples per split, with every skipped file counted.
+//! No I/O: the caller reads the files (see [`crate::fs`]) and hands over bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::index::{BeatType, Entry, Split};
+use crate::pairs::{CountTokens, Pair, Windows};
+use crate::template::Template;
+
+/// Which files are used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Filter {
+    /// Beat types kept; empty keeps all. Files without a beat type are always kept.
+    /// Default: grooves only (fills are one or two bars, too short to continue).
+    pub beat_types: Vec<BeatType>,
+    /// Meters kept, as GMD writes them (`4-4`); empty keeps all. Default: all.
+    pub meters: Vec<String>,
+    /// Styles kept: a genre (`funk`) or a full style (`funk/groove1`); empty keeps all.
+    /// Default: all.
+    pub styles: Vec<String>,
+    /// The fewest bars a file needs after leading silence is stripped; the windows'
+    /// own minimum applies too. Default: 0.
+    pub min_bars: usize,
+}
+
+impl Default for Filter {
+    fn default() -> Filter {
+        Filter {
+            beat_types: vec![BeatType::Beat],
+            meters: Vec::new(),
+            styles: Vec::new(),
+            min_bars: 0,
+        }
+    }
+}
+
+impl Filter {
+    /// Why an entry is left out before its file is read, if it is.
+    pub fn reject(&self, entry: &Entry) -> Option<Skip> {
+        if let Some(b) = entry.beat_type
+            && !self.beat_types.is_empty()
+            && !self.beat_types.contains(&b)
+        {
+            return Some(Skip::BeatType);
+        }
+        if !self.meters.is_empty() && !entry.meter.as_ref().is_some_and(|m| self.meters.contains(m))
+        {
+            return Some(Skip::Meter);
+        }
+        if !self.styles.is_empty()
+            && !self
+                .styles
+                .iter()
+                .any(|s| entry.style.as_deref() == Some(s) || entry.genre() == Some(s))
+        {
+            return Some(Skip::Style);
+        }
+        None
+    }
+}
+
+/// Why a file gave no example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Skip {
+    /// Its beat type is filtered out.
+    BeatType,
+    /// Its meter is filtered out.
+    Meter,
+    /// Its style is filtered out.
+    Style,
+    /// The file could not be read from disk.
+    Missing,
+    /// The bytes are not a usable drum MIDI file.
+    Unreadable,
+    /// Too few bars for one window after leading silence is stripped.
+    TooShort,
+    /// Every window is over the token budget.
+    OverBudget,
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Skip::BeatType => "beat type filtered out",
+            Skip::Meter => "meter filtered out",
+            Skip::Style => "style filtered out",
+            Skip::Missing => "file missing or unreadable",
+            Skip::Unreadable => "not a usable drum MIDI file",
+            Skip::TooShort => "too short",
+            Skip::OverBudget => "over the token budget",
+        })
+    }
+}
+
+/// A file that was used, and what it gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Source {
+    /// The file, relative to the dataset folder.
+    pub path: String,
+    /// Its split.
+    pub split: Split,
+    /// Bars after leading silence was stripped.
+    pub bars: usize,
+    /// Examples cut from it.
+    pub examples: usize,
+}
+
+/// A file that was left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// The file, relative to the dataset folder.
+    pub path: String,
+    /// Its split.
+    pub split: Split,
+    /// Why it was left out.
+    pub reason: Skip,
+    /// The error behind it, for missing and unreadable files.
+    pub detail: Option<String>,
+}
+
+/// An example with the file it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Example {
+    /// Index into [`Prepared::sources`].
+    pub source: usize,
+    /// The split.
+    pub split: Split,
+    /// The pair.
+    pub pair: Pair,
+}
+
+/// Everything prepared so far.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Prepared {
+    /// Files used, in the order they were added.
+    pub sources: Vec<Source>,
+    /// Files left out.
+    pub skipped: Vec<Skipped>,
+    /// Examples of every split, in order.
+    pub examples: Vec<Example>,
+    /// Windows dropped for the token budget, inside files that kept others.
+    pub windows_over_budget: usize,
+}
+
+/// Figures for one split.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SplitStats {
+    /// The split.
+    pub split: Option<Split>,
+    /// Files used.
+    pub files: usize,
+    /// Files skipped, by reason.
+    pub skipped: BTreeMap<Skip, usize>,
+    /// Examples.
+    pub examples: usize,
+    /// Bars in examples (prompt plus completion).
+    pub bars: usize,
+    /// cl100k_base tokens in examples (prompt plus completion): what one epoch trains on.
+    pub tokens: usize,
+    /// The most tokens in one example.
+    pub max_example_tokens: usize,
+}
+
+/// Turns entries and bytes into examples.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Preparer {
+    /// How grooves become text.
+    pub template: Template,
+    /// How grooves are cut.
+    pub windows: Windows,
+    /// Which files are used.
+    pub filter: Filter,
+}
+
+impl Preparer {
+    /// Checks the settings once, before any file.
+    pub fn check(&self) -> crate::Result<()> {
+        self.template.check()?;
+        self.windows.check()
+    }
+
+    /// Adds one file: `bytes` is its content, or the error met reading it.
+    ///
+    /// Returns the error behind a skipped missing or unreadable file, so that a strict
+    /// caller can stop; the file is recorded as skipped either way.
+    pub fn add(
+        &self,
+        prepared: &mut Prepared,
+        entry: &Entry,
+        bytes: Result<&[u8], Error>,
+        tokens: &dyn CountTokens,
+    ) -> Option<Error> {
+        let mut skip = |reason, detail: Option<String>| {
+            prepared.skipped.push(Skipped {
+                path: entry.path.clone(),
+                split: entry.split,
+                reason,
+                detail,
+            });
+        };
+        if let Some(reason) = self.filter.reject(entry) {
+            skip(reason, None);
+            return None;
+        }
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                skip(Skip::Missing, Some(e.to_string()));
+                return Some(e);
+            }
+        };
+        let groove = match self.template.read(bytes) {
+            Ok(g) => g,
+            Err(e) => {
+                let e = match e {
+                    Error::Codec(source) => Error::Midi { path: entry.path.clone(), source },
+                    e => e,
+                };
+                skip(Skip::Unreadable, Some(e.to_string()));
+                return Some(e);
+            }
+        };
+        let bars = groove.bars.len();
+        if bars < self.windows.min_bars().max(self.filter.min_bars) {
+            skip(Skip::TooShort, Some(format!("{bars} bars")));
+            return None;
+        }
+        let cut = match self.windows.cut(&groove, &self.template, tokens) {
+            Ok(c) => c,
+            Err(e) => {
+                skip(Skip::Unreadable, Some(format!("{}: {e}", entry.path)));
+                return Some(e);
+            }
+        };
+        if cut.pairs.is_empty() {
+            skip(Skip::OverBudget, Some(format!("{} windows", cut.over_budget)));
+            return None;
+        }
+        prepared.windows_over_budget += cut.over_budget;
+        let source = prepared.sources.len();
+        prepared.sources.push(Source {
+            path: entry.path.clone(),
+            split: entry.split,
+            bars,
+            examples: cut.pairs.len(),
+        });
+        prepared.examples.extend(cut.pairs.into_iter().map(|pair| Example {
+            source,
+            split: entry.split,
+            pair,
+        }));
+        None
+    }
+}
+
+impl Prepared {
+    /// The examples of one split.
+    pub fn split(&self, split: Split) -> impl Iterator<Item = &Pair> {
+        self.examples.iter().filter(move |e| e.split == split).map(|e| &e.pair)
+    }
+
+    /// Figures per split, and a last row (with `split: None`) for all of them.
+    pub fn stats(&self) -> Vec<SplitStats> {
+        let mut rows: Vec<SplitStats> = Split::ALL
+            .iter()
+            .map(|&s| SplitStats { split: Some(s), ..SplitStats::default() })
+            .collect();
+        let mut all = SplitStats::default();
+        let row = |s: Split| s as usize;
+        for s in &self.sources {
+            rows[row(s.split)].files += 1;
+            all.files += 1;
+        }
+        for s in &self.skipped {
+            *rows[row(s.split)].skipped.entry(s.reason).or_default() += 1;
+            *all.skipped.entry(s.reason).or_default() += 1;
+        }
+        for e in &self.examples {
+            for r in [&mut rows[row(e.split)], &mut all] {
+                r.examples += 1;
+                r.bars += e.pair.prompt_bars + e.pair.completion_bars;
+                r.tokens += e.pair.tokens;
+                r.max_example_tokens = r.max_example_tokens.max(e.pair.tokens);
+            }
+        }
+        rows.push(all);
+        rows
+    }
+}

@@ -1,0 +1,207 @@
+//! How a groove becomes a prompt and a completion, the same way at training and at
+//! generation time.
+
+use fine_drums_codec::beat::BeatOptions;
+use fine_drums_codec::midi::{self, ReadOptions};
+use fine_drums_codec::{Channel, Context, Format, Grid, Groove, Levels, VoiceMap};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The codec settings, in a form that a manifest can store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CodecSettings {
+    /// `beat`, `drumroll` or `exact`.
+    pub format: String,
+    /// The beat format's grid (`16`, `8t`, …).
+    pub grid: String,
+    /// The beat format's velocity levels.
+    pub levels: u8,
+    /// The beat format's microtiming divisions per step, or none.
+    pub microtiming: Option<u8>,
+    /// The voice map (`gmd9`, `paper6`, `full`).
+    pub map: String,
+    /// The MIDI channel of the drums, 1 to 16.
+    pub channel: u8,
+}
+
+impl Default for CodecSettings {
+    fn default() -> CodecSettings {
+        CodecSettings::from_format(&Format::default(), Channel::DRUMS)
+    }
+}
+
+impl CodecSettings {
+    /// The settings of a codec format, read from `channel`.
+    pub fn from_format(format: &Format, channel: Channel) -> CodecSettings {
+        let beat = match format {
+            Format::Beat(o) => *o,
+            _ => BeatOptions::default(),
+        };
+        CodecSettings {
+            format: format.name().to_string(),
+            grid: beat.grid.to_string(),
+            levels: beat.levels.count(),
+            microtiming: beat.microtiming,
+            map: match format {
+                Format::Exact => VoiceMap::Full.to_string(),
+                _ => beat.voices.to_string(),
+            },
+            channel: channel.as_int(),
+        }
+    }
+
+    /// The codec format these settings name.
+    pub fn format(&self) -> Result<Format> {
+        Ok(match self.format.as_str() {
+            "beat" => {
+                let mut o = BeatOptions::default();
+                o.grid = self.grid.parse::<Grid>()?;
+                o.levels = Levels::new(self.levels)?;
+                o.microtiming = self.microtiming;
+                o.voices = self.map.parse::<VoiceMap>()?;
+                Format::Beat(o)
+            }
+            "drumroll" => Format::Drumroll,
+            "exact" => Format::Exact,
+            f => {
+                return Err(Error::invalid(
+                    "format",
+                    format!("{f:?} (expected beat, drumroll or exact)"),
+                ));
+            }
+        })
+    }
+
+    /// How MIDI is read for these settings.
+    pub fn read_options(&self) -> Result<ReadOptions> {
+        let channel = Channel::try_from(self.channel)?;
+        let mut o = match self.format()? {
+            Format::Beat(b) => {
+                let mut o = ReadOptions::default();
+                o.grid = b.grid;
+                o.voices = b.voices;
+                o
+            }
+            Format::Exact => ReadOptions::lossless(),
+            _ => ReadOptions::default(),
+        };
+        o.channel = channel;
+        Ok(o)
+    }
+}
+
+/// The text around encoded bars: what ends a prompt and what ends a completion.
+///
+/// A prompt is the encoded prompt bars followed by [`separator`](Template::separator); a
+/// completion is a newline, the encoded bars, and [`stop`](Template::stop). The OpenAI
+/// fine-tuning guide for `babbage-002` and `davinci-002` asks for exactly this shape: one
+/// fixed separator, completions that start with whitespace, one fixed stop sequence.
+/// Neither `>` nor `<` occurs in any codec format, so the defaults `>>>` and `<<<` cannot
+/// appear inside encoded text (and [`Template::check`] verifies it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Template {
+    /// The codec settings.
+    pub codec: CodecSettings,
+    /// Ends every prompt. Default: `>>>`.
+    pub separator: String,
+    /// Ends every completion, and is the stop sequence at generation time. Default: `<<<`.
+    pub stop: String,
+    /// Whether leading bars without a hit are dropped before windows are cut (as Zhang &
+    /// Callison-Burch 2023 did). Default: `true`.
+    pub strip_silence: bool,
+}
+
+impl Default for Template {
+    fn default() -> Template {
+        Template {
+            codec: CodecSettings::default(),
+            separator: ">>>".to_string(),
+            stop: "<<<".to_string(),
+            strip_silence: true,
+        }
+    }
+}
+
+impl Template {
+    /// Checks that the separator and stop sequence are usable.
+    pub fn check(&self) -> Result<()> {
+        self.codec.format()?;
+        for (what, s) in [("separator", &self.separator), ("stop sequence", &self.stop)] {
+            if s.trim().is_empty() {
+                return Err(Error::invalid(what, "must hold a visible character"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads MIDI into the groove that windows are cut from: quantised as the format
+    /// keeps it, with leading silent bars dropped when
+    /// [`strip_silence`](Template::strip_silence) is set.
+    pub fn read(&self, midi: &[u8]) -> Result<Groove> {
+        let groove = self.read_all(midi)?;
+        let first = self.first_bar(&groove);
+        Ok(if first == 0 { groove } else { groove.slice(first..groove.bars.len()) })
+    }
+
+    /// Reads MIDI quantised as the format keeps it, with every bar.
+    pub fn read_all(&self, midi: &[u8]) -> Result<Groove> {
+        let groove = midi::read(midi, &self.codec.read_options()?)?;
+        Ok(self.codec.format()?.quantise(&groove)?)
+    }
+
+    /// The bar that windows start from: the first with a hit when
+    /// [`strip_silence`](Template::strip_silence) is set, else 0.
+    pub fn first_bar(&self, groove: &Groove) -> usize {
+        if self.strip_silence {
+            groove.bars.iter().position(|b| !b.hits.is_empty()).unwrap_or(groove.bars.len())
+        } else {
+            0
+        }
+    }
+
+    /// The prompt for `bars`: their encoding followed by the separator.
+    pub fn prompt_text(&self, bars: &Groove) -> Result<String> {
+        let mut text = self.codec.format()?.encode(bars)?;
+        self.check_body("prompt", &text)?;
+        text.push_str(&self.separator);
+        Ok(text)
+    }
+
+    /// The completion for `bars`: a newline, their encoding and the stop sequence.
+    pub fn completion_text(&self, bars: &Groove) -> Result<String> {
+        let body = self.codec.format()?.encode(bars)?;
+        self.check_body("completion", &body)?;
+        let mut text = String::with_capacity(body.len() + 1 + self.stop.len());
+        text.push('\n');
+        text.push_str(&body);
+        text.push_str(&self.stop);
+        Ok(text)
+    }
+
+    /// The encoded bars inside a model's completion: leading whitespace removed and
+    /// everything from the first stop sequence on cut off.
+    pub fn completion_body<'a>(&self, completion: &'a str) -> &'a str {
+        let text = completion.trim_start_matches([' ', '\n', '\r', '\t']);
+        text.find(self.stop.as_str()).map_or(text, |i| &text[..i])
+    }
+
+    /// The context a completion for `prompt` is decoded in.
+    pub fn context_after(prompt: &Groove) -> Context {
+        prompt.context_after()
+    }
+
+    fn check_body(&self, what: &str, body: &str) -> Result<()> {
+        for (name, s) in [("separator", &self.separator), ("stop sequence", &self.stop)] {
+            if body.contains(s.as_str()) {
+                return Err(Error::invalid(
+                    "template",
+                    format!("the {name} {s:?} occurs inside an encoded {what}; choose another"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of fine-drums-dataset, built as one binary.
+
+#[path = "../../../tests/common/gmd.rs"]
+mod gmd_dir;
+
+mod gmd;
+mod pieces;

@@ -1,0 +1,119 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to a model or continuing a groove.
+///
+/// No variant ever holds an API key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The service answered with an error. `message` is the service's own words.
+    #[error("{}{}", api_summary(*.status, .code.as_deref(), .message, *.attempts), hint.as_deref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The service's error code (`model_not_available`, `insufficient_quota`, …).
+        code: Option<String>,
+        /// The service's message, or the start of a body that was not an error object.
+        message: String,
+        /// Requests sent, counting retries.
+        attempts: u32,
+        /// What to try instead, when the refusal is one this crate knows.
+        hint: Option<String>,
+    },
+    /// No answer within the per-request timeout, on every attempt.
+    #[error("{url}: no answer within {after:?} ({attempts} attempts)")]
+    Timeout {
+        /// The endpoint.
+        url: String,
+        /// The per-request timeout.
+        after: Duration,
+        /// Requests sent.
+        attempts: u32,
+    },
+    /// The connection failed on every attempt.
+    #[error("{url}: connection failed ({attempts} attempts): {message}")]
+    Connection {
+        /// The endpoint.
+        url: String,
+        /// What the HTTP client reported.
+        message: String,
+        /// Requests sent.
+        attempts: u32,
+    },
+    /// A successful answer whose body is not what the API documents.
+    #[error("malformed {what} from the service: {message}; body starts {body:?}")]
+    Decode {
+        /// What was being read.
+        what: &'static str,
+        /// The parser's complaint.
+        message: String,
+        /// The first 200 characters of the body.
+        body: String,
+    },
+    /// A fine-tuning job ended in `failed`.
+    #[error("fine-tuning job {id} failed: {message}")]
+    JobFailed {
+        /// The job.
+        id: String,
+        /// The service's reason.
+        message: String,
+    },
+    /// A fine-tuning job was cancelled.
+    #[error("fine-tuning job {id} was cancelled")]
+    JobCancelled {
+        /// The job.
+        id: String,
+    },
+    /// No API key was given or found in `OPENAI_API_KEY`.
+    #[error(
+        "no OpenAI API key: set OPENAI_API_KEY or pass one explicitly (or use the offline local backend, which needs none)"
+    )]
+    MissingKey,
+    /// A setting or argument is unusable.
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// The setting.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// No sample gave a usable bar, after every allowed attempt.
+    #[error("no usable continuation after {attempts} attempts: {}", reasons.join("; "))]
+    Unusable {
+        /// Requests made.
+        attempts: u32,
+        /// Why each sample was refused.
+        reasons: Vec<String>,
+    },
+    /// The codec refused a MIDI file or a text.
+    #[error(transparent)]
+    Codec(#[from] fine_drums_codec::Error),
+    /// The dataset crate refused a manifest or a file.
+    #[error(transparent)]
+    Dataset(#[from] fine_drums_dataset::Error),
+    /// A model file could not be read or written, or is of another version.
+    #[error("{path}: {message}")]
+    Model {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn api_summary(status: u16, code: Option<&str>, message: &str, attempts: u32) -> String {
+    let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
+    let tries = if attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+    format!("the service refused{tries}: HTTP {status}{code}: {message}")
+}
+
+impl Error {
+    pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid { what, message: message.into() }
+    }
+}

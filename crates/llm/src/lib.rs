@@ -1,0 +1,98 @@
+//! Language models that play drums: the traits a backend implements, the OpenAI backend,
+//! and the pipeline that continues a drum MIDI file.
+//!
+//! ```
+//! use fine_drums_codec::pattern::rock_beat;
+//! use fine_drums_dataset::Manifest;
+//! use fine_drums_llm::{
+//!     BoxFuture, Choice, Complete, Completion, CompletionRequest, ContinueOptions, FinishReason,
+//!     Result, Usage, continue_midi,
+//! };
+//!
+//! /// A "model" that always plays the same bar: any backend implements this one method.
+//! struct OneBar;
+//!
+//! impl Complete for OneBar {
+//!     fn complete<'a>(&'a self, r: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
+//!         Box::pin(async move {
+//!             let bar = "Kh..h. Sh..h. Kh..Kh. Sh..h.\n";
+//!             let text = format!("\n{}{}", bar.repeat(4), r.stop[0]);
+//!             Ok(Completion::new(vec![Choice::new(text, FinishReason::Stop)], Usage::default()))
+//!         })
+//!     }
+//! }
+//!
+//! # fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+//! // The manifest `prepare` wrote says how prompts were built; here, the defaults.
+//! let manifest: Manifest = serde_json::from_str(&default_manifest())?;
+//! let midi = rock_beat(2, 96.0)?;
+//! let mut options = ContinueOptions::new("one-bar");
+//! options.bars = 4;
+//! let future = continue_midi(&midi, &manifest, &OneBar, &options);
+//! let out = tokio::runtime::Builder::new_current_thread().build()?.block_on(future)?;
+//! assert_eq!(out.report.bars_kept, 4);
+//! assert_eq!(out.groove.bars.len(), 6); // 2 prompt bars, unchanged, then 4 new ones
+//! # Ok(())
+//! # }
+//! # fn default_manifest() -> String {
+//! #     use fine_drums_dataset::{Prepared, Preparer, SplitRule, export::Prices};
+//! #     let p = Preparer::default();
+//! #     Manifest::new(p.template.clone(), p.windows, p.filter.clone(),
+//! #         SplitRule::Hash(Default::default()), Prices::default(), &Prepared::default()).to_json()
+//! # }
+//! ```
+//!
+//! # The traits
+//!
+//! [`Complete`] (one method: a prompt and sampling settings in, samples with their finish
+//! reason and token usage out) and [`FineTune`] (upload, create a job, read its status and
+//! events, cancel; [`FineTune::wait`] and [`FineTune::fine_tune`] are provided). Both
+//! return boxed futures, so they work as generics and as `Box<dyn _>` / `Arc<dyn _>`, and
+//! neither involves HTTP: with `--no-default-features` the crate builds without reqwest
+//! or tokio.
+//!
+//! # The OpenAI backend (feature `openai`, on by default)
+//!
+//! [`openai::OpenAi`] drives `babbage-002` and `davinci-002`, their `ft:` models, and any
+//! OpenAI-compatible server by base URL, through async-openai with this crate's own
+//! retry policy (backoff with jitter on 408, 409, 429, 5xx and connection errors;
+//! `Retry-After` and `retry-after-ms` honoured; never on `insufficient_quota` or other
+//! 4xx; per-request timeouts). OpenAI stopped new fine-tuning runs on the two models on
+//! 2024-10-28; a refusal shows the service's own message and a hint.
+//!
+//! ```no_run
+//! # async fn run() -> fine_drums_llm::Result<()> {
+//! use fine_drums_llm::openai::{Config, OpenAi};
+//! use fine_drums_llm::{Complete, CompletionRequest};
+//!
+//! let mut config = Config::from_env()?; // OPENAI_API_KEY
+//! config.base_url = "http://localhost:8000/v1".into(); // or any compatible server
+//! let model = OpenAi::new(config)?;
+//! let out = model.complete(&CompletionRequest::new("ft:babbage-002:org:drums:id", "…>>>", 400)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The pipeline
+//!
+//! [`continue_midi`] builds the prompt through the dataset manifest, exactly as the
+//! training files did, asks the backend, decodes leniently, resamples unusable samples,
+//! and returns the source's bars up to the end of the prompt, unchanged, followed by the
+//! new bars, as a MIDI file in the source's tempo and meter, with a [`Report`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod continuation;
+mod error;
+#[cfg(feature = "openai")]
+pub mod openai;
+pub mod rng;
+mod traits;
+mod types;
+
+pub use continuation::{Continuation, ContinueOptions, Report, continue_midi};
+pub use error::{Error, Result};
+pub use traits::{BoxFuture, Complete, FineTune};
+pub use types::{
+    Choice, Completion, CompletionRequest, FinishReason, Job, JobEvent, JobRequest, JobStatus,
+    Upload, Usage,
+};

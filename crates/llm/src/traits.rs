@@ -1,0 +1,153 @@
+//! The two traits every backend implements. No HTTP here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::types::{Completion, CompletionRequest, Job, JobEvent, JobRequest, JobStatus, Upload};
+
+/// A boxed future, so that the traits work as `dyn` objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A model that continues text.
+///
+/// One required method. Implemented for `&T`, `Box<T>` and `Arc<T>`, so a backend can be
+/// passed by value, by reference or as `Box<dyn Complete>` / `Arc<dyn Complete>`.
+pub trait Complete: Send + Sync {
+    /// Samples `request.n` continuations of `request.prompt`.
+    fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>>;
+}
+
+/// A service that fine-tunes models.
+///
+/// Five required methods (upload, create, status, events, cancel); [`wait`](FineTune::wait)
+/// and [`fine_tune`](FineTune::fine_tune) are built on them. Backends that talk over the
+/// network should override [`pause`](FineTune::pause) with their runtime's timer.
+pub trait FineTune: Send + Sync {
+    /// Uploads a training or validation file and returns its id.
+    fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, Result<String>>;
+
+    /// Creates a job.
+    fn create_job<'a>(&'a self, request: &'a JobRequest) -> BoxFuture<'a, Result<Job>>;
+
+    /// Reads a job's status.
+    fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>>;
+
+    /// A job's events after the event `after` (all of them when `None`), oldest first.
+    fn events<'a>(
+        &'a self,
+        id: &'a str,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<JobEvent>>>;
+
+    /// Cancels a job.
+    fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>>;
+
+    /// How long [`wait`](FineTune::wait) waits between two looks at a job. Default: 10 s.
+    fn poll_interval(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// Waits `duration`. The default blocks the thread; asynchronous backends override it.
+    fn pause<'a>(&'a self, duration: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move { std::thread::sleep(duration) })
+    }
+
+    /// Waits for a job to end, passing each new event to `on_event`, and returns the
+    /// fine-tuned model's name, or the failure the service gave.
+    fn wait<'a>(
+        &'a self,
+        id: &'a str,
+        on_event: &'a mut (dyn FnMut(&JobEvent) + Send),
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let mut last: Option<String> = None;
+            let mut last_error: Option<String> = None;
+            loop {
+                let job = self.job(id).await?;
+                for e in self.events(id, last.as_deref()).await? {
+                    if e.level == "error" {
+                        last_error = Some(e.message.clone());
+                    }
+                    on_event(&e);
+                    last = Some(e.id);
+                }
+                match job.status {
+                    JobStatus::Succeeded => {
+                        return job.fine_tuned_model.ok_or_else(|| Error::Decode {
+                            what: "fine-tuning job",
+                            message: "the job succeeded but names no fine-tuned model".into(),
+                            body: String::new(),
+                        });
+                    }
+                    JobStatus::Failed => {
+                        let message = job
+                            .error
+                            .or(last_error)
+                            .unwrap_or_else(|| "the service gave no reason".into());
+                        return Err(Error::JobFailed { id: id.to_string(), message });
+                    }
+                    JobStatus::Cancelled => return Err(Error::JobCancelled { id: id.to_string() }),
+                    _ => self.pause(self.poll_interval()).await,
+                }
+            }
+        })
+    }
+
+    /// Uploads the files, creates the job (its file ids are filled in) and waits for it.
+    fn fine_tune<'a>(
+        &'a self,
+        training: &'a Upload,
+        validation: Option<&'a Upload>,
+        job: &'a JobRequest,
+        on_event: &'a mut (dyn FnMut(&JobEvent) + Send),
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let mut job = job.clone();
+            job.training_file = self.upload(training).await?;
+            if let Some(v) = validation {
+                job.validation_file = Some(self.upload(v).await?);
+            }
+            let created = self.create_job(&job).await?;
+            self.wait(&created.id, on_event).await
+        })
+    }
+}
+
+macro_rules! forward {
+    ($($ptr:ty),*) => {$(
+        impl<T: Complete + ?Sized> Complete for $ptr {
+            fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
+                (**self).complete(request)
+            }
+        }
+
+        impl<T: FineTune + ?Sized> FineTune for $ptr {
+            fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, Result<String>> {
+                (**self).upload(file)
+            }
+            fn create_job<'a>(&'a self, request: &'a JobRequest) -> BoxFuture<'a, Result<Job>> {
+                (**self).create_job(request)
+            }
+            fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>> {
+                (**self).job(id)
+            }
+            fn events<'a>(&'a self, id: &'a str, after: Option<&'a str>) -> BoxFuture<'a, Result<Vec<JobEvent>>> {
+                (**self).events(id, after)
+            }
+            fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>> {
+                (**self).cancel(id)
+            }
+            fn poll_interval(&self) -> Duration {
+                (**self).poll_interval()
+            }
+            fn pause<'a>(&'a self, duration: Duration) -> BoxFuture<'a, ()> {
+                (**self).pause(duration)
+            }
+        }
+    )*};
+}
+
+forward!(&T, Box<T>, Arc<T>);

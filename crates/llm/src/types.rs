@@ -1,0 +1,265 @@
+//! What goes to a model and what comes back.
+
+use serde::{Deserialize, Serialize};
+
+/// A text completion request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CompletionRequest {
+    /// The model: `babbage-002`, `ft:babbage-002:org:drums:id`, a local model's name, …
+    pub model: String,
+    /// The prompt, ending with the manifest's separator.
+    pub prompt: String,
+    /// Most tokens to generate per sample.
+    pub max_tokens: u32,
+    /// Sampling temperature, 0 (greedy) to 2. Default: 1.
+    pub temperature: f32,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this.
+    /// Default: 1 (off).
+    pub top_p: f32,
+    /// Samples to return. Default: 1.
+    pub n: u32,
+    /// Sequences that end a sample (not included in it).
+    pub stop: Vec<String>,
+    /// A seed for reproducible sampling, where the backend supports it.
+    pub seed: Option<u64>,
+}
+
+impl CompletionRequest {
+    /// A request with the default sampling settings.
+    pub fn new(model: impl Into<String>, prompt: impl Into<String>, max_tokens: u32) -> Self {
+        CompletionRequest {
+            model: model.into(),
+            prompt: prompt.into(),
+            max_tokens,
+            temperature: 1.0,
+            top_p: 1.0,
+            n: 1,
+            stop: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
+/// Why a sample ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FinishReason {
+    /// A stop sequence, or the model's own end.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+    /// Anything else the service said.
+    #[serde(untagged)]
+    Other(String),
+}
+
+/// One sample.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Choice {
+    /// The generated text.
+    pub text: String,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+}
+
+impl Choice {
+    /// A sample.
+    pub fn new(text: impl Into<String>, finish_reason: FinishReason) -> Choice {
+        Choice { text: text.into(), finish_reason }
+    }
+}
+
+/// Tokens used by a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    /// A usage record.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+        Usage { prompt_tokens, completion_tokens }
+    }
+
+    /// Prompt plus completion tokens.
+    pub fn total(self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+    }
+}
+
+/// What a completion request returned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Completion {
+    /// The samples, `n` of them.
+    pub choices: Vec<Choice>,
+    /// Tokens used.
+    pub usage: Usage,
+}
+
+impl Completion {
+    /// A completion.
+    pub fn new(choices: Vec<Choice>, usage: Usage) -> Completion {
+        Completion { choices, usage }
+    }
+}
+
+/// A file to upload for fine-tuning.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Upload {
+    /// The file name the service records (`train.jsonl`).
+    pub name: String,
+    /// The JSONL bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Upload {
+    /// A file to upload.
+    pub fn new(name: impl Into<String>, bytes: Vec<u8>) -> Upload {
+        Upload { name: name.into(), bytes }
+    }
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("name", &self.name)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// A fine-tuning job to create.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobRequest {
+    /// The base model (`babbage-002`, `davinci-002`, …).
+    pub model: String,
+    /// The uploaded training file's id.
+    pub training_file: String,
+    /// The uploaded validation file's id, if any.
+    pub validation_file: Option<String>,
+    /// Epochs; `None` lets the service choose.
+    pub epochs: Option<u32>,
+    /// Batch size; `None` lets the service choose.
+    pub batch_size: Option<u32>,
+    /// Learning-rate multiplier; `None` lets the service choose.
+    pub learning_rate_multiplier: Option<f64>,
+    /// Up to 18 characters added to the fine-tuned model's name.
+    pub suffix: Option<String>,
+    /// A seed for reproducible training.
+    pub seed: Option<u64>,
+}
+
+impl JobRequest {
+    /// A job on `model` over `training_file` with the service's default hyperparameters.
+    pub fn new(model: impl Into<String>, training_file: impl Into<String>) -> JobRequest {
+        JobRequest {
+            model: model.into(),
+            training_file: training_file.into(),
+            ..JobRequest::default()
+        }
+    }
+}
+
+/// Where a fine-tuning job is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// The service is checking the files.
+    ValidatingFiles,
+    /// Waiting to start.
+    Queued,
+    /// Training.
+    Running,
+    /// Done; the model is ready.
+    Succeeded,
+    /// Ended in an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// A status this crate does not know.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl JobStatus {
+    /// Whether the job can no longer change.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+/// A fine-tuning job as the service reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Job {
+    /// The job's id.
+    pub id: String,
+    /// The base model.
+    pub model: String,
+    /// Its status.
+    pub status: JobStatus,
+    /// The fine-tuned model's name, once it succeeded.
+    pub fine_tuned_model: Option<String>,
+    /// The service's reason, when it failed.
+    pub error: Option<String>,
+    /// Tokens trained on, when known.
+    pub trained_tokens: Option<u64>,
+}
+
+impl Job {
+    /// A job record.
+    pub fn new(id: impl Into<String>, model: impl Into<String>, status: JobStatus) -> Job {
+        Job {
+            id: id.into(),
+            model: model.into(),
+            status,
+            fine_tuned_model: None,
+            error: None,
+            trained_tokens: None,
+        }
+    }
+}
+
+/// A line of a fine-tuning job's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobEvent {
+    /// The event's id (events are listed after one of these).
+    pub id: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl JobEvent {
+    /// An event.
+    pub fn new(
+        id: impl Into<String>,
+        created_at: u64,
+        level: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        JobEvent { id: id.into(), created_at, level: level.into(), message: message.into() }
+    }
+}

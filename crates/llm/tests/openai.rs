@@ -1,0 +1,524 @@
+//! The OpenAI backend against real HTTP servers on 127.0.0.1 (wiremock): what is sent,
+//! what comes back, and every fault the retry policy must handle.
+
+use std::time::{Duration, SystemTime};
+
+use fine_drums_llm::Complete;
+use fine_drums_llm::openai::{ApiKey, Config, OpenAi, RetryPolicy, job_body, server_delay};
+use fine_drums_llm::{
+    CompletionRequest, Error, FineTune, FinishReason, JobEvent, JobRequest, JobStatus, Upload,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const KEY: &str = "sk-test-0123456789abcdef";
+
+fn backend(server: &MockServer, max_retries: u32) -> OpenAi {
+    let mut config = Config::new(ApiKey::new(KEY));
+    config.base_url = format!("{}/v1", server.uri());
+    config.organization = Some("org-drums".into());
+    config.project = Some("proj-groove".into());
+    config.retry.max_retries = max_retries;
+    config.retry.initial_backoff = Duration::from_millis(5);
+    config.retry.timeout = Duration::from_secs(5);
+    config.poll_interval = Duration::from_millis(5);
+    OpenAi::new(config).expect("a backend")
+}
+
+fn job(id: &str, status: &str) -> Value {
+    json!({
+        "object": "fine_tuning.job", "id": id, "model": "babbage-002", "created_at": 1_700_000_000,
+        "status": status, "fine_tuned_model": null, "error": null, "trained_tokens": null,
+        "training_file": "file-train", "validation_file": null, "result_files": [],
+        "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 0.1},
+        "organization_id": "org-drums", "seed": 7, "finished_at": null,
+    })
+}
+
+fn completion_json() -> Value {
+    json!({
+        "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "ft:babbage-002:org:drums:abc",
+        "choices": [
+            {"text": "\nKh..h. Sh..h.\n", "index": 1, "logprobs": null, "finish_reason": "length"},
+            {"text": "\nKh..h. Sh..h. Kh..Kh. Sh..h.\n", "index": 0, "logprobs": null, "finish_reason": "stop"},
+        ],
+        "usage": {"prompt_tokens": 41, "completion_tokens": 30, "total_tokens": 71},
+    })
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recording is on")
+}
+
+#[tokio::test]
+async fn completion_sends_the_request_and_reads_the_samples() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(header("openai-organization", "org-drums"))
+        .and(header("openai-project", "proj-groove"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_json()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut request = CompletionRequest::new("ft:babbage-002:org:drums:abc", "Kh..h.\n>>>", 300);
+    request.stop = vec!["<<<".into()];
+    request.n = 2;
+    request.seed = Some(42);
+    request.temperature = 0.8;
+    let out = backend(&server, 0).complete(&request).await.expect("completion");
+    assert_eq!(out.choices.len(), 2);
+    assert_eq!(out.choices[0].text, "\nKh..h. Sh..h. Kh..Kh. Sh..h.\n");
+    assert_eq!(out.choices[0].finish_reason, FinishReason::Stop);
+    assert_eq!(out.choices[1].finish_reason, FinishReason::Length);
+    assert_eq!((out.usage.prompt_tokens, out.usage.completion_tokens), (41, 30));
+    let sent: Value = requests(&server).await[0].body_json().expect("JSON body");
+    assert_eq!(
+        sent,
+        json!({"model": "ft:babbage-002:org:drums:abc", "prompt": "Kh..h.\n>>>", "max_tokens": 300,
+               "temperature": 0.800000011920929, "top_p": 1.0, "n": 2, "stop": ["<<<"], "seed": 42})
+    );
+}
+
+#[tokio::test]
+async fn upload_sends_a_multipart_fine_tune_file() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/files"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "file-abc", "object": "file", "bytes": 62, "created_at": 1, "filename": "train.jsonl",
+            "purpose": "fine-tune", "status": "processed"})))
+        .mount(&server)
+        .await;
+    let jsonl = b"{\"prompt\":\"Kh..h.\\n>>>\",\"completion\":\"\\nSh..h.\\n<<<\"}\n".to_vec();
+    let id = backend(&server, 0)
+        .upload(&Upload::new("train.jsonl", jsonl.clone()))
+        .await
+        .expect("upload");
+    assert_eq!(id, "file-abc");
+    let r = &requests(&server).await[0];
+    let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("name=\"purpose\"\r\n\r\nfine-tune\r\n"), "{body}");
+    assert!(body.contains("name=\"file\"; filename=\"train.jsonl\""), "{body}");
+    assert!(body.contains(std::str::from_utf8(&jsonl).expect("utf-8")), "{body}");
+}
+
+#[tokio::test]
+async fn job_create_status_events_and_cancel() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(job("ftjob-1", "validating_files")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/fine_tuning/jobs/ftjob-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(job("ftjob-1", "running")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/fine_tuning/jobs/ftjob-1/events"))
+        .and(query_param("limit", "100"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "has_more": false, "data": [
+            {"object": "fine_tuning.job.event", "id": "ev-3", "created_at": 30, "level": "info", "message": "Step 2/10: training loss=0.9", "type": "metrics", "data": {"step": 2}},
+            {"object": "fine_tuning.job.event", "id": "ev-2", "created_at": 20, "level": "info", "message": "Fine-tuning job started", "type": "message"},
+            {"object": "fine_tuning.job.event", "id": "ev-1", "created_at": 10, "level": "info", "message": "Validating training file", "type": "message"},
+        ]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs/ftjob-1/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(job("ftjob-1", "cancelled")))
+        .mount(&server)
+        .await;
+    let b = backend(&server, 0);
+    let mut request = JobRequest::new("babbage-002", "file-train");
+    request.validation_file = Some("file-valid".into());
+    request.epochs = Some(3);
+    request.batch_size = Some(8);
+    request.learning_rate_multiplier = Some(0.1);
+    request.suffix = Some("drums".into());
+    request.seed = Some(7);
+    let created = b.create_job(&request).await.expect("create");
+    assert_eq!((created.id.as_str(), created.status), ("ftjob-1", JobStatus::ValidatingFiles));
+    let sent: Value = requests(&server).await[0].body_json().expect("JSON");
+    assert_eq!(
+        sent,
+        json!({"model": "babbage-002", "training_file": "file-train", "validation_file": "file-valid",
+               "suffix": "drums", "seed": 7,
+               "hyperparameters": {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.1}})
+    );
+    assert_eq!(b.job("ftjob-1").await.expect("status").status, JobStatus::Running);
+    let all = b.events("ftjob-1", None).await.expect("events");
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["ev-1", "ev-2", "ev-3"], "oldest first");
+    let newer = b.events("ftjob-1", Some("ev-2")).await.expect("events");
+    assert_eq!(newer, [JobEvent::new("ev-3", 30, "info", "Step 2/10: training loss=0.9")]);
+    assert_eq!(b.cancel("ftjob-1").await.expect("cancel").status, JobStatus::Cancelled);
+}
+
+#[test]
+fn other_models_get_the_method_shape() {
+    let mut request = JobRequest::new("gpt-4o-mini-2024-07-18", "file-train");
+    request.epochs = Some(2);
+    assert_eq!(
+        job_body(&request),
+        json!({"model": "gpt-4o-mini-2024-07-18", "training_file": "file-train",
+               "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}}})
+    );
+    // With no hyperparameters set, neither shape is sent and the service chooses.
+    let plain = job_body(&JobRequest::new("davinci-002", "file-train"));
+    assert_eq!(plain, json!({"model": "davinci-002", "training_file": "file-train"}));
+}
+
+/// Mounts `responses` for GET /v1/fine_tuning/jobs/ftjob-9, one per request, in order.
+async fn job_sequence(server: &MockServer, statuses: &[Value]) {
+    for (i, body) in statuses.iter().enumerate() {
+        let mock = Mock::given(method("GET"))
+            .and(path("/v1/fine_tuning/jobs/ftjob-9"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()));
+        let mock = if i + 1 < statuses.len() { mock.up_to_n_times(1) } else { mock };
+        mock.with_priority(1 + i as u8).mount(server).await;
+    }
+}
+
+async fn events_mock(server: &MockServer, data: Value) {
+    Mock::given(method("GET"))
+        .and(path("/v1/fine_tuning/jobs/ftjob-9/events"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "has_more": false, "data": data})),
+        )
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn wait_reports_events_and_returns_the_model() {
+    let server = MockServer::start().await;
+    let mut done = job("ftjob-9", "succeeded");
+    done["fine_tuned_model"] = json!("ft:babbage-002:org-drums:drums:9xYz");
+    job_sequence(&server, &[job("ftjob-9", "queued"), job("ftjob-9", "running"), done]).await;
+    events_mock(&server, json!([
+        {"id": "ev-2", "created_at": 2, "level": "info", "message": "The job has successfully completed"},
+        {"id": "ev-1", "created_at": 1, "level": "info", "message": "Fine-tuning job started"},
+    ]))
+    .await;
+    let mut seen = Vec::new();
+    let model = backend(&server, 0)
+        .wait("ftjob-9", &mut |e: &JobEvent| seen.push(e.message.clone()))
+        .await
+        .expect("succeeded");
+    assert_eq!(model, "ft:babbage-002:org-drums:drums:9xYz");
+    assert_eq!(
+        seen,
+        ["Fine-tuning job started", "The job has successfully completed"],
+        "each event once"
+    );
+    let polls = requests(&server)
+        .await
+        .iter()
+        .filter(|r| r.url.path() == "/v1/fine_tuning/jobs/ftjob-9")
+        .count();
+    assert_eq!(polls, 3);
+}
+
+#[tokio::test]
+async fn wait_returns_the_failure_the_service_gave() {
+    let server = MockServer::start().await;
+    let mut failed = job("ftjob-9", "failed");
+    failed["error"] = json!({"code": "invalid_training_file", "message": "The file has 3 examples; at least 10 are required.", "param": "training_file"});
+    job_sequence(&server, &[job("ftjob-9", "running"), failed]).await;
+    events_mock(&server, json!([])).await;
+    let err =
+        backend(&server, 0).wait("ftjob-9", &mut |_: &JobEvent| {}).await.expect_err("failed");
+    assert!(matches!(err, Error::JobFailed { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "fine-tuning job ftjob-9 failed: The file has 3 examples; at least 10 are required. (invalid_training_file)"
+    );
+}
+
+#[tokio::test]
+async fn wait_reports_a_cancelled_job() {
+    let server = MockServer::start().await;
+    job_sequence(&server, &[job("ftjob-9", "cancelled")]).await;
+    events_mock(
+        &server,
+        json!([{"id": "ev-1", "created_at": 1, "level": "info", "message": "Job cancelled"}]),
+    )
+    .await;
+    let err =
+        backend(&server, 0).wait("ftjob-9", &mut |_: &JobEvent| {}).await.expect_err("cancelled");
+    assert!(matches!(err, Error::JobCancelled { ref id } if id == "ftjob-9"), "{err:?}");
+}
+
+#[tokio::test]
+async fn fine_tune_runs_upload_create_wait() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/files"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "file-t", "object": "file"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .and(body_partial_json(json!({"training_file": "file-t", "validation_file": "file-t"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(job("ftjob-9", "queued")))
+        .mount(&server)
+        .await;
+    let mut done = job("ftjob-9", "succeeded");
+    done["fine_tuned_model"] = json!("ft:babbage-002:org:drums:1");
+    job_sequence(&server, &[done]).await;
+    events_mock(&server, json!([])).await;
+    let file = Upload::new("train.jsonl", b"{}\n".to_vec());
+    let model = backend(&server, 0)
+        .fine_tune(&file, Some(&file), &JobRequest::new("babbage-002", ""), &mut |_: &JobEvent| {})
+        .await
+        .expect("fine-tuned");
+    assert_eq!(model, "ft:babbage-002:org:drums:1");
+}
+
+fn rate_limited(headers: &[(&str, &str)], body: &str) -> ResponseTemplate {
+    headers
+        .iter()
+        .fold(ResponseTemplate::new(429).set_body_string(body), |r, (k, v)| r.insert_header(*k, *v))
+}
+
+async fn completions_after(server: &MockServer, first: ResponseTemplate, failures: u64) {
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(first)
+        .up_to_n_times(failures)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_json()))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+fn request() -> CompletionRequest {
+    CompletionRequest::new("babbage-002", "Kh..h.\n>>>", 64)
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_after_the_wait() {
+    let server = MockServer::start().await;
+    let body = r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+    completions_after(&server, rate_limited(&[("retry-after", "1")], body), 1).await;
+    let started = std::time::Instant::now();
+    backend(&server, 2).complete(&request()).await.expect("retried");
+    assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_ms_and_a_non_json_body_is_retried() {
+    let server = MockServer::start().await;
+    completions_after(
+        &server,
+        rate_limited(&[("retry-after-ms", "20")], "<html>slow down</html>"),
+        2,
+    )
+    .await;
+    backend(&server, 3).complete(&request()).await.expect("retried");
+    assert_eq!(requests(&server).await.len(), 3);
+}
+
+#[tokio::test]
+async fn insufficient_quota_is_not_retried() {
+    let server = MockServer::start().await;
+    let body = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+    completions_after(&server, rate_limited(&[("retry-after", "0")], body), 5).await;
+    let err = backend(&server, 4).complete(&request()).await.expect_err("no quota");
+    assert!(matches!(err, Error::Api { status: 429, attempts: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("You exceeded your current quota"), "{err}");
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn bursts_of_500_and_503_are_retried_then_given_up() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("internal"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    completions_after(&server, ResponseTemplate::new(503).set_body_string("overloaded"), 1).await;
+    backend(&server, 4).complete(&request()).await.expect("recovers after 500, 500, 503");
+    assert_eq!(requests(&server).await.len(), 4);
+
+    let down = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
+        .mount(&down)
+        .await;
+    let err = backend(&down, 2).complete(&request()).await.expect_err("always down");
+    assert!(matches!(err, Error::Api { status: 503, attempts: 3, .. }), "{err:?}");
+    assert!(err.to_string().contains("after 3 attempts: HTTP 503: Service Unavailable"), "{err}");
+}
+
+#[tokio::test]
+async fn a_slow_server_times_out_per_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion_json())
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let mut config = Config::new(ApiKey::new(KEY));
+    config.base_url = format!("{}/v1", server.uri());
+    config.retry = RetryPolicy::default();
+    config.retry.max_retries = 1;
+    config.retry.initial_backoff = Duration::from_millis(1);
+    config.retry.timeout = Duration::from_millis(200);
+    let err =
+        OpenAi::new(config).expect("backend").complete(&request()).await.expect_err("timeout");
+    assert!(matches!(err, Error::Timeout { attempts: 2, .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/v1/completions: no answer within 200ms (2 attempts)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_a_decode_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{\"choices\": [{\"text\": 3"))
+        .mount(&server)
+        .await;
+    let err = backend(&server, 3).complete(&request()).await.expect_err("malformed");
+    assert!(matches!(err, Error::Decode { what: "completion", .. }), "{err:?}");
+    assert_eq!(requests(&server).await.len(), 1, "a bad body is not retried");
+}
+
+#[tokio::test]
+async fn a_refused_fine_tune_shows_the_service_message_and_a_hint() {
+    let server = MockServer::start().await;
+    // The refusal OpenAI gives for a model that can no longer be fine-tuned.
+    let refusal = json!({"error": {
+        "message": "Model babbage-002 is not available for fine-tuning or does not exist.",
+        "type": "invalid_request_error", "param": "model", "code": "model_not_available"}});
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(refusal))
+        .mount(&server)
+        .await;
+    let err = backend(&server, 3)
+        .create_job(&JobRequest::new("babbage-002", "file-t"))
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.starts_with("the service refused: HTTP 400 (model_not_available): Model babbage-002 is not available for fine-tuning or does not exist.\nhint: OpenAI stopped new fine-tuning runs"), "{text}");
+    assert!(text.contains("--backend local"), "{text}");
+    assert_eq!(requests(&server).await.len(), 1, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_missing_model_and_a_non_json_404_are_clear() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("404 page not found"))
+        .mount(&server)
+        .await;
+    let mut r = request();
+    r.model = "llama3".into();
+    let err = backend(&server, 3).complete(&r).await.expect_err("404");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "the service refused: HTTP 404: 404 page not found\nhint: the model may not exist"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connection_error_after_retries() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let mut config = Config::new(ApiKey::new(KEY));
+    config.base_url = format!("http://127.0.0.1:{port}/v1");
+    config.retry.max_retries = 2;
+    config.retry.initial_backoff = Duration::from_millis(1);
+    let err =
+        OpenAi::new(config).expect("backend").complete(&request()).await.expect_err("refused");
+    assert!(matches!(err, Error::Connection { attempts: 3, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_key_never_shows() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Incorrect API key provided: sk-test-****cdef.", "type": "invalid_request_error", "code": "invalid_api_key"}})))
+        .mount(&server)
+        .await;
+    let b = backend(&server, 0);
+    let err = b.complete(&request()).await.expect_err("401");
+    for text in [format!("{b:?}"), format!("{:?}", b.config()), err.to_string(), format!("{err:?}")]
+    {
+        assert!(!text.contains(KEY), "{text}");
+    }
+    assert!(format!("{b:?}").contains("[redacted]"));
+}
+
+#[test]
+fn retry_after_takes_seconds_milliseconds_and_dates() {
+    use reqwest::header::{HeaderMap, HeaderValue};
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let headers = |pairs: &[(&'static str, &str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    };
+    assert_eq!(server_delay(&headers(&[("retry-after", "3")]), now), Some(Duration::from_secs(3)));
+    assert_eq!(
+        server_delay(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
+        Some(Duration::from_millis(250))
+    );
+    let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+    assert_eq!(
+        server_delay(&headers(&[("retry-after", &date)]), now),
+        Some(Duration::from_secs(7))
+    );
+    let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
+    assert_eq!(server_delay(&headers(&[("retry-after", &past)]), now), Some(Duration::ZERO));
+    assert_eq!(server_delay(&headers(&[("retry-after", "soon")]), now), None);
+    assert_eq!(server_delay(&headers(&[]), now), None);
+}
+
+#[test]
+fn backoff_doubles_with_jitter_and_honours_the_cap() {
+    let policy = RetryPolicy::default();
+    let mut rng = fine_drums_llm::rng::Rng::new(1);
+    for retry in 1..8 {
+        let full = (policy.initial_backoff * (1 << (retry - 1))).min(policy.max_backoff);
+        let d = policy.delay(retry, None, &mut rng);
+        assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} vs {full:?}");
+    }
+    assert_eq!(policy.delay(1, Some(Duration::from_secs(600)), &mut rng), policy.max_backoff);
+}

@@ -59,7 +59,9 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn every_example_has_help() {
-    for name in ["encode", "decode", "codec_report", "make_groove", "prepare"] {
+    for name in
+        ["encode", "decode", "codec_report", "make_groove", "prepare", "fine_tune", "continue"]
+    {
         let out = example(name).arg("--help").output().unwrap();
         assert!(out.status.success(), "{name}");
         assert!(String::from_utf8(out.stdout).unwrap().contains("Usage:"), "{name}");
@@ -111,4 +113,103 @@ fn prepare_splits_a_folder_without_an_index() {
         example("prepare").arg(&data).arg("--out").arg(&out).arg("--strict").output().unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("song0/broken.mid"));
+}
+
+#[test]
+fn continue_writes_the_prompt_unchanged_then_the_new_bars() {
+    use fine_drums_codec::midi::{ReadOptions, read};
+    let dir = scratch("continue");
+    let input = dir.join("rock.mid");
+    std::fs::copy(root().join("examples/grooves/rock.mid"), &input).unwrap();
+    for (bars, seed) in [(14, "1"), (30, "2")] {
+        let run = example("continue")
+            .arg(&input)
+            .args(["--bars", &bars.to_string(), "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            stdout.contains(&format!("2 prompt bars + {bars} new bars from local")),
+            "{stdout}"
+        );
+        let out =
+            read(&std::fs::read(dir.join("rock.continued.mid")).unwrap(), &ReadOptions::lossless())
+                .expect("midly reads the output back");
+        let source = read(&std::fs::read(&input).unwrap(), &ReadOptions::lossless()).unwrap();
+        assert_eq!(out.bars.len(), 2 + bars);
+        assert_eq!(out.bars[..2], source.bars[..2], "the prompt bars are unchanged");
+        assert_eq!(out.context().tempo, source.context().tempo);
+    }
+    // The same seed gives the same file.
+    let again = dir.join("again.mid");
+    let run = example("continue")
+        .arg(&input)
+        .args(["--bars", "30", "--seed", "2", "--out"])
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(dir.join("rock.continued.mid")).unwrap()
+    );
+}
+
+#[test]
+fn openai_examples_fail_clearly_without_a_key() {
+    let dir = scratch("nokey");
+    let run = example("continue")
+        .arg(root().join("examples/grooves/rock.mid"))
+        .args(["--backend", "openai", "--model", "ft:babbage-002:org:drums:x", "--out"])
+        .arg(dir.join("x.mid"))
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no OpenAI API key: set OPENAI_API_KEY"));
+    let run = example("fine_tune").arg(&dir).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("manifest.json"),
+        "names the missing file"
+    );
+}
+
+#[test]
+fn fine_tune_dry_run_and_local_training() {
+    let dir = scratch("fine_tune");
+    let (data, out) = (dir.join("data"), dir.join("out"));
+    for song in 0..12 {
+        let folder = data.join(format!("song{song}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let midi = fine_drums_codec::pattern::rock_beat(32, 90.0 + f64::from(song)).unwrap();
+        std::fs::write(folder.join("take.mid"), midi).unwrap();
+    }
+    assert!(example("prepare").arg(&data).arg("--out").arg(&out).status().unwrap().success());
+    let run = example("fine_tune")
+        .arg(&out)
+        .args(["--backend", "openai", "--dry-run", "--epochs", "2"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        stdout.contains("\"n_epochs\": 2") && stdout.contains("cost estimate on babbage-002"),
+        "{stdout}"
+    );
+    let run = example("fine_tune").arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let model = stdout.lines().next().unwrap().strip_prefix("fine-tuned model: ").unwrap();
+    let model = model.split(" (").next().unwrap();
+    let run = example("continue")
+        .arg(root().join("examples/grooves/rock.mid"))
+        .args(["--model", model, "--seed", "4", "--out"])
+        .arg(dir.join("c.mid"))
+        .arg("--manifest")
+        .arg(out.join("manifest.json"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }

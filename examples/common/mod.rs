@@ -126,3 +126,25 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// The manifest at `path`, else one with the default settings (or `template`'s).
+pub fn manifest(
+    path: Option<&Path>,
+    template: Option<&fine_drums_dataset::Template>,
+) -> Result<fine_drums_dataset::Manifest, String> {
+    use fine_drums_dataset::{Manifest, Prepared, Preparer, SplitRule, export::Prices};
+    if let Some(p) = path {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        return Manifest::from_json(&text).map_err(|e| format!("{}: {e}", p.display()));
+    }
+    let p = Preparer::default();
+    let template = template.cloned().unwrap_or_else(|| p.template.clone());
+    Ok(Manifest::new(
+        template,
+        p.windows,
+        p.filter.clone(),
+        SplitRule::Hash(Default::default()),
+        Prices::default(),
+        &Prepared::default(),
+    ))
+}

@@ -149,9 +149,9 @@ pub fn check_legacy(
         checked.max_tokens = checked.max_tokens.max(t);
     }
     if checked.examples < 10 {
-        return Err(err(
-            checked.examples,
-            format!("{} examples; OpenAI needs at least 10", checked.examples),
+        return Err(Error::invalid(
+            "training file",
+            format!("{what}: {} examples; OpenAI needs at least 10", checked.examples),
         ));
     }
     Ok(checked)

@@ -54,9 +54,9 @@ impl ContinueOptions {
 pub struct Report {
     /// The prompt sent.
     pub prompt: String,
-    /// The raw text of the sample that was kept.
-    pub completion: String,
-    /// Why that sample ended.
+    /// The raw text of each sample that was kept, one per window.
+    pub completions: Vec<String>,
+    /// Why the last kept sample ended.
     pub finish_reason: Option<FinishReason>,
     /// Tokens used by every request.
     pub usage: Usage,
@@ -66,8 +66,12 @@ pub struct Report {
     pub bars_asked: usize,
     /// Bars kept from the sample.
     pub bars_kept: usize,
-    /// Bars of the kept sample that were dropped, and why (line and column).
+    /// Bars past the number asked for, cut from the last sample.
+    pub bars_trimmed: usize,
+    /// Bars of the kept samples that the decoder dropped, and why (line and column).
     pub dropped: Vec<String>,
+    /// Why the continuation ended before the bars asked for, if it did.
+    pub stopped_early: Option<String>,
     /// Leading silent bars of the source before the prompt.
     pub silent_bars: usize,
     /// Prompt bars taken from the source.
@@ -88,6 +92,7 @@ pub struct Continuation {
 }
 
 struct Sample {
+    request: u32,
     text: String,
     finish: FinishReason,
     groove: Groove,
@@ -96,10 +101,14 @@ struct Sample {
 
 /// Continues the drum groove in `midi` with `backend`.
 ///
-/// The prompt is built by the manifest exactly as the training files were; each sample
-/// is decoded leniently; a sample that gives fewer bars than asked is resampled (with
-/// the seed plus one) up to [`attempts`](ContinueOptions::attempts) requests, and the
-/// best one seen is kept. Only a run in which no sample gives a single bar is an error.
+/// The first prompt is built by the manifest exactly as the training files were. Each
+/// sample is decoded leniently; a sample with no bar, or with bars the decoder had to
+/// drop, is resampled (seed plus one) up to [`attempts`](ContinueOptions::attempts)
+/// requests, keeping the best seen. A model trained on windows of C completion bars
+/// writes about C bars per request; for more, the pipeline slides the window as training
+/// did: the last P bars so far become the next prompt. Bars past the number asked for
+/// are trimmed. Only a first request with no usable bar at all is an error; later
+/// failures end the continuation early, and the report says so.
 pub async fn continue_midi(
     midi: &[u8],
     manifest: &Manifest,
@@ -112,80 +121,111 @@ pub async fn continue_midi(
     let template = &manifest.template;
     let format = template.codec.format()?;
     let prompt = manifest.prompt(midi)?;
-    let context = prompt.bars.context_after();
+    let p = manifest.windows.prompt_bars;
     let longest = prompt.text.lines().map(str::len).max().unwrap_or(0);
     let max_tokens = options.max_tokens.unwrap_or_else(|| {
         // A token is at least one byte: twice the longest prompt line per bar is generous.
         let per_bar = (2 * longest).max(64);
-        u32::try_from(per_bar * (options.bars + 1)).unwrap_or(u32::MAX)
+        u32::try_from(per_bar * (manifest.windows.completion_bars + 1)).unwrap_or(u32::MAX)
     });
 
     let mut usage = Usage::default();
-    let mut best: Option<Sample> = None;
-    let mut reasons = Vec::new();
     let mut requests = 0;
-    while requests < options.attempts {
-        let mut request = CompletionRequest::new(&options.model, &prompt.text, max_tokens);
-        request.temperature = options.temperature;
-        request.top_p = options.top_p;
-        request.n = options.samples;
-        request.stop = vec![template.stop.clone()];
-        request.seed = options.seed.map(|s| s.wrapping_add(u64::from(requests)));
-        let completion = backend.complete(&request).await?;
-        requests += 1;
-        usage += completion.usage;
-        for choice in completion.choices {
-            let body = template.completion_body(&choice.text);
-            let mut lenient = match format.decode_lenient(body, &context) {
-                Ok(l) => l,
-                Err(e) => {
-                    reasons.push(format!("request {requests}: {e}"));
+    let mut report_dropped = Vec::new();
+    let mut completions = Vec::new();
+    let mut finish = None;
+    let mut trimmed = 0;
+    let mut so_far = prompt.bars.clone();
+    let mut stopped_early = None;
+    while so_far.bars.len() - p < options.bars {
+        let window = so_far.slice(so_far.bars.len() - p..so_far.bars.len());
+        let text = if completions.is_empty() {
+            prompt.text.clone()
+        } else {
+            template.prompt_text(&window)?
+        };
+        let context = window.context_after();
+        let mut best: Option<Sample> = None;
+        let mut reasons = Vec::new();
+        let mut tries = 0;
+        while tries < options.attempts {
+            let mut request = CompletionRequest::new(&options.model, &text, max_tokens);
+            request.temperature = options.temperature;
+            request.top_p = options.top_p;
+            request.n = options.samples;
+            request.stop = vec![template.stop.clone()];
+            request.seed = options.seed.map(|s| s.wrapping_add(u64::from(requests)));
+            let completion = backend.complete(&request).await?;
+            requests += 1;
+            tries += 1;
+            usage += completion.usage;
+            for choice in completion.choices {
+                let body = template.completion_body(&choice.text);
+                let lenient = match format.decode_lenient(body, &context) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        reasons.push(format!("request {requests}: {e}"));
+                        continue;
+                    }
+                };
+                let dropped: Vec<String> =
+                    lenient.dropped.iter().map(ToString::to_string).collect();
+                if lenient.groove.bars.is_empty() {
+                    let why =
+                        dropped.first().cloned().unwrap_or_else(|| "no bar in the sample".into());
+                    reasons.push(format!("request {requests}: {why}"));
                     continue;
                 }
-            };
-            let mut dropped: Vec<String> =
-                lenient.dropped.iter().map(ToString::to_string).collect();
-            let extra = lenient.groove.bars.len().saturating_sub(options.bars);
-            if extra > 0 {
-                lenient.groove.bars.truncate(options.bars);
-                dropped.push(format!("{extra} bars past the {} asked for", options.bars));
+                let sample = Sample {
+                    request: requests,
+                    text: choice.text,
+                    finish: choice.finish_reason,
+                    groove: lenient.groove,
+                    dropped,
+                };
+                let rank = |s: &Sample| (s.groove.bars.len(), usize::MAX - s.dropped.len());
+                if best.as_ref().is_none_or(|b| rank(&sample) > rank(b)) {
+                    best = Some(sample);
+                }
             }
-            if lenient.groove.bars.is_empty() {
-                let why = dropped.first().cloned().unwrap_or_else(|| "no bar in the sample".into());
-                reasons.push(format!("request {requests}: {why}"));
-                continue;
-            }
-            let sample = Sample {
-                text: choice.text,
-                finish: choice.finish_reason,
-                groove: lenient.groove,
-                dropped,
-            };
-            let better = best.as_ref().is_none_or(|b| {
-                (sample.groove.bars.len(), usize::MAX - sample.dropped.len())
-                    > (b.groove.bars.len(), usize::MAX - b.dropped.len())
-            });
-            if better {
-                best = Some(sample);
+            if best.as_ref().is_some_and(|b| b.dropped.is_empty()) {
+                break;
             }
         }
-        if best.as_ref().is_some_and(|b| b.groove.bars.len() == options.bars) {
+        let Some(mut best) = best else {
+            if completions.is_empty() {
+                return Err(Error::Unusable { attempts: requests, reasons });
+            }
+            stopped_early = Some(reasons.join("; "));
             break;
+        };
+        let room = options.bars - (so_far.bars.len() - p);
+        if best.groove.bars.len() > room {
+            trimmed += best.groove.bars.len() - room;
+            best.groove.bars.truncate(room);
         }
+        report_dropped
+            .extend(best.dropped.iter().map(|d| format!("request {}: {d}", best.request)));
+        finish = Some(best.finish);
+        completions.push(best.text);
+        so_far.bars.extend(best.groove.bars);
     }
-    let Some(best) = best else {
-        return Err(Error::Unusable { attempts: requests, reasons });
-    };
 
     // The source as it was, up to the end of the prompt, then the new bars.
     let mut read = ReadOptions::lossless();
     read.channel = Channel::try_from(template.codec.channel)?;
     let source = midi::read(midi, &read)?;
-    let prompt_end = prompt.first_bar + manifest.windows.prompt_bars;
+    let prompt_end = prompt.first_bar + p;
     let mut out = source.slice(0..prompt_end);
-    let new = best.groove.with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
+    let new =
+        so_far.slice(p..so_far.bars.len()).with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
     let bars_kept = new.bars.len();
-    out.bars.extend(new.bars);
+    out.bars.extend(new.bars.into_iter().map(|mut b| {
+        // The source's tempo carries on: the slice's restatement of it, and tempo marks
+        // a model may write, are not kept.
+        b.tempos.clear();
+        b
+    }));
     let mut write = WriteOptions::default();
     write.channel = read.channel;
     let bytes = midi::write(&out, &write)?;
@@ -194,15 +234,17 @@ pub async fn continue_midi(
         groove: out,
         report: Report {
             prompt: prompt.text,
-            completion: best.text,
-            finish_reason: Some(best.finish),
+            completions,
+            finish_reason: finish,
             usage,
             requests,
             bars_asked: options.bars,
             bars_kept,
-            dropped: best.dropped,
+            bars_trimmed: trimmed,
+            dropped: report_dropped,
+            stopped_early,
             silent_bars: prompt.first_bar,
-            prompt_bars: manifest.windows.prompt_bars,
+            prompt_bars: p,
         },
     })
 }

@@ -83,6 +83,7 @@
 
 mod continuation;
 mod error;
+pub mod local;
 #[cfg(feature = "openai")]
 pub mod openai;
 pub mod rng;

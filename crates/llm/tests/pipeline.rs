@@ -65,13 +65,13 @@ fn a_garbage_sample_is_resampled_and_the_prompt_kept_unchanged() {
     options.seed = Some(9);
     let out = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect("continued");
     let r = &out.report;
-    assert_eq!((r.requests, r.bars_asked, r.bars_kept), (2, 3, 3));
-    assert_eq!(r.usage.total(), 60);
+    assert_eq!((r.requests, r.bars_asked, r.bars_kept, r.bars_trimmed), (3, 3, 3, 0));
+    assert_eq!(r.usage.total(), 90);
     assert_eq!(r.dropped.len(), 1);
-    assert!(r.dropped[0].contains("line 3"), "{:?}", r.dropped);
-    // Seeds go 9, 10; the stop sequence and prompt are the manifest's.
+    assert!(r.dropped[0].starts_with("request 2: line 3"), "{:?}", r.dropped);
+    // A sample with a dropped bar is resampled once more (seeds 9, 10, 11); the stop sequence and prompt are the manifest's.
     let seen = backend.seen.lock().expect("lock");
-    assert_eq!(seen.iter().map(|r| r.seed).collect::<Vec<_>>(), [Some(9), Some(10)]);
+    assert_eq!(seen.iter().map(|r| r.seed).collect::<Vec<_>>(), [Some(9), Some(10), Some(11)]);
     assert_eq!(seen[0].stop, ["<<<"]);
     assert_eq!(
         seen[0].prompt,

@@ -1,0 +1,328 @@
+//! The offline local backend: fine-tune and continue with no key and no network.
+//!
+//! "Fine-tuning" counts a [`Model`] (a variable-order Markov model over the beat format's
+//! steps; see its documentation for what it can and cannot learn) from the same JSONL
+//! files the OpenAI path uploads. Completion samples from it with temperature, top-k,
+//! top-p and a seed, and writes only whole, grammatical bars. The model name `local`
+//! needs no training at all: the model is counted from the prompt's own bars.
+//!
+//! It implements [`Complete`] and [`FineTune`] like the OpenAI backend, so the pipeline and
+//! every example run on either.
+
+mod model;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use fine_drums_dataset::{CountTokens, Template};
+
+pub use model::{Layout, MODEL_VERSION, Model, Sampling, TrainStats};
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::traits::{BoxFuture, Complete, FineTune};
+use crate::types::{
+    Choice, Completion, CompletionRequest, FinishReason, Job, JobEvent, JobRequest, JobStatus,
+    Upload, Usage,
+};
+
+/// The model name that continues from the prompt's own statistics.
+pub const PROMPT_MODEL: &str = "local";
+
+/// The file extension of saved models.
+pub const MODEL_EXTENSION: &str = "fdlm";
+
+#[derive(Default)]
+struct State {
+    files: HashMap<String, Upload>,
+    jobs: HashMap<String, (Job, Vec<JobEvent>)>,
+    models: HashMap<String, Arc<Model>>,
+    next_file: u64,
+    next_job: u64,
+}
+
+/// The offline backend.
+///
+/// Models are named `local` (the prompt's own statistics), by the name a job gave them,
+/// or by the path of a saved model file (loaded once, then kept).
+pub struct Local {
+    template: Template,
+    models_dir: Option<PathBuf>,
+    top_k: usize,
+    state: Mutex<State>,
+    tokens: OnceLock<Option<tiktoken_rs::CoreBPE>>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local").field("models_dir", &self.models_dir).finish_non_exhaustive()
+    }
+}
+
+impl Local {
+    /// A backend that reads prompts with `template` (the manifest's) and keeps the models
+    /// it trains in memory.
+    pub fn new(template: Template) -> Local {
+        Local {
+            template,
+            models_dir: None,
+            top_k: 0,
+            state: Mutex::default(),
+            tokens: OnceLock::new(),
+        }
+    }
+
+    /// Saves trained models in `dir` (as `<suffix>-<job>.fdlm`); their names are the paths.
+    pub fn with_models_dir(mut self, dir: impl Into<PathBuf>) -> Local {
+        self.models_dir = Some(dir.into());
+        self
+    }
+
+    /// Samples only among the `k` likeliest steps (0: all). The OpenAI API has no top-k,
+    /// so it is a setting of the backend rather than of the request.
+    pub fn with_top_k(mut self, k: usize) -> Local {
+        self.top_k = k;
+        self
+    }
+
+    /// Registers a model under `name`.
+    pub fn insert_model(&self, name: impl Into<String>, model: Model) {
+        self.lock().models.insert(name.into(), Arc::new(model));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn count(&self, text: &str) -> u64 {
+        let bpe = self.tokens.get_or_init(|| fine_drums_dataset::cl100k().ok());
+        match bpe {
+            Some(b) => b.count_tokens(text) as u64,
+            // Without the tokenizer, a byte per token: never under the true count.
+            None => text.len() as u64,
+        }
+    }
+
+    fn model(&self, name: &str, prompt: &str) -> Result<Arc<Model>> {
+        if name == PROMPT_MODEL || name.is_empty() {
+            let mut m = Model::new(&self.template)?;
+            let body = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
+            m.train_text(body);
+            return Ok(Arc::new(m));
+        }
+        if let Some(m) = self.lock().models.get(name) {
+            return Ok(m.clone());
+        }
+        let bytes = std::fs::read(name).map_err(|e| Error::Model {
+            path: name.to_string(),
+            message: format!("{e} (a local model is `local`, a trained model's name, or a .{MODEL_EXTENSION} file)"),
+        })?;
+        let model = Arc::new(Model::from_bytes(name, &bytes)?);
+        self.lock().models.insert(name.to_string(), model.clone());
+        Ok(model)
+    }
+
+    /// Completes synchronously: what [`Complete::complete`] does, without a runtime.
+    pub fn complete_now(&self, request: &CompletionRequest) -> Result<Completion> {
+        if !(0.0..=2.0).contains(&request.temperature) || !(0.0..=1.0).contains(&request.top_p) {
+            return Err(Error::invalid("sampling", "temperature must be 0 to 2 and top_p 0 to 1"));
+        }
+        let model = self.model(&request.model, &request.prompt)?;
+        let mut rng = Rng::new(request.seed.unwrap_or_else(clock_seed));
+        let sampling =
+            Sampling { temperature: request.temperature, top_k: self.top_k, top_p: request.top_p };
+        let budget = u64::from(request.max_tokens);
+        let mut usage = Usage::new(self.count(&request.prompt), 0);
+        let mut choices = Vec::with_capacity(request.n as usize);
+        for _ in 0..request.n.max(1) {
+            let mut used = self.count("\n");
+            let (text, cut) = model.generate(
+                &request.prompt,
+                model.completion_bars(),
+                sampling,
+                &mut rng,
+                |_, line| {
+                    let t = self.count(line) + self.count("\n");
+                    used += t;
+                    used <= budget
+                },
+            );
+            usage.completion_tokens += self.count(&text);
+            let finish = if cut { FinishReason::Length } else { FinishReason::Stop };
+            choices.push(Choice::new(text, finish));
+        }
+        Ok(Completion::new(choices, usage))
+    }
+
+    fn train(&self, request: &JobRequest) -> Result<(Model, Vec<String>)> {
+        if request.model != PROMPT_MODEL {
+            return Err(Error::invalid(
+                "base model",
+                format!(
+                    "the local backend trains from scratch: use the base model `{PROMPT_MODEL}`, not {:?}",
+                    request.model
+                ),
+            ));
+        }
+        let file = |id: &str| {
+            self.lock()
+                .files
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::invalid("file", format!("no uploaded file {id:?}")))
+        };
+        let training = file(&request.training_file)?;
+        let started = Instant::now();
+        let mut model = Model::new(&self.template)?;
+        let text = std::str::from_utf8(&training.bytes)
+            .map_err(|e| Error::Model { path: training.name.clone(), message: e.to_string() })?;
+        model.train_jsonl(&training.name, text)?;
+        let s = model.stats();
+        let mut log = vec![format!(
+            "trained on {}: {} examples, {} bars ({} lines skipped) -> {} step symbols, {} contexts, in {:.0} ms",
+            training.name,
+            s.examples,
+            s.bars,
+            s.skipped_lines,
+            model.vocabulary(),
+            model.contexts(),
+            started.elapsed().as_secs_f64() * 1e3
+        )];
+        if request.epochs.is_some()
+            || request.batch_size.is_some()
+            || request.learning_rate_multiplier.is_some()
+        {
+            log.push(
+                "epochs, batch size and learning rate do not apply to a counting model: ignored"
+                    .into(),
+            );
+        }
+        if let Some(v) = &request.validation_file {
+            let v = file(v)?;
+            log.push(format!(
+                "validation file {} kept for evaluation ({} bytes)",
+                v.name,
+                v.bytes.len()
+            ));
+        }
+        Ok((model, log))
+    }
+}
+
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Complete for Local {
+    fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
+        Box::pin(async move { self.complete_now(request) })
+    }
+}
+
+impl FineTune for Local {
+    fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let mut st = self.lock();
+            st.next_file += 1;
+            let id = format!("file-local-{}", st.next_file);
+            st.files.insert(id.clone(), file.clone());
+            Ok(id)
+        })
+    }
+
+    fn create_job<'a>(&'a self, request: &'a JobRequest) -> BoxFuture<'a, Result<Job>> {
+        Box::pin(async move {
+            // Job ids never name a model file that is already there: nothing is overwritten.
+            let suffix = request.suffix.as_deref().unwrap_or("drums");
+            let id = loop {
+                let mut st = self.lock();
+                st.next_job += 1;
+                let id = format!("ftjob-local-{}", st.next_job);
+                let taken = self
+                    .models_dir
+                    .as_ref()
+                    .is_some_and(|d| d.join(format!("{suffix}-{id}.{MODEL_EXTENSION}")).exists());
+                if !taken {
+                    break id;
+                }
+            };
+            let (model, mut log) = self.train(request)?;
+            let name = match &self.models_dir {
+                Some(dir) => {
+                    let path = dir.join(format!("{suffix}-{id}.{MODEL_EXTENSION}"));
+                    let bytes = model.to_bytes();
+                    std::fs::create_dir_all(dir)
+                        .and_then(|()| std::fs::write(&path, &bytes))
+                        .map_err(|e| Error::Model {
+                            path: path.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                    log.push(format!("saved {} ({} bytes)", path.display(), bytes.len()));
+                    path.display().to_string()
+                }
+                None => format!("local:{suffix}:{id}"),
+            };
+            let mut job = Job::new(&id, &request.model, JobStatus::Succeeded);
+            job.fine_tuned_model = Some(name.clone());
+            job.trained_tokens = None;
+            let now = clock_seed() / 1_000_000_000;
+            let events = log
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| JobEvent::new(format!("{id}-ev{}", i + 1), now, "info", m))
+                .collect();
+            let mut st = self.lock();
+            st.models.insert(name, Arc::new(model));
+            st.jobs.insert(id, (job.clone(), events));
+            Ok(job)
+        })
+    }
+
+    fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>> {
+        Box::pin(async move {
+            self.lock()
+                .jobs
+                .get(id)
+                .map(|(j, _)| j.clone())
+                .ok_or_else(|| Error::invalid("job", format!("no job {id:?}")))
+        })
+    }
+
+    fn events<'a>(
+        &'a self,
+        id: &'a str,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<JobEvent>>> {
+        Box::pin(async move {
+            let st = self.lock();
+            let (_, events) =
+                st.jobs.get(id).ok_or_else(|| Error::invalid("job", format!("no job {id:?}")))?;
+            let start =
+                after.and_then(|a| events.iter().position(|e| e.id == a)).map_or(0, |i| i + 1);
+            Ok(events[start..].to_vec())
+        })
+    }
+
+    fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>> {
+        Box::pin(async move {
+            let st = self.lock();
+            let (job, _) =
+                st.jobs.get(id).ok_or_else(|| Error::invalid("job", format!("no job {id:?}")))?;
+            Err(Error::invalid(
+                "cancel",
+                format!(
+                    "job {id} already ended ({:?}); local jobs finish as they are created",
+                    job.status
+                ),
+            ))
+        })
+    }
+
+    fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}

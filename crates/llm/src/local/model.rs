@@ -1,0 +1,715 @@
+//! The offline model: a variable-order Markov model over the beat format's steps.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use fine_drums_codec::{Context, Format, Meter};
+use fine_drums_dataset::Template;
+use fine_drums_dataset::export::{ChatLine, LegacyLine};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// The model file format this build writes and reads.
+pub const MODEL_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"FDLM";
+
+const NONE: u32 = u32::MAX;
+const UNKNOWN: u32 = u32::MAX - 1;
+/// Context levels, from the shortest: position; + the same step a bar ago; + the previous
+/// step; + the step before it; + the same step two bars ago.
+const LEVELS: usize = 5;
+
+/// Keys are already mixed 64-bit numbers: hashing them again is wasted work.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
+
+/// What followed one context, and how often.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Node {
+    total: u32,
+    next: Vec<(u32, u32)>,
+}
+
+/// The shape of a bar line: `groups` words of `per` steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Layout {
+    /// Words (beat groups) in the bar.
+    pub groups: u16,
+    /// Steps in each word.
+    pub per: u16,
+}
+
+impl Layout {
+    fn steps(self) -> usize {
+        usize::from(self.groups) * usize::from(self.per)
+    }
+
+    /// The layout the codec gives a bar of `meter` on the format's grid.
+    pub fn of(meter: Meter, format: &Format) -> Option<Layout> {
+        let Format::Beat(o) = format else { return None };
+        let steps = meter.steps(o.grid).ok()?;
+        let per = meter.group_steps(o.grid).ok()?;
+        Some(Layout { groups: u16::try_from(steps / per).ok()?, per: u16::try_from(per).ok()? })
+    }
+
+    fn render(self, steps: &[&str], out: &mut String) {
+        for (i, s) in steps.iter().enumerate() {
+            if i > 0 {
+                out.push(if i % usize::from(self.per) == 0 { ' ' } else { '.' });
+            }
+            out.push_str(s);
+        }
+    }
+}
+
+/// Sampling settings for [`Model::generate`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Sampling {
+    /// 0 picks the likeliest step every time; 1 samples the model as it is. Default: 1.
+    pub temperature: f32,
+    /// Keep only the `top_k` likeliest steps (0: all). Default: 0.
+    pub top_k: usize,
+    /// Keep the likeliest steps up to this probability mass. Default: 1 (all).
+    pub top_p: f32,
+}
+
+impl Default for Sampling {
+    fn default() -> Sampling {
+        Sampling { temperature: 1.0, top_k: 0, top_p: 1.0 }
+    }
+}
+
+/// What training read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TrainStats {
+    /// Examples (JSONL lines or texts) read.
+    pub examples: usize,
+    /// Bars learned from.
+    pub bars: usize,
+    /// Lines that were not well-formed bars, and were skipped.
+    pub skipped_lines: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Header {
+    template: Template,
+    completion_bars: usize,
+    vocab: Vec<String>,
+    stats: TrainStats,
+    lengths: Vec<(usize, usize)>,
+}
+
+/// A variable-order Markov model of drum bars in the beat format.
+///
+/// A bar is a sequence of steps; a step's symbol is what the beat format writes for it
+/// (`Kh`, `ss`, ``, `h+2`, …). The model predicts each step from five nested contexts:
+///
+/// 1. its position in the bar (and the bar's layout),
+/// 2. \+ the symbol at the same position one bar earlier,
+/// 3. \+ the previous step,
+/// 4. \+ the step before that,
+/// 5. \+ the symbol at the same position two bars earlier.
+///
+/// Probabilities are interpolated from the longest context down with Witten-Bell
+/// smoothing (the weight a context leaves to shorter ones is its number of distinct
+/// continuations over that plus its count, as in PPM method C), ending in the
+/// add-one unigram over every symbol seen. The bar-ago contexts are what keep a groove
+/// steady; the smoothing and the temperature are what vary it.
+///
+/// Output is built from symbols that decoded strictly in training, joined in the layout
+/// of the prompt's last bar, so every bar it writes is grammatical.
+///
+/// # Limits
+///
+/// It has no notion of song form beyond two bars: it will not place a fill before a
+/// section change on purpose, or build intensity over 16 bars. It cannot invent a step
+/// (a drum combination or microtiming value) it never saw. It copies the prompt's meter
+/// and never changes tempo. Its memory of a piece is two bars long, so long
+/// continuations drift towards the training set's most common patterns at each position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    template: Template,
+    format: Format,
+    completion_bars: usize,
+    vocab: Vec<String>,
+    ids: HashMap<String, u32>,
+    unigram: Vec<u32>,
+    nodes: Map<Node>,
+    stats: TrainStats,
+    lengths: HashMap<usize, usize>,
+    valid: HashMap<String, bool>,
+    layouts: Vec<Layout>,
+}
+
+/// The layouts of every meter the codec writes on the format's grid (numerators 1 to 32,
+/// denominators 1 to 64): a line of any other shape is not a bar.
+fn layouts(format: &Format) -> Vec<Layout> {
+    let mut out: Vec<Layout> = (1..=32u8)
+        .flat_map(|n| [1u8, 2, 4, 8, 16, 32, 64].map(move |d| (n, d)))
+        .filter_map(|(n, d)| Meter::new(n, d).ok())
+        .filter_map(|m| Layout::of(m, format))
+        .collect();
+    out.sort_unstable_by_key(|l| (l.groups, l.per));
+    out.dedup();
+    out
+}
+
+/// Whether the codec accepts `symbol` as one step: a 4/4 bar holding it must decode.
+fn step_is_valid(format: &Format, symbol: &str) -> bool {
+    Layout::of(Meter::FOUR_FOUR, format).is_some_and(|layout| {
+        let mut steps = vec![""; layout.steps()];
+        steps[0] = symbol;
+        let mut line = String::new();
+        layout.render(&steps, &mut line);
+        format.decode(&line, &Context::default()).is_ok()
+    })
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn key(level: usize, layout: Layout, pos: usize, ctx: [u32; 4]) -> u64 {
+    let [b1, s1, s2, b2] = ctx;
+    let parts = [
+        level as u64
+            | (u64::from(layout.groups) << 8)
+            | (u64::from(layout.per) << 24)
+            | ((pos as u64) << 40),
+        u64::from(b1) | (u64::from(s1) << 32),
+        u64::from(s2) | (u64::from(b2) << 32),
+    ];
+    parts.iter().fold(0x243f_6a88_85a3_08d3, |h, &p| mix(h ^ p))
+}
+
+/// The context of each level: later levels see more.
+fn contexts(b1: u32, s1: u32, s2: u32, b2: u32) -> [[u32; 4]; LEVELS] {
+    [
+        [NONE, NONE, NONE, NONE],
+        [b1, NONE, NONE, NONE],
+        [b1, s1, NONE, NONE],
+        [b1, s1, s2, NONE],
+        [b1, s1, s2, b2],
+    ]
+}
+
+/// Adds the contexts of `bars[from..]` to `nodes` with `weight`, reading the bars before
+/// `from` as history. Unknown symbols are context only, never counted as continuations.
+fn count(
+    nodes: &mut Map<Node>,
+    mut unigram: Option<&mut Vec<u32>>,
+    bars: &[(Layout, Vec<u32>)],
+    from: usize,
+    weight: u32,
+) {
+    let (mut s1, mut s2) = (NONE, NONE);
+    for (i, (layout, steps)) in bars.iter().enumerate() {
+        let back = |n: usize, pos: usize| {
+            i.checked_sub(n)
+                .and_then(|j| bars.get(j))
+                .filter(|(l, _)| l == layout)
+                .map_or(NONE, |(_, s)| s[pos])
+        };
+        for (pos, &sym) in steps.iter().enumerate() {
+            if i >= from && sym != UNKNOWN {
+                if let Some(u) = unigram.as_deref_mut() {
+                    u[sym as usize] += weight;
+                }
+                for (level, ctx) in
+                    contexts(back(1, pos), s1, s2, back(2, pos)).into_iter().enumerate()
+                {
+                    let node = nodes.entry(key(level, *layout, pos, ctx)).or_default();
+                    node.total += weight;
+                    match node.next.iter_mut().find(|(s, _)| *s == sym) {
+                        Some((_, c)) => *c += weight,
+                        None => node.next.push((sym, weight)),
+                    }
+                }
+            }
+            s2 = s1;
+            s1 = sym;
+        }
+    }
+}
+
+/// How much a bar of the prompt counts in the cache model (Kuhn & De Mori 1990) that
+/// keeps a continuation close to its own groove.
+const CACHE_WEIGHT: u32 = 1;
+/// The extra weight a cache context leaves to the trained model, so that a prompt of two
+/// bars steers the continuation without freezing it.
+const CACHE_ESCAPE: f64 = 1.0;
+
+/// Witten-Bell interpolation of one context's counts over the distribution below it.
+fn interpolate(node: Option<&Node>, escape: f64, probs: &mut [f64]) {
+    let Some(node) = node else { return };
+    let distinct = node.next.len() as f64 + escape;
+    let denom = f64::from(node.total) + distinct;
+    let keep = distinct / denom;
+    for p in probs.iter_mut() {
+        *p *= keep;
+    }
+    for &(s, n) in &node.next {
+        probs[s as usize] += f64::from(n) / denom;
+    }
+}
+
+/// One parsed bar: its layout and step symbols.
+struct ParsedBar<'a> {
+    layout: Layout,
+    steps: Vec<&'a str>,
+}
+
+fn split_bar(line: &str) -> Option<ParsedBar<'_>> {
+    let mut words: Vec<&str> = line.split(' ').collect();
+    // Meter and tempo marks lead a bar: `3/4`, `q=96`.
+    while words.len() > 1 && (words[0].contains('/') || words[0].starts_with("q=")) {
+        words.remove(0);
+    }
+    let per = words.first()?.split('.').count();
+    let mut steps = Vec::with_capacity(per * words.len());
+    for w in &words {
+        let before = steps.len();
+        steps.extend(w.split('.'));
+        if steps.len() - before != per {
+            return None;
+        }
+    }
+    let layout = Layout { groups: u16::try_from(words.len()).ok()?, per: u16::try_from(per).ok()? };
+    Some(ParsedBar { layout, steps })
+}
+
+impl Model {
+    /// An untrained model for the beat format settings of `template`.
+    pub fn new(template: &Template) -> Result<Model> {
+        let format = template.codec.format()?;
+        if !matches!(format, Format::Beat(_)) {
+            return Err(Error::invalid(
+                "format",
+                format!(
+                    "the local backend models the beat format, not {}; prepare the data with --format beat",
+                    format.name()
+                ),
+            ));
+        }
+        Ok(Model {
+            template: template.clone(),
+            completion_bars: 14,
+            vocab: Vec::new(),
+            ids: HashMap::new(),
+            unigram: Vec::new(),
+            nodes: Map::default(),
+            stats: TrainStats::default(),
+            lengths: HashMap::new(),
+            valid: HashMap::new(),
+            layouts: layouts(&format),
+            format,
+        })
+    }
+
+    /// The template the model reads prompts with.
+    pub fn template(&self) -> &Template {
+        &self.template
+    }
+
+    /// What training read so far.
+    pub fn stats(&self) -> TrainStats {
+        self.stats
+    }
+
+    /// Distinct step symbols known.
+    pub fn vocabulary(&self) -> usize {
+        self.vocab.len()
+    }
+
+    /// Contexts with counts.
+    pub fn contexts(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bars a completion holds when the model writes one: the commonest completion length
+    /// in training (14 before any training).
+    pub fn completion_bars(&self) -> usize {
+        self.completion_bars
+    }
+
+    /// Whether `symbol` is a step the codec accepts, remembered once checked.
+    fn is_valid(&mut self, symbol: &str) -> bool {
+        if let Some(&v) = self.valid.get(symbol) {
+            return v;
+        }
+        let ok = step_is_valid(&self.format, symbol);
+        self.valid.insert(symbol.to_string(), ok);
+        ok
+    }
+
+    fn intern(&mut self, symbol: &str) -> u32 {
+        if let Some(&id) = self.ids.get(symbol) {
+            return id;
+        }
+        let id = self.vocab.len() as u32;
+        self.vocab.push(symbol.to_string());
+        self.ids.insert(symbol.to_string(), id);
+        self.unigram.push(0);
+        id
+    }
+
+    /// Training bars: well-formed lines as interned ids, and the count of skipped lines.
+    fn learn_bars(&mut self, text: &str) -> (Vec<(Layout, Vec<u32>)>, usize) {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match split_bar(line) {
+                Some(bar)
+                    if self.layouts.contains(&bar.layout)
+                        && bar.steps.iter().all(|s| self.is_valid(s)) =>
+                {
+                    let ids = bar.steps.iter().map(|s| self.intern(s)).collect();
+                    out.push((bar.layout, ids));
+                }
+                _ => skipped += 1,
+            }
+        }
+        (out, skipped)
+    }
+
+    /// Prompt bars: well-formed lines, with symbols the model never saw as [`UNKNOWN`].
+    fn prompt_bars(&self, text: &str) -> Vec<(Layout, Vec<u32>)> {
+        let mut out = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let Some(bar) = split_bar(line).filter(|b| self.layouts.contains(&b.layout)) else {
+                continue;
+            };
+            let ids: Option<Vec<u32>> = bar
+                .steps
+                .iter()
+                .map(|s| match self.ids.get(*s) {
+                    Some(&id) => Some(id),
+                    None => step_is_valid(&self.format, s).then_some(UNKNOWN),
+                })
+                .collect();
+            if let Some(ids) = ids {
+                out.push((bar.layout, ids));
+            }
+        }
+        out
+    }
+
+    /// Learns from the bars of one text (one example: prompt bars then completion bars).
+    pub fn train_text(&mut self, text: &str) {
+        let (bars, skipped) = self.learn_bars(text);
+        self.stats.examples += 1;
+        self.stats.bars += bars.len();
+        self.stats.skipped_lines += skipped;
+        count(&mut self.nodes, Some(&mut self.unigram), &bars, 0, 1);
+    }
+
+    /// Learns from a fine-tuning file: legacy prompt/completion JSONL or chat JSONL, as
+    /// `prepare` writes them. A line that is not one of these is an error naming it.
+    pub fn train_jsonl(&mut self, name: &str, jsonl: &str) -> Result<()> {
+        for (i, line) in jsonl.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad =
+                |message: String| Error::Model { path: format!("{name}, line {}", i + 1), message };
+            let (prompt, completion) = if line.contains("\"messages\"") {
+                let chat: ChatLine = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+                let text = |role: &str| {
+                    chat.messages
+                        .iter()
+                        .find(|m| m.role == role)
+                        .map(|m| m.content.clone())
+                        .unwrap_or_default()
+                };
+                (text("user"), text("assistant"))
+            } else {
+                let l: LegacyLine = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+                let prompt = l
+                    .prompt
+                    .strip_suffix(self.template.separator.as_str())
+                    .unwrap_or(&l.prompt)
+                    .to_string();
+                (prompt, self.template.completion_body(&l.completion).to_string())
+            };
+            let bars = completion.lines().filter(|l| !l.trim().is_empty()).count();
+            *self.lengths.entry(bars).or_default() += 1;
+            self.train_text(&format!("{prompt}\n{completion}"));
+        }
+        if let Some((&bars, _)) = self.lengths.iter().max_by_key(|(b, n)| (**n, **b)) {
+            self.completion_bars = bars.max(1);
+        }
+        Ok(())
+    }
+
+    /// Continues the bars of `prompt` with `bars` new bars, sampled with `sampling` from
+    /// `rng`, while `fits(text so far, next line)` allows. Returns the text (a newline,
+    /// then one line per bar) and whether `fits` cut it short.
+    ///
+    /// The model continues in the layout of the prompt's last well-formed bar (4/4 when
+    /// there is none). Lines of the prompt that are not bars are ignored.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        bars: usize,
+        sampling: Sampling,
+        rng: &mut Rng,
+        mut fits: impl FnMut(&str, &str) -> bool,
+    ) -> (String, bool) {
+        let prompt = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
+        let mut history = self.prompt_bars(prompt);
+        let layout = history
+            .last()
+            .map(|(l, _)| *l)
+            .or_else(|| Layout::of(Meter::FOUR_FOUR, &self.format))
+            .unwrap_or(Layout { groups: 4, per: 4 });
+        let mut out = String::from("\n");
+        let mut probs = vec![0f64; self.vocab.len()];
+        if self.vocab.is_empty() {
+            return (out, false);
+        }
+        let (mut s1, mut s2) = history.last().map_or((NONE, NONE), |(_, s)| {
+            (s[s.len() - 1], s.len().checked_sub(2).map_or(NONE, |j| s[j]))
+        });
+        let mut line = String::new();
+        let mut cache = Map::default();
+        count(&mut cache, None, &history, 0, CACHE_WEIGHT);
+        for _ in 0..bars {
+            let n = history.len();
+            let back = |k: usize, pos: usize| {
+                n.checked_sub(k)
+                    .and_then(|j| history.get(j))
+                    .filter(|(l, _)| *l == layout)
+                    .map_or(NONE, |(_, s)| s[pos])
+            };
+            let mut steps = Vec::with_capacity(layout.steps());
+            for pos in 0..layout.steps() {
+                let ctx = contexts(back(1, pos), s1, s2, back(2, pos));
+                self.distribution(&cache, layout, pos, ctx, &mut probs);
+                let sym = sample(&mut probs, sampling, rng);
+                steps.push(sym);
+                s2 = s1;
+                s1 = sym;
+            }
+            line.clear();
+            let words: Vec<&str> = steps.iter().map(|&s| self.vocab[s as usize].as_str()).collect();
+            layout.render(&words, &mut line);
+            if !fits(&out, &line) {
+                return (out, true);
+            }
+            out.push_str(&line);
+            out.push('\n');
+            history.push((layout, steps));
+        }
+        (out, false)
+    }
+
+    /// The interpolated distribution of the next step, into `probs`.
+    fn distribution(
+        &self,
+        cache: &Map<Node>,
+        layout: Layout,
+        pos: usize,
+        ctx: [[u32; 4]; LEVELS],
+        probs: &mut [f64],
+    ) {
+        let total: f64 = self.unigram.iter().map(|&c| f64::from(c) + 1.0).sum();
+        for (p, &c) in probs.iter_mut().zip(&self.unigram) {
+            *p = (f64::from(c) + 1.0) / total;
+        }
+        for (level, c) in ctx.into_iter().enumerate() {
+            interpolate(self.nodes.get(&key(level, layout, pos, c)), 0.0, probs);
+        }
+        // The piece itself speaks last, backing off to everything above.
+        for (level, c) in ctx.into_iter().enumerate() {
+            interpolate(cache.get(&key(level, layout, pos, c)), CACHE_ESCAPE, probs);
+        }
+    }
+
+    /// The model as bytes: magic, version, a JSON header (settings, vocabulary), then the
+    /// counts in little-endian binary.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut lengths: Vec<(usize, usize)> = self.lengths.iter().map(|(a, b)| (*a, *b)).collect();
+        lengths.sort_unstable();
+        let header = Header {
+            template: self.template.clone(),
+            completion_bars: self.completion_bars,
+            vocab: self.vocab.clone(),
+            stats: self.stats,
+            lengths,
+        };
+        let json = serde_json::to_vec(&header).unwrap_or_default();
+        let mut out = Vec::with_capacity(16 + json.len() + self.nodes.len() * 24);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&MODEL_VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        for c in &self.unigram {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        let mut keys: Vec<&u64> = self.nodes.keys().collect();
+        keys.sort_unstable();
+        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        for k in keys {
+            let node = &self.nodes[k];
+            out.extend_from_slice(&k.to_le_bytes());
+            out.extend_from_slice(&(node.next.len() as u32).to_le_bytes());
+            for (s, c) in &node.next {
+                out.extend_from_slice(&s.to_le_bytes());
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads a model from [`Model::to_bytes`]; `name` names the file in errors. A file of
+    /// another version, or one cut short, is an error.
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Model> {
+        let bad = |message: String| Error::Model { path: name.to_string(), message };
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(4).ok() != Some(MAGIC.as_slice()) {
+            return Err(bad("not a fine_drums local model (no FDLM magic)".into()));
+        }
+        let version = r.u32().map_err(&bad)?;
+        if version != MODEL_VERSION {
+            return Err(bad(format!(
+                "model format version {version}; this build reads version {MODEL_VERSION} (train the model again)"
+            )));
+        }
+        let len = usize::try_from(r.u64().map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
+        let header: Header =
+            serde_json::from_slice(r.take(len).map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
+        let mut model = Model::new(&header.template)?;
+        model.completion_bars = header.completion_bars;
+        model.stats = header.stats;
+        model.lengths = header.lengths.into_iter().collect();
+        for s in &header.vocab {
+            model.intern(s);
+        }
+        for c in model.unigram.iter_mut() {
+            *c = r.u32().map_err(&bad)?;
+        }
+        let count = r.u64().map_err(&bad)?;
+        let vocab = model.vocab.len() as u32;
+        for _ in 0..count {
+            let k = r.u64().map_err(&bad)?;
+            let n = r.u32().map_err(&bad)? as usize;
+            if n > r.bytes.len() / 8 {
+                return Err(bad("a context holds more entries than the file has bytes".into()));
+            }
+            let mut node = Node { total: 0, next: Vec::with_capacity(n) };
+            for _ in 0..n {
+                let (s, c) = (r.u32().map_err(&bad)?, r.u32().map_err(&bad)?);
+                if s >= vocab {
+                    return Err(bad(format!("symbol {s} is outside the vocabulary of {vocab}")));
+                }
+                node.total = node.total.saturating_add(c);
+                node.next.push((s, c));
+            }
+            model.nodes.insert(k, node);
+        }
+        if r.at != bytes.len() {
+            return Err(bad(format!("{} bytes after the end of the model", bytes.len() - r.at)));
+        }
+        Ok(model)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+            format!("the file is cut short at byte {} (needs {n} more)", self.bytes.len())
+        })?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+/// Draws a symbol from `probs` (changed in place) under `sampling`.
+fn sample(probs: &mut [f64], sampling: Sampling, rng: &mut Rng) -> u32 {
+    if sampling.temperature <= 0.0 {
+        let best = probs
+            .iter()
+            .enumerate()
+            .fold((0, f64::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+        return best.0 as u32;
+    }
+    if (sampling.temperature - 1.0).abs() > f32::EPSILON {
+        let inv = 1.0 / f64::from(sampling.temperature);
+        for p in probs.iter_mut() {
+            *p = p.powf(inv);
+        }
+    }
+    if sampling.top_k > 0 || sampling.top_p < 1.0 {
+        let mut order: Vec<u32> = (0..probs.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b))
+        });
+        let total: f64 = probs.iter().sum();
+        let mut keep =
+            if sampling.top_k > 0 { sampling.top_k.min(order.len()) } else { order.len() };
+        if sampling.top_p < 1.0 {
+            let mut mass = 0.0;
+            for (i, &s) in order.iter().enumerate().take(keep) {
+                mass += probs[s as usize] / total;
+                if mass >= f64::from(sampling.top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+        for &s in &order[keep.max(1)..] {
+            probs[s as usize] = 0.0;
+        }
+    }
+    let total: f64 = probs.iter().sum();
+    let mut u = rng.unit() * total;
+    let mut last = 0;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            last = i;
+            if u < p {
+                return i as u32;
+            }
+            u -= p;
+        }
+    }
+    last as u32
+}

@@ -1,0 +1,202 @@
+//! Fine-tunes a model on the files `prepare` wrote.
+//!
+//! `cargo run --release --example fine_tune -- data/` trains the offline local model (no
+//! key, no network) and prints its path; `--backend openai --model babbage-002` uploads
+//! the JSONL files, creates the job, and follows it with live events until it ends.
+//! `--dry-run` prints what would be sent and what it would cost, and sends nothing.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fine_drums_dataset::{Manifest, Split};
+use fine_drums_llm::local::{Local, PROMPT_MODEL};
+use fine_drums_llm::openai::{BaseModel, Config, OpenAi, job_body};
+use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
+
+/// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The folder `prepare` wrote.
+    data: PathBuf,
+    /// local (offline, the default) or openai (OpenAI or any compatible server).
+    #[arg(long, default_value = "local", value_parser = ["local", "openai"])]
+    backend: String,
+    /// Base model: `local` for the local backend; babbage-002, davinci-002 or any model
+    /// the server fine-tunes for openai.
+    #[arg(long)]
+    model: Option<String>,
+    /// Epochs (default: the service's choice).
+    #[arg(long)]
+    epochs: Option<u32>,
+    /// Batch size (default: the service's choice).
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Learning-rate multiplier (default: the service's choice).
+    #[arg(long)]
+    learning_rate_multiplier: Option<f64>,
+    /// Suffix of the fine-tuned model's name.
+    #[arg(long, default_value = "drums")]
+    suffix: String,
+    /// Training seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Do not upload the validation file.
+    #[arg(long)]
+    no_validation: bool,
+    /// Where the local backend saves models (default: <data>/models).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Print what would be sent and the cost estimate; send nothing (no key needed).
+    #[arg(long)]
+    dry_run: bool,
+    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Seconds between two looks at a running job (openai).
+    #[arg(long, default_value_t = 10)]
+    poll: u64,
+}
+
+fn read(path: PathBuf) -> Result<Upload, String> {
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("{}: {e} (run prepare first)", path.display()))?;
+    let name =
+        path.file_name().map_or_else(|| "train.jsonl".into(), |n| n.to_string_lossy().into_owned());
+    Ok(Upload::new(name, bytes))
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let manifest_path = args.data.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("{}: {e} (run prepare first)", manifest_path.display()))?;
+    let manifest =
+        Manifest::from_json(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let files = |s: Split| manifest.files.get(&s).map(|f| args.data.join(&f.legacy));
+    let training = read(files(Split::Train).ok_or("the manifest names no training file")?)?;
+    let validation = match (args.no_validation, files(Split::Validation)) {
+        (false, Some(p)) => Some(read(p)?),
+        _ => None,
+    };
+    let base = args.model.clone().unwrap_or_else(|| match args.backend.as_str() {
+        "openai" => BaseModel::Babbage002.as_str().to_string(),
+        _ => PROMPT_MODEL.to_string(),
+    });
+    let mut job = JobRequest::new(&base, "");
+    job.epochs = args.epochs;
+    job.batch_size = args.batch_size;
+    job.learning_rate_multiplier = args.learning_rate_multiplier;
+    job.suffix = Some(args.suffix.clone());
+    job.seed = args.seed;
+
+    if args.dry_run {
+        return dry_run(&args, &manifest, &training, validation.as_ref(), &job);
+    }
+    let backend: Box<dyn FineTune> = match args.backend.as_str() {
+        "openai" => {
+            let mut config = Config::from_env().map_err(|e| e.to_string())?;
+            if let Some(url) = &args.base_url {
+                config.base_url = url.clone();
+            }
+            config.poll_interval = Duration::from_secs(args.poll);
+            Box::new(OpenAi::new(config).map_err(|e| e.to_string())?)
+        }
+        _ => {
+            let dir = args.models_dir.clone().unwrap_or_else(|| args.data.join("models"));
+            Box::new(Local::new(manifest.template.clone()).with_models_dir(dir))
+        }
+    };
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner.set_message(format!("fine-tuning {base} on {}", training.name));
+    let bar = spinner.clone();
+    let mut on_event = move |e: &JobEvent| {
+        let line = format!("[{}] {}", e.level, e.message);
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+        bar.set_message(e.message.clone());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("async runtime: {e}"))?;
+    let result =
+        runtime.block_on(backend.fine_tune(&training, validation.as_ref(), &job, &mut on_event));
+    spinner.finish_and_clear();
+    let model = result.map_err(|e| e.to_string())?;
+    println!("fine-tuned model: {model} ({:.2} s)", started.elapsed().as_secs_f64());
+    println!(
+        "continue a groove with it: cargo run --release --example continue -- <file.mid> --backend {} --model {model} --manifest {}",
+        args.backend,
+        manifest_path.display()
+    );
+    Ok(())
+}
+
+fn dry_run(
+    args: &Args,
+    manifest: &Manifest,
+    training: &Upload,
+    validation: Option<&Upload>,
+    job: &JobRequest,
+) -> Result<(), String> {
+    println!("dry run: nothing is sent");
+    let base_url = args.base_url.clone().unwrap_or_else(|| {
+        std::env::var("OPENAI_BASE_URL")
+            .unwrap_or_else(|_| fine_drums_llm::openai::OPENAI_BASE_URL.into())
+    });
+    println!(
+        "backend: {} ({})",
+        args.backend,
+        if args.backend == "openai" { base_url.as_str() } else { "offline" }
+    );
+    for (what, f) in [("training", Some(training)), ("validation", validation)] {
+        if let Some(f) = f {
+            let lines = f.bytes.iter().filter(|&&b| b == b'\n').count();
+            println!(
+                "upload {what} file: {} ({} bytes, {lines} examples), purpose fine-tune",
+                f.name,
+                f.bytes.len()
+            );
+        }
+    }
+    let mut shown = job.clone();
+    shown.training_file = "<id of the uploaded training file>".into();
+    if validation.is_some() {
+        shown.validation_file = Some("<id of the uploaded validation file>".into());
+    }
+    let body = serde_json::to_string_pretty(&job_body(&shown)).map_err(|e| e.to_string())?;
+    println!("POST /fine_tuning/jobs\n{body}");
+    let tokens =
+        manifest.stats.iter().find(|s| s.split == Some(Split::Train)).map_or(0, |s| s.tokens);
+    let epochs = job.epochs.unwrap_or(1);
+    for (model, cost) in manifest.prices.per_epoch(tokens) {
+        println!(
+            "cost estimate on {model}: {tokens} tokens x {epochs} epoch{} = ${:.4}{}",
+            if epochs == 1 { "" } else { "s" },
+            cost * f64::from(epochs),
+            if job.epochs.is_none() { " per epoch (the service picks the epochs)" } else { "" }
+        );
+    }
+    println!("prices: {}", manifest.prices.source);
+    if BaseModel::of(&job.model).is_some() {
+        println!(
+            "note: OpenAI stopped new fine-tuning runs on babbage-002 and davinci-002 on 2024-10-28; \
+             the service may refuse, and will say why"
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    common::exit(run())
+}

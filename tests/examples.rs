@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "common/gmd.rs"]
+mod gmd_dir;
+
 fn example(name: &str) -> Command {
     // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
     let mut path: PathBuf = std::env::current_exe().expect("the test binary has a path");
@@ -212,4 +215,47 @@ fn fine_tune_dry_run_and_local_training() {
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+#[test]
+fn evaluate_writes_results_as_they_arrive_and_resumes() {
+    let Some(gmd) = gmd_dir::gmd() else { return };
+    let dir = scratch("evaluate");
+    let pieces = dir.join("pieces.txt");
+    std::fs::write(
+        &pieces,
+        "drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid\ndrummer1/eval_session/10_soul-groove10_102_beat_4-4.mid\n",
+    )
+    .unwrap();
+    let out = dir.join("eval");
+    let run = || {
+        let r = example("evaluate")
+            .arg(&gmd)
+            .arg("--out")
+            .arg(&out)
+            .arg("--pieces")
+            .arg(&pieces)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8(r.stdout).unwrap()
+    };
+    let first = run();
+    assert!(first.contains("| local | 2 | 100.0% |"), "{first}");
+    let outputs = out.join("outputs/local");
+    let saved: Vec<_> = std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(saved.len(), 2, "one saved output per piece");
+    // An interrupted run leaves some outputs: the rerun makes only the missing ones and
+    // scores the same.
+    std::fs::remove_file(&saved[0]).unwrap();
+    let second = run();
+    let table = |s: &str| {
+        s.lines().filter(|l| !l.starts_with("wrote")).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(table(&first), table(&second));
+    assert!(saved[0].is_file());
+    for f in ["results.md", "results.json", "stability.svg"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert_eq!(std::fs::read_dir(out.join("pictures")).unwrap().count(), 2);
 }

@@ -56,6 +56,8 @@ pub struct Report {
     pub prompt: String,
     /// The raw text of each sample that was kept, one per window.
     pub completions: Vec<String>,
+    /// The raw text of every sample, kept or not, in the order received.
+    pub samples: Vec<String>,
     /// Why the last kept sample ended.
     pub finish_reason: Option<FinishReason>,
     /// Tokens used by every request.
@@ -133,6 +135,7 @@ pub async fn continue_midi(
     let mut requests = 0;
     let mut report_dropped = Vec::new();
     let mut completions = Vec::new();
+    let mut samples = Vec::new();
     let mut finish = None;
     let mut trimmed = 0;
     let mut so_far = prompt.bars.clone();
@@ -160,6 +163,7 @@ pub async fn continue_midi(
             tries += 1;
             usage += completion.usage;
             for choice in completion.choices {
+                samples.push(choice.text.clone());
                 let body = template.completion_body(&choice.text);
                 let lenient = match format.decode_lenient(body, &context) {
                     Ok(l) => l,
@@ -235,6 +239,7 @@ pub async fn continue_midi(
         report: Report {
             prompt: prompt.text,
             completions,
+            samples,
             finish_reason: finish,
             usage,
             requests,

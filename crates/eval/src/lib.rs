@@ -1,0 +1,60 @@
+//! How good are drum continuations? Metrics that put a model next to human drummers and
+//! simple baselines, on the same prompts.
+//!
+//! ```
+//! use fine_drums_codec::pattern::rock_groove;
+//! use fine_drums_eval::{RollPiece, levenshtein, roll_bars, stabilities, structure, two_means};
+//!
+//! assert_eq!(levenshtein(b"kitten", b"sitting"), 3);
+//! let piece = rock_groove(16, 100.0)?; // a ghost note every other bar
+//! let bars = roll_bars(&piece)?;
+//! assert_eq!(bars[0].len(), 96); // 16 lines of 6 drumroll characters
+//! let st = stabilities(&bars);
+//! assert_eq!(st.len(), 14); // bars 2 to 15
+//! let s = structure(&[RollPiece { bars, continuation: 2 }], &Default::default());
+//! assert_eq!(s.identical, 0.0); // each bar differs from both neighbours by the ghost note
+//! let k = two_means(&[0.0, 0.0, 1.0, 9.0, 10.0]).expect("two clusters");
+//! assert_eq!((k.low, k.high), (1.0 / 3.0, 9.5));
+//! # Ok::<(), fine_drums_eval::Error>(())
+//! ```
+//!
+//! # Metrics
+//!
+//! - **Structure** ([`structure`]), as Zhang & Callison-Burch 2023 ("Language Models are
+//!   Drummers") define it, on their drumroll rendering (16 lines of 6 characters a bar),
+//!   so figures compare with theirs: each bar's stability is its smallest Levenshtein
+//!   distance (over the 96 characters of the bar) to a neighbour, for bars 2-15 of a
+//!   16-bar piece; the mean per piece, then over pieces; a 2-means of each piece's
+//!   stabilities (distance between the centres: repetition vs variation; mean spread inside
+//!   the clusters); the share of bars identical to a neighbour; and duplication, the share
+//!   of generated bars found verbatim in the training split (and the share never seen).
+//! - **Distributions** ([`distributions`], [`compare`]), in the spirit of MGEval (Yang &
+//!   Lerch 2020): onsets per voice, onsets per bar, velocities and microtiming, as
+//!   histograms compared with the human ones by overlapping area and KL divergence.
+//! - **Validity** ([`Validity`]): the share of raw outputs that decode strictly, only
+//!   leniently, or not at all; bars produced against bars asked.
+//! - **Accuracy** ([`Accuracy`]): per-voice onset F1 against the true continuation with a
+//!   tolerance in ticks, and the velocity error of matched onsets.
+//!
+//! Baselines: [`repeat`] (the prompt again and again) and [`random`] (each voice at each
+//! step with its human frequency). The `evaluate` example runs them, the offline local
+//! model and any backend on the GMD test split, and writes tables and pictures
+//! ([`svg`]). This crate does no I/O.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod accuracy;
+mod baseline;
+mod dist;
+mod error;
+mod structure;
+pub mod svg;
+
+pub use accuracy::{Accuracy, Validity};
+pub use baseline::{Density, random, repeat};
+pub use dist::{Comparison, Distributions, Histogram, compare, distributions, kl, overlap};
+pub use error::{Error, Result};
+pub use structure::{
+    RollPiece, Structure, TwoMeans, levenshtein, roll_bars, stabilities, structure, two_means,
+};

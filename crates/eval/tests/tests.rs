@@ -1,0 +1,3 @@
+//! Integration tests of fine-drums-eval, built as one binary.
+
+mod metrics;

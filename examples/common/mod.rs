@@ -132,19 +132,14 @@ pub fn manifest(
     path: Option<&Path>,
     template: Option<&fine_drums_dataset::Template>,
 ) -> Result<fine_drums_dataset::Manifest, String> {
-    use fine_drums_dataset::{Manifest, Prepared, Preparer, SplitRule, export::Prices};
+    use fine_drums_dataset::{Manifest, Preparer};
     if let Some(p) = path {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         return Manifest::from_json(&text).map_err(|e| format!("{}: {e}", p.display()));
     }
-    let p = Preparer::default();
-    let template = template.cloned().unwrap_or_else(|| p.template.clone());
-    Ok(Manifest::new(
-        template,
-        p.windows,
-        p.filter.clone(),
-        SplitRule::Hash(Default::default()),
-        Prices::default(),
-        &Prepared::default(),
-    ))
+    let mut p = Preparer::default();
+    if let Some(t) = template {
+        p.template = t.clone();
+    }
+    Ok(Manifest::of_settings(&p))
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::export::Prices;
 use crate::index::Split;
 use crate::pairs::Windows;
-use crate::prepare::{Filter, Prepared, Skipped, Source, SplitStats};
+use crate::prepare::{Filter, Prepared, Preparer, Skipped, Source, SplitStats};
 use crate::split::HashSplit;
 use crate::template::Template;
 
@@ -118,6 +118,20 @@ impl Manifest {
             sources: prepared.sources.clone(),
             skipped: prepared.skipped.clone(),
         }
+    }
+
+    /// The manifest of `preparer`'s settings with no data behind it: what generation needs
+    /// to build prompts when no training files were prepared (a model counted from the
+    /// prompt alone, or one trained with these default settings).
+    pub fn of_settings(preparer: &Preparer) -> Manifest {
+        Manifest::new(
+            preparer.template.clone(),
+            preparer.windows,
+            preparer.filter.clone(),
+            SplitRule::Hash(HashSplit::default()),
+            Prices::default(),
+            &Prepared::default(),
+        )
     }
 
     /// Reads a manifest from its JSON text. A manifest of another version is an error.

@@ -24,7 +24,7 @@
 //!
 //! # fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 //! // The manifest `prepare` wrote says how prompts were built; here, the defaults.
-//! let manifest: Manifest = serde_json::from_str(&default_manifest())?;
+//! let manifest = Manifest::of_settings(&Default::default());
 //! let midi = rock_beat(2, 96.0)?;
 //! let mut options = ContinueOptions::new("one-bar");
 //! options.bars = 4;
@@ -33,12 +33,6 @@
 //! assert_eq!(out.report.bars_kept, 4);
 //! assert_eq!(out.groove.bars.len(), 6); // 2 prompt bars, unchanged, then 4 new ones
 //! # Ok(())
-//! # }
-//! # fn default_manifest() -> String {
-//! #     use fine_drums_dataset::{Prepared, Preparer, SplitRule, export::Prices};
-//! #     let p = Preparer::default();
-//! #     Manifest::new(p.template.clone(), p.windows, p.filter.clone(),
-//! #         SplitRule::Hash(Default::default()), Prices::default(), &Prepared::default()).to_json()
 //! # }
 //! ```
 //!

@@ -4,8 +4,7 @@ use std::sync::Mutex;
 
 use fine_drums_codec::midi::{self, ReadOptions};
 use fine_drums_codec::pattern::rock_beat;
-use fine_drums_dataset::export::Prices;
-use fine_drums_dataset::{Manifest, Prepared, Preparer, SplitRule};
+use fine_drums_dataset::{Manifest, Preparer};
 use fine_drums_llm::{
     BoxFuture, Choice, Complete, Completion, CompletionRequest, ContinueOptions, Error,
     FinishReason, Result, Usage, continue_midi,
@@ -37,15 +36,7 @@ impl Complete for Script {
 }
 
 fn manifest() -> Manifest {
-    let p = Preparer::default();
-    Manifest::new(
-        p.template.clone(),
-        p.windows,
-        p.filter.clone(),
-        SplitRule::Hash(Default::default()),
-        Prices::default(),
-        &Prepared::default(),
-    )
+    Manifest::of_settings(&Preparer::default())
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -231,6 +231,16 @@ fn fine_tuning_mirrors_the_openai_flow() {
 }
 
 #[test]
+fn grooves_train_the_model_directly() {
+    let mut m = Model::new(&Template::default()).expect("model");
+    m.train_groove(&rock_groove(8, 100.0).expect("rock")).expect("encodes");
+    assert_eq!((m.stats().examples, m.stats().bars), (1, 8));
+    let (text, cut) = m.generate(PROMPT, 4, Sampling::default(), &mut Rng::new(1), |_, _| true);
+    assert!(!cut);
+    assert_eq!(decodes_strictly(&text), Ok(4));
+}
+
+#[test]
 fn other_formats_are_refused_clearly() {
     let mut t = Template::default();
     t.codec.format = "drumroll".into();

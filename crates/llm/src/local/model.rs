@@ -425,6 +425,14 @@ impl Model {
         count(&mut self.nodes, Some(&mut self.unigram), &bars, 0, 1);
     }
 
+    /// Learns from a groove directly, encoded with the model's format settings (one
+    /// example: every bar of the groove, in order).
+    pub fn train_groove(&mut self, groove: &fine_drums_codec::Groove) -> Result<()> {
+        let text = self.format.encode(groove)?;
+        self.train_text(&text);
+        Ok(())
+    }
+
     /// Learns from a fine-tuning file: legacy prompt/completion JSONL or chat JSONL, as
     /// `prepare` writes them. A line that is not one of these is an error naming it.
     pub fn train_jsonl(&mut self, name: &str, jsonl: &str) -> Result<()> {

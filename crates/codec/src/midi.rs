@@ -241,7 +241,9 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     }
     // Tracks of a format 1 file interleave: put everything in time order (stable, so that
     // of two tempo events on one tick the later one wins).
-    notes.sort_by_key(|n| n.tick);
+    if !notes.is_sorted_by_key(|n| n.tick) {
+        notes.sort_by_key(|n| n.tick);
+    }
     if track_count > 1 {
         pair_first_in_first_out(&mut notes);
     }
@@ -290,16 +292,18 @@ pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
             Error::invalid("resolution", format!("{} ticks per quarter", groove.ticks_per_quarter))
         })?;
     let channel = u4::new(options.channel.index());
-    // (tick, order, event): metas first, then releases, then hits, then zero-length releases.
-    let mut timed: Vec<(u64, u8, TrackEventKind<'static>)> =
-        Vec::with_capacity(2 * groove.hit_count() + 2 * groove.bars.len() + 1);
+    // Events go out by (tick, order): metas first (meter 0, tempo 1), then releases (2),
+    // then hits (3), then zero-length releases (4). Three streams, each already in that
+    // order, are merged rather than sorted together: sorting every event was most of the
+    // cost of writing.
+    let mut metas: Vec<(u64, u8, TrackEventKind<'static>)> = Vec::new();
     let mut start = 0u64;
     let mut meter = None;
     for bar in &groove.bars {
         if meter != Some(bar.meter) {
             meter = Some(bar.meter);
             let d = bar.meter.denominator().trailing_zeros() as u8;
-            timed.push((
+            metas.push((
                 start,
                 0,
                 TrackEventKind::Meta(MetaMessage::TimeSignature(bar.meter.numerator(), d, 24, 8)),
@@ -309,40 +313,61 @@ pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
     }
     let end_of_bars = start;
     for (tick, tempo) in groove.tempo_map()? {
-        timed.push((tick, 1, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(tempo.micros())))));
+        metas.push((tick, 1, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(tempo.micros())))));
     }
-    let mut end = end_of_bars;
+    metas.sort_by_key(|&(tick, order, _)| (tick, order));
     // Readers pair a release with the earliest unreleased note of its pitch, so of two notes
     // on one tick and pitch the shorter must start first.
     let mut notes = groove.notes()?;
-    notes.sort_by_key(|n| (n.tick, n.pitch, n.length));
-    for n in notes {
-        let key = u7::new(n.pitch.as_int());
-        let off = n.tick + u64::from(n.length);
-        end = end.max(off);
-        timed.push((
-            n.tick,
-            3,
-            TrackEventKind::Midi {
-                channel,
-                message: MidiMessage::NoteOn { key, vel: u7::new(n.velocity.as_int()) },
-            },
-        ));
-        timed.push((
-            off,
-            if n.length == 0 { 4 } else { 2 },
-            TrackEventKind::Midi {
+    let key = |n: &Note| (n.tick, n.pitch, n.length);
+    if !notes.is_sorted_by_key(key) {
+        notes.sort_by_key(key);
+    }
+    let mut offs: Vec<(u64, u8, u7)> = notes
+        .iter()
+        .map(|n| {
+            (
+                n.tick + u64::from(n.length),
+                if n.length == 0 { 4 } else { 2 },
+                u7::new(n.pitch.as_int()),
+            )
+        })
+        .collect();
+    if !offs.is_sorted_by_key(|&(t, o, _)| (t, o)) {
+        offs.sort_by_key(|&(t, o, _)| (t, o));
+    }
+    let end = offs.last().map_or(end_of_bars, |&(t, _, _)| t.max(end_of_bars));
+    let mut events: Vec<TrackEvent<'static>> =
+        Vec::with_capacity(metas.len() + 2 * notes.len() + 1);
+    let (mut m, mut f, mut h) =
+        (metas.iter().peekable(), offs.iter().peekable(), notes.iter().peekable());
+    let mut last = 0u64;
+    loop {
+        let next_meta = m.peek().map(|&&(t, o, _)| (t, o));
+        let next_off = f.peek().map(|&&(t, o, _)| (t, o));
+        let next_hit = h.peek().map(|n| (n.tick, 3));
+        let Some(first) = [next_meta, next_off, next_hit].into_iter().flatten().min() else {
+            break;
+        };
+        let kind = if next_meta == Some(first) {
+            m.next().map(|&(_, _, k)| k)
+        } else if next_off == Some(first) {
+            f.next().map(|&(_, _, key)| TrackEventKind::Midi {
                 channel,
                 message: MidiMessage::NoteOff { key, vel: u7::new(0) },
-            },
-        ));
-    }
-    timed.sort_by_key(|&(tick, order, _)| (tick, order));
-    let mut events: Vec<TrackEvent<'static>> = Vec::with_capacity(timed.len() + 1);
-    let mut last = 0u64;
-    for (tick, _, kind) in timed {
-        events.push(TrackEvent { delta: delta(tick - last)?, kind });
-        last = tick;
+            })
+        } else {
+            h.next().map(|n| TrackEventKind::Midi {
+                channel,
+                message: MidiMessage::NoteOn {
+                    key: u7::new(n.pitch.as_int()),
+                    vel: u7::new(n.velocity.as_int()),
+                },
+            })
+        };
+        let Some(kind) = kind else { break };
+        events.push(TrackEvent { delta: delta(first.0 - last)?, kind });
+        last = first.0;
     }
     events.push(TrackEvent {
         delta: delta(end - last)?,

@@ -55,6 +55,7 @@
 //! 2024-10-28; a refusal shows the service's own message and a hint.
 //!
 //! ```no_run
+//! # #[cfg(feature = "openai")]
 //! # async fn run() -> fine_drums_llm::Result<()> {
 //! use fine_drums_llm::openai::{Config, OpenAi};
 //! use fine_drums_llm::{Complete, CompletionRequest};

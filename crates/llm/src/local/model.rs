@@ -133,8 +133,12 @@ struct Header {
 /// Probabilities are interpolated from the longest context down with Witten-Bell
 /// smoothing (the weight a context leaves to shorter ones is its number of distinct
 /// continuations over that plus its count, as in PPM method C), ending in the
-/// add-one unigram over every symbol seen. The bar-ago contexts are what keep a groove
-/// steady; the smoothing and the temperature are what vary it.
+/// add-one unigram over every symbol seen. On top of that sits a cache model (Kuhn & De
+/// Mori 1990): the same five contexts counted over the prompt's own bars, interpolated
+/// last and leaving one extra unit of weight to the trained model, so that a continuation
+/// keeps the prompt's groove instead of drifting to the training set's commonest one. The
+/// bar-ago contexts and the cache are what keep a groove steady; the smoothing and the
+/// temperature are what vary it.
 ///
 /// Output is built from symbols that decoded strictly in training, joined in the layout
 /// of the prompt's last bar, so every bar it writes is grammatical.

@@ -58,12 +58,13 @@ fn median(v: &mut [usize]) -> f64 {
 
 fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let index = common::read_index(&args.gmd)?;
-    let mut files = Vec::with_capacity(index.len());
-    for e in &index {
-        let path = args.gmd.join(&e.path);
-        let bytes = std::fs::read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-        files.push((e, bytes));
+    let index = fine_drums_dataset::fs::read_index(&args.gmd)?;
+    if let Some(e) = index.errors.first() {
+        return Err(e.to_string().into());
+    }
+    let mut files = Vec::with_capacity(index.entries.len());
+    for e in &index.entries {
+        files.push((e, fine_drums_dataset::fs::read_entry(&args.gmd, e)?));
     }
     let total_bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
     println!("files: {} ({:.2} MB of MIDI)", files.len(), total_bytes as f64 / 1e6);
@@ -115,7 +116,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
                 Ok(_) => eprintln!("{name}: {}: encode(decode(text)) differs", e.path),
                 Err(err) => eprintln!("{name}: {}: {err}", e.path),
             }
-            if e.split == "test" && e.meter == "4-4" {
+            if e.split == fine_drums_dataset::Split::Test && e.meter.as_deref() == Some("4-4") {
                 let body = text
                     .strip_prefix('#')
                     .map_or(text.as_str(), |t| t.split_once('\n').map_or("", |(_, rest)| rest));

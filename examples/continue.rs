@@ -83,10 +83,9 @@ fn run() -> Result<(), String> {
     let model_name = args.model.clone().unwrap_or_else(|| PROMPT_MODEL.to_string());
     let (manifest, backend): (Manifest, Box<dyn Complete>) = match args.backend.as_str() {
         "openai" => {
-            let model = args.model.as_deref().ok_or(
+            args.model.as_deref().ok_or(
                 "--backend openai needs --model (e.g. ft:babbage-002:org:drums:id, or a model your server serves)",
             )?;
-            let _ = model;
             let manifest = common::manifest(args.manifest.as_deref(), None)?;
             let mut config = Config::from_env().map_err(|e| e.to_string())?;
             if let Some(url) = &args.base_url {

@@ -1,37 +1,8 @@
-//! Helpers the examples share: finding the dataset and reading its index.
+//! Helpers the examples share: finding MIDI files, format options, progress bars, the
+//! default manifest and the exit code.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-
-/// One row of GMD's `info.csv`, the fields the examples use.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub path: String,
-    pub split: String,
-    pub meter: String,
-}
-
-/// Reads `info.csv` in `dir`, naming the row of any error.
-pub fn read_index(dir: &Path) -> Result<Vec<Entry>, String> {
-    let file = dir.join("info.csv");
-    let mut reader =
-        csv::Reader::from_path(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let headers = reader.headers().map_err(|e| format!("{}: {e}", file.display()))?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("{}: no column {name:?}", file.display()))
-    };
-    let (path, split, meter) = (col("midi_filename")?, col("split")?, col("time_signature")?);
-    let mut out = Vec::new();
-    for (i, row) in reader.records().enumerate() {
-        let row = row.map_err(|e| format!("{}, row {}: {e}", file.display(), i + 2))?;
-        let get = |c: usize| row.get(c).unwrap_or_default().to_string();
-        out.push(Entry { path: get(path), split: get(split), meter: get(meter) });
-    }
-    Ok(out)
-}
 
 /// Files below `dir` whose names end in `.mid` or `.midi`, sorted.
 pub fn midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -3,7 +3,7 @@
 
 use fine_drums_codec::beat::BeatOptions;
 use fine_drums_codec::midi::{self, ReadOptions};
-use fine_drums_codec::{Channel, Context, Format, Grid, Groove, Levels, VoiceMap};
+use fine_drums_codec::{Channel, Format, Grid, Groove, Levels, VoiceMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -186,11 +186,6 @@ impl Template {
     pub fn completion_body<'a>(&self, completion: &'a str) -> &'a str {
         let text = completion.trim_start_matches([' ', '\n', '\r', '\t']);
         text.find(self.stop.as_str()).map_or(text, |i| &text[..i])
-    }
-
-    /// The context a completion for `prompt` is decoded in.
-    pub fn context_after(prompt: &Groove) -> Context {
-        prompt.context_after()
     }
 
     fn check_body(&self, what: &str, body: &str) -> Result<()> {

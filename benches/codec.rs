@@ -66,6 +66,44 @@ fn bench(c: &mut Criterion) {
             hits
         })
     });
+    // Each stage of the beat round trip on its own, inputs prepared outside the timing.
+    let read = ReadOptions::default();
+    let format = Format::Beat(BeatOptions::default());
+    let grooves: Vec<Groove> =
+        files.iter().map(|f| midi::read(f, &read).expect("GMD file reads")).collect();
+    let texts: Vec<String> = grooves.iter().map(|g| format.encode(g).expect("encodes")).collect();
+    let decoded: Vec<Groove> = texts
+        .iter()
+        .zip(&grooves)
+        .map(|(t, g)| format.decode(t, &g.context()).expect("decodes"))
+        .collect();
+    group.bench_function("stage/encode", |b| {
+        b.iter(|| {
+            grooves
+                .iter()
+                .map(|g| format.encode(black_box(g)).expect("encodes").len())
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("stage/decode", |b| {
+        b.iter(|| {
+            texts
+                .iter()
+                .zip(&grooves)
+                .map(|(t, g)| {
+                    format.decode(black_box(t), &g.context()).expect("decodes").bars.len()
+                })
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("stage/write", |b| {
+        b.iter(|| {
+            decoded
+                .iter()
+                .map(|g| midi::write(black_box(g), &WriteOptions::default()).expect("writes").len())
+                .sum::<usize>()
+        })
+    });
     group.finish();
 }
 

@@ -8,12 +8,12 @@
 //! hi-hat, hi-hat, snare; …". See the crate documentation for the grammar and the reasons
 //! behind it.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::error::{Error, Result};
 use crate::groove::{
-    Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Tempo, TempoChange,
-    offset_of_units, units_of_offset,
+    Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Quantiser, Tempo,
+    TempoChange, offset_of_units, units_of_offset,
 };
 use crate::text::{Lenient, Mode, check_bars, column, header_fields, lines};
 use crate::voice::VoiceMap;
@@ -79,11 +79,19 @@ impl BeatOptions {
 /// Encodes a groove in the beat format (quantising it to `options` first).
 pub fn encode(groove: &Groove, options: &BeatOptions) -> Result<String> {
     options.check()?;
-    let q = groove.quantised(&options.quantise())?;
-    let tpq = q.ticks_per_quarter;
-    let mut out = String::with_capacity(q.bars.len() * 40 + 64);
+    let tpq = groove.ticks_per_quarter;
+    let quantiser = Quantiser::new(&options.quantise(), tpq)?;
+    // Bars are quantised one at a time into `hits`, as `Groove::quantised` would.
+    let moved;
+    let g = if groove.grid == options.grid && groove.voices == options.voices {
+        groove
+    } else {
+        moved = groove.with_grid(options.grid)?.with_voices(options.voices)?;
+        &moved
+    };
+    let mut out = Vec::with_capacity(g.bars.len() * 48 + 96);
     if options.header {
-        let ctx = q.context();
+        let ctx = g.context();
         let micro = options.microtiming.map_or("off".to_string(), |r| r.to_string());
         let _ = writeln!(
             out,
@@ -97,52 +105,94 @@ pub fn encode(groove: &Groove, options: &BeatOptions) -> Result<String> {
             ctx.tempo.bpm_text()
         );
     }
-    let mut meter = q.bars.first().map(|b| b.meter);
-    for (i, bar) in q.bars.iter().enumerate() {
+    let letters = Letters::new(options);
+    let mut hits = Vec::new();
+    let mut meter = g.bars.first().map(|b| b.meter);
+    let mut prev_tempo = None;
+    // The meter of the bar before, and its steps and steps per group.
+    let mut shape = (
+        Meter::FOUR_FOUR,
+        16 * u32::from(options.grid.per_quarter()) / 4,
+        u32::from(options.grid.per_quarter()),
+    );
+    for (bar, tempo) in g.bars.iter().zip(g.start_tempos()) {
         if Some(bar.meter) != meter {
             meter = Some(bar.meter);
             let _ = write!(out, "{} ", bar.meter);
         }
-        if let (true, Some(t)) = (i > 0, bar.tempos.first()) {
-            let _ = write!(out, "q={} ", t.tempo.bpm_text());
+        if prev_tempo.is_some_and(|t| t != tempo) {
+            let _ = write!(out, "q={} ", tempo.bpm_text());
         }
-        let steps = bar.meter.steps(options.grid)?;
-        let group = bar.meter.group_steps(options.grid)?;
-        let mut hits = bar.hits.iter().peekable();
+        prev_tempo = Some(tempo);
+        hits.clear();
+        quantiser.bar(&bar.hits, &mut hits);
+        if shape.0 != bar.meter {
+            shape =
+                (bar.meter, bar.meter.steps(options.grid)?, bar.meter.group_steps(options.grid)?);
+        }
+        let (_, steps, group) = shape;
+        let mut next = hits.iter().peekable();
+        let mut in_group = 0;
         for s in 0..steps {
             if s > 0 {
-                out.push(if s.is_multiple_of(group) { ' ' } else { '.' });
+                in_group += 1;
+                if in_group == group {
+                    in_group = 0;
+                    out.push(b' ');
+                } else {
+                    out.push(b'.');
+                }
             }
             let mut offset = 0;
-            while let Some(h) = hits.next_if(|h| h.step == s) {
+            while let Some(h) = next.next_if(|h| h.step == s) {
                 offset = h.offset;
-                push_hit(&mut out, options, h);
+                letters.push(&mut out, h);
             }
             if let (Some(r), true) = (options.microtiming, offset != 0) {
                 let units = units_of_offset(offset, r, options.grid, tpq);
                 let _ = write!(out, "{units:+}");
             }
         }
-        out.push('\n');
+        out.push(b'\n');
     }
-    Ok(out)
+    // Every byte written is ASCII.
+    String::from_utf8(out).map_err(|e| Error::invalid("beat text", e))
 }
 
-#[inline]
-fn push_hit(out: &mut String, options: &BeatOptions, h: &Hit) {
-    let letter = char::from(options.voices.letter(h.voice).unwrap_or(b'?'));
-    let n = options.levels.count();
-    let level = options.levels.level(h.velocity);
-    match (n, level) {
-        (1, _) | (2, 1) | (3, 2) => out.push(letter),
-        (2, _) | (3, 3) => out.push(letter.to_ascii_uppercase()),
-        (3, _) => {
-            out.push(letter);
-            out.push(letter);
+/// How each voice and velocity is spelled, worked out once per encode.
+struct Letters {
+    /// Per voice: its letter (`0` for none).
+    lower: [u8; 16],
+    /// Per velocity: its level.
+    level: [u8; 128],
+    levels: u8,
+}
+
+impl Letters {
+    fn new(options: &BeatOptions) -> Letters {
+        let mut lower = [0; 16];
+        for (v, l) in lower.iter_mut().enumerate() {
+            *l = options.voices.letter(crate::voice::Voice::new(v as u8)).unwrap_or(b'?');
         }
-        _ => {
-            out.push(letter);
-            let _ = write!(out, "{level}");
+        let mut level = [1; 128];
+        for (v, l) in level.iter_mut().enumerate().skip(1) {
+            *l = options.levels.level(crate::primitive::Velocity::new(v as u8));
+        }
+        Letters { lower, level, levels: options.levels.count() }
+    }
+
+    #[inline]
+    fn push(&self, out: &mut Vec<u8>, h: &Hit) {
+        let letter = self.lower.get(h.voice.index()).copied().unwrap_or(b'?');
+        let level = self.level[usize::from(h.velocity.as_int())];
+        match (self.levels, level) {
+            (1, _) | (2, 1) | (3, 2) => out.push(letter),
+            (2, _) | (3, 3) => out.push(letter.to_ascii_uppercase()),
+            (3, _) => out.extend_from_slice(&[letter, letter]),
+            _ => {
+                out.push(letter);
+                let _ = write!(out, "{level}");
+            }
         }
     }
 }
@@ -161,6 +211,37 @@ struct State {
     options: BeatOptions,
     meter: Meter,
     groove: Groove,
+    spell: Spelling,
+    /// The hits of the bar being parsed.
+    hits: Vec<Hit>,
+    /// The last meter a bar was parsed in, with its steps and steps per group.
+    shape: Option<(Meter, u32, u32)>,
+}
+
+/// What letters and levels mean under the current options, worked out once per decode.
+struct Spelling {
+    /// Per byte: the voice of the lowercase letter, or `u8::MAX`.
+    voice: [u8; 256],
+    /// Per level: the velocity written for it.
+    velocity: [crate::primitive::Velocity; 128],
+    /// The length every hit gets.
+    length: u32,
+}
+
+impl Spelling {
+    fn new(options: &BeatOptions, tpq: u16) -> Spelling {
+        let mut voice = [u8::MAX; 256];
+        for (c, v) in voice.iter_mut().enumerate() {
+            if let Some(found) = options.voices.voice_of_letter(c as u8) {
+                *v = found.index() as u8;
+            }
+        }
+        let mut velocity = [crate::primitive::Velocity::MIN; 128];
+        for level in 1..=options.levels.count() {
+            velocity[usize::from(level)] = options.levels.velocity(level);
+        }
+        Spelling { voice, velocity, length: Groove::default_length(tpq, options.grid) }
+    }
 }
 
 fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Result<Lenient> {
@@ -169,6 +250,9 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
         options: *options,
         meter: context.meter,
         groove: Groove::new(context.ticks_per_quarter, options.grid, options.voices),
+        spell: Spelling::new(options, context.ticks_per_quarter),
+        hits: Vec::new(),
+        shape: None,
     };
     let mut tempo = context.tempo;
     let mut dropped = Vec::new();
@@ -194,7 +278,7 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
             continue;
         }
         check_bars(&st.groove, &st.options.limits)?;
-        match parse_bar(n, line, &st, mode) {
+        match parse_bar(n, line, &mut st, mode) {
             Ok((mut bar, mark)) => {
                 if st.groove.bars.is_empty() {
                     tempo = mark.unwrap_or(tempo);
@@ -249,6 +333,8 @@ fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Resu
     o.check().map_err(|e| Error::syntax(n, 1, e))?;
     st.groove.grid = o.grid;
     st.groove.voices = o.voices;
+    st.spell = Spelling::new(o, st.groove.ticks_per_quarter);
+    st.shape = None;
     Ok(())
 }
 
@@ -259,8 +345,11 @@ fn parse_bpm(s: &str) -> Result<Tempo> {
 }
 
 /// Parses one bar line; returns the bar (without its tempo) and its tempo mark, if any.
-fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Option<Tempo>)> {
+fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, Option<Tempo>)> {
     let o = &st.options;
+    let spell = &st.spell;
+    let hits = &mut st.hits;
+    hits.clear();
     let b = line.as_bytes();
     let err = |at: usize, msg: String| Error::syntax(n, column(line, at), msg);
     let mut meter = st.meter;
@@ -282,19 +371,29 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
             return Err(err(b.len(), "a bar needs beats after its marks".into()));
         }
     }
-    let steps = meter.steps(o.grid).map_err(|e| err(i, e.to_string()))?;
-    let group = meter.group_steps(o.grid).map_err(|e| err(i, e.to_string()))?;
+    let (steps, group) = match st.shape {
+        Some((m, steps, group)) if m == meter => (steps, group),
+        _ => {
+            let steps = meter.steps(o.grid).map_err(|e| err(i, e.to_string()))?;
+            let group = meter.group_steps(o.grid).map_err(|e| err(i, e.to_string()))?;
+            st.shape = Some((meter, steps, group));
+            (steps, group)
+        }
+    };
     let tpq = st.groove.ticks_per_quarter;
     let levels = o.levels.count();
-    let mut bar = Bar::new(meter);
     let mut step = 0u32;
     loop {
         // One step: hits, then an optional offset.
-        let first = bar.hits.len();
+        let first = hits.len();
         let mut seen = 0u16;
         while let Some(&c) = b.get(i) {
             let lower = c.to_ascii_lowercase();
-            let Some(voice) = o.voices.voice_of_letter(lower) else { break };
+            let voice = spell.voice[usize::from(lower)];
+            if voice == u8::MAX {
+                break;
+            }
+            let voice = crate::voice::Voice::new(voice);
             let at = i;
             i += 1;
             let level = if c.is_ascii_uppercase() {
@@ -340,12 +439,12 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
                 return Err(err(at, format!("voice {:?} twice in one step", char::from(lower))));
             }
             seen |= bit;
-            bar.hits.push(Hit {
+            hits.push(Hit {
                 step,
                 offset: 0,
                 voice,
-                velocity: o.levels.velocity(level),
-                length: Groove::default_length(tpq, o.grid),
+                velocity: spell.velocity[usize::from(level)],
+                length: spell.length,
             });
         }
         if let Some(&sign @ (b'+' | b'-')) = b.get(i) {
@@ -367,16 +466,18 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
                     format!("offset {units} is beyond half a step ({} divisions)", r / 2),
                 ));
             }
-            if bar.hits.len() == first {
+            if hits.len() == first {
                 return Err(err(at, "a timing offset on an empty step".into()));
             }
             let units = if sign == b'-' { -units } else { units };
             let offset = offset_of_units(units, r, o.grid, tpq);
-            for h in &mut bar.hits[first..] {
+            for h in &mut hits[first..] {
                 h.offset = offset;
             }
         }
-        bar.hits[first..].sort_by_key(|h| h.voice);
+        if !hits[first..].is_sorted_by_key(|h| h.voice) {
+            hits[first..].sort_unstable_by_key(|h| h.voice);
+        }
         step += 1;
         let sep = b.get(i).copied();
         let want = if step == steps {
@@ -404,7 +505,7 @@ fn parse_bar(n: usize, line: &str, st: &State, mode: Mode) -> Result<(Bar, Optio
             return Err(err(i, expected));
         }
         if want.is_none() {
-            return Ok((bar, tempo));
+            return Ok((Bar { meter, tempos: Vec::new(), hits: hits.to_vec() }, tempo));
         }
         i += 1;
     }

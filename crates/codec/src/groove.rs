@@ -437,6 +437,35 @@ impl Default for Limits {
     }
 }
 
+/// Division of numbers below 2^32 by a divisor fixed in advance, by one multiplication
+/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019: with
+/// `m = ceil(2^64 / d)`, `n / d == (m * n) >> 64` for every 32-bit `n`). Placing a hit on the
+/// grid divides twice, and hardware division was most of the cost of reading a file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FastDiv {
+    d: u64,
+    m: u64,
+}
+
+impl FastDiv {
+    /// A divisor of 1 or more.
+    pub fn new(d: u32) -> FastDiv {
+        let d = u64::from(d.max(1));
+        FastDiv { d, m: if d == 1 { 0 } else { u64::MAX / d + 1 } }
+    }
+
+    #[inline]
+    pub fn div(self, n: u64) -> u64 {
+        if self.d == 1 {
+            n
+        } else if n <= u64::from(u32::MAX) {
+            ((u128::from(self.m) * u128::from(n)) >> 64) as u64
+        } else {
+            n / self.d
+        }
+    }
+}
+
 /// Builds bars from absolute positions; the one place that decides which bar and step a tick
 /// belongs to, so reading MIDI and decoding the exact format agree to the tick.
 pub(crate) struct Builder {
@@ -445,10 +474,18 @@ pub(crate) struct Builder {
     limits: Limits,
     bars: Vec<Bar>,
     starts: Vec<u64>,
+    ends: Vec<u64>,
     steps: Vec<u32>,
     /// Meter changes not yet reached, as (tick, meter), latest first.
     pending: Vec<(u64, Meter)>,
-    hits: usize,
+    /// The bar of the last position placed: positions mostly come in order.
+    cursor: usize,
+    /// Hits with their bars, in the order they came; [`Builder::finish`] deals them out.
+    hits: Vec<(u32, Hit)>,
+    /// Divides by twice the resolution (rounding a tick to its nearest step).
+    by_two_tpq: FastDiv,
+    /// Divides by the steps per quarter (a step's tick).
+    by_grid: FastDiv,
 }
 
 impl Builder {
@@ -471,9 +508,13 @@ impl Builder {
             limits,
             bars: Vec::new(),
             starts: Vec::new(),
+            ends: Vec::new(),
             steps: Vec::new(),
             pending: meters,
-            hits: 0,
+            cursor: 0,
+            hits: Vec::new(),
+            by_two_tpq: FastDiv::new(2 * u32::from(tpq)),
+            by_grid: FastDiv::new(u32::from(grid.per_quarter())),
         };
         b.push_bar(0, first)?;
         Ok(b)
@@ -490,9 +531,10 @@ impl Builder {
         if self.bars.len() >= self.limits.max_bars {
             return Err(Error::Limit { what: "bars", limit: self.limits.max_bars as u64 });
         }
-        meter.bar_ticks(self.tpq)?;
+        let ticks = meter.bar_ticks(self.tpq)?;
         self.steps.push(meter.steps(self.grid)?);
         self.starts.push(start);
+        self.ends.push(start + u64::from(ticks));
         self.bars.push(Bar::new(meter));
         Ok(())
     }
@@ -501,23 +543,23 @@ impl Builder {
     pub fn ensure(&mut self, i: usize) -> Result<()> {
         while self.bars.len() <= i {
             let last = self.bars.len() - 1;
-            let meter = self.bars[last].meter;
-            let start = self.starts[last] + u64::from(meter.bar_ticks(self.tpq)?);
-            self.push_bar(start, meter)?;
+            self.push_bar(self.ends[last], self.bars[last].meter)?;
         }
         Ok(())
     }
 
     /// The bar holding `tick` (the last that starts at or before it).
+    #[inline]
     fn bar_of(&mut self, tick: u64) -> Result<usize> {
-        loop {
-            let last = self.bars.len() - 1;
-            let end = self.starts[last] + u64::from(self.bars[last].meter.bar_ticks(self.tpq)?);
-            if tick < end {
-                return Ok(self.starts.partition_point(|&s| s <= tick) - 1);
-            }
-            self.ensure(last + 1)?;
+        let c = self.cursor;
+        if self.starts[c] <= tick && tick < self.ends[c] {
+            return Ok(c);
         }
+        while tick >= self.ends[self.bars.len() - 1] {
+            self.ensure(self.bars.len())?;
+        }
+        self.cursor = self.starts.partition_point(|&s| s <= tick) - 1;
+        Ok(self.cursor)
     }
 
     pub fn tempo(&mut self, tick: u64, tempo: Tempo) -> Result<()> {
@@ -531,34 +573,42 @@ impl Builder {
         Ok(())
     }
 
+    #[inline]
     pub fn hit(&mut self, tick: u64, voice: Voice, velocity: Velocity, length: u32) -> Result<()> {
-        if self.hits >= self.limits.max_hits {
+        if self.hits.len() >= self.limits.max_hits {
             return Err(Error::Limit { what: "hits", limit: self.limits.max_hits as u64 });
         }
-        self.hits += 1;
         let mut b = self.bar_of(tick)?;
-        let mut rel = (tick - self.starts[b]) as i64;
-        let mut step = self.grid.nearest_step(rel, self.tpq);
-        if step >= i64::from(self.steps[b]) {
+        let rel = tick - self.starts[b];
+        let tpq = u64::from(self.tpq);
+        // Grid::nearest_step and Grid::step_tick, for a tick at or after the bar's start.
+        let step = self.by_two_tpq.div(2 * rel * u64::from(self.grid.per_quarter()) + tpq);
+        let (step, offset) = if step >= u64::from(self.steps[b]) {
             self.ensure(b + 1)?;
             b += 1;
-            rel = tick as i64 - self.starts[b] as i64;
-            step = 0;
-        }
-        let offset = rel - self.grid.step_tick(step as u32, self.tpq);
-        self.bars[b].hits.push(Hit {
-            step: step as u32,
-            offset: offset as i32,
-            voice,
-            velocity,
-            length,
-        });
+            (0, tick as i64 - self.starts[b] as i64)
+        } else {
+            (step as u32, rel as i64 - self.by_grid.div(step * tpq) as i64)
+        };
+        self.hits.push((b as u32, Hit { step, offset: offset as i32, voice, velocity, length }));
         Ok(())
     }
 
     pub fn finish(mut self, voices: VoiceMap) -> Groove {
+        let mut counts = vec![0u32; self.bars.len()];
+        for &(b, _) in &self.hits {
+            counts[b as usize] += 1;
+        }
+        for (bar, &n) in self.bars.iter_mut().zip(&counts) {
+            bar.hits.reserve_exact(n as usize);
+        }
+        for &(b, h) in &self.hits {
+            self.bars[b as usize].hits.push(h);
+        }
         for bar in &mut self.bars {
-            bar.hits.sort_by_key(hit_key);
+            if !bar.hits.is_sorted_by_key(hit_key) {
+                bar.hits.sort_unstable_by_key(hit_key);
+            }
         }
         Groove { ticks_per_quarter: self.tpq, grid: self.grid, voices, bars: self.bars }
     }
@@ -641,12 +691,14 @@ impl Groove {
     /// Every note at its absolute tick, with the pitch it is written as.
     pub(crate) fn notes(&self) -> Result<Vec<Note>> {
         let mut out = Vec::with_capacity(self.hit_count());
+        let tpq = u64::from(self.ticks_per_quarter);
+        let by_grid = FastDiv::new(u32::from(self.grid.per_quarter()));
         let mut start = 0i64;
         for bar in &self.bars {
             for h in &bar.hits {
-                let tick = start
-                    + self.grid.step_tick(h.step, self.ticks_per_quarter)
-                    + i64::from(h.offset);
+                // Grid::step_tick, without a hardware division.
+                let tick =
+                    start + by_grid.div(u64::from(h.step) * tpq) as i64 + i64::from(h.offset);
                 out.push(Note {
                     tick: tick.max(0) as u64,
                     pitch: self.voices.pitch_of(h.voice),
@@ -736,6 +788,59 @@ impl Groove {
     /// the one in force on its first tick, written where it changes.
     pub fn quantised(&self, q: &Quantise) -> Result<Groove> {
         let tpq = self.ticks_per_quarter;
+        let quantiser = Quantiser::new(q, tpq)?;
+        let moved;
+        let g = if self.grid == q.grid && self.voices == q.voices {
+            self
+        } else {
+            moved = self.with_grid(q.grid)?.with_voices(q.voices)?;
+            &moved
+        };
+        let mut prev_tempo = None;
+        let mut bars = Vec::with_capacity(g.bars.len());
+        for (bar, tempo) in g.bars.iter().zip(g.start_tempos()) {
+            let tempos = if prev_tempo == Some(tempo) {
+                Vec::new()
+            } else {
+                vec![TempoChange { tick: 0, tempo }]
+            };
+            prev_tempo = Some(tempo);
+            let mut hits = Vec::with_capacity(bar.hits.len());
+            quantiser.bar(&bar.hits, &mut hits);
+            bars.push(Bar { meter: bar.meter, tempos, hits });
+        }
+        Ok(Groove { ticks_per_quarter: tpq, grid: q.grid, voices: q.voices, bars })
+    }
+
+    /// The tempo in force at the start of each bar, as [`Groove::tempo_at_bar`] gives it,
+    /// in one pass.
+    pub(crate) fn start_tempos(&self) -> impl Iterator<Item = Tempo> + '_ {
+        let mut running = Tempo::DEFAULT;
+        self.bars.iter().map(move |bar| {
+            let at_start = bar.tempos.iter().rev().find(|t| t.tick == 0).map(|t| t.tempo);
+            let start = at_start.unwrap_or(running);
+            running = bar.tempos.last().map_or(running, |t| t.tempo);
+            start
+        })
+    }
+}
+
+/// What [`Groove::quantised`] does to each bar, with its settings worked out once, so that an
+/// encoder can quantise bar by bar into one reused buffer.
+pub(crate) struct Quantiser {
+    microtiming: Option<u8>,
+    grid: Grid,
+    tpq: u16,
+    length: u32,
+    /// The velocity each velocity snaps to: the middle of its level.
+    snap: [Velocity; 128],
+    /// Whether the voice map has at most 16 voices.
+    small: bool,
+}
+
+impl Quantiser {
+    /// Checks the microtiming resolution against the groove's resolution.
+    pub fn new(q: &Quantise, tpq: u16) -> Result<Quantiser> {
         if let Some(r) = q.microtiming {
             let fine = u32::from(r) * u32::from(q.grid.per_quarter());
             if r < 2 || fine > u32::from(tpq) {
@@ -748,56 +853,117 @@ impl Groove {
                 ));
             }
         }
-        let moved;
-        let g = if self.grid == q.grid && self.voices == q.voices {
-            self
-        } else {
-            moved = self.with_grid(q.grid)?.with_voices(q.voices)?;
-            &moved
-        };
-        let length = Groove::default_length(tpq, q.grid);
-        let mut prev_tempo = None;
-        let mut bars = Vec::with_capacity(g.bars.len());
-        for (i, bar) in g.bars.iter().enumerate() {
-            let tempo = g.tempo_at_bar(i);
-            let tempos = if prev_tempo == Some(tempo) {
-                Vec::new()
-            } else {
-                vec![TempoChange { tick: 0, tempo }]
-            };
-            prev_tempo = Some(tempo);
-            let mut hits: Vec<Hit> = Vec::with_capacity(bar.hits.len());
-            for step_hits in bar.hits.chunk_by(|a, b| a.step == b.step) {
-                let first = hits.len();
-                for h in step_hits {
-                    match hits[first..].iter_mut().find(|k| k.voice == h.voice) {
-                        Some(k) if k.velocity < h.velocity => *k = *h,
-                        Some(_) => {}
-                        None => hits.push(*h),
-                    }
-                }
-                let kept = &mut hits[first..];
-                let offset = match q.microtiming {
-                    Some(r) => {
-                        let sum: i64 = kept.iter().map(|h| i64::from(h.offset)).sum();
-                        let mean_num = sum * i64::from(r) * i64::from(q.grid.per_quarter());
-                        let den = kept.len() as i64 * i64::from(tpq);
-                        let half = i64::from(r) / 2;
-                        let units = div_round(mean_num, den).clamp(-half, half);
-                        offset_of_units(units, r, q.grid, tpq)
-                    }
-                    None => 0,
-                };
-                for h in kept.iter_mut() {
-                    h.offset = offset;
-                    h.velocity = q.levels.velocity(q.levels.level(h.velocity));
-                    h.length = length;
-                }
-                kept.sort_by_key(|h| h.voice);
-            }
-            bars.push(Bar { meter: bar.meter, tempos, hits });
+        let mut snap = [Velocity::new(1); 128];
+        let mut mid = [Velocity::new(1); 128];
+        for level in 1..=q.levels.count() {
+            mid[usize::from(level)] = q.levels.velocity(level);
         }
-        Ok(Groove { ticks_per_quarter: tpq, grid: q.grid, voices: q.voices, bars })
+        for (v, s) in snap.iter_mut().enumerate().skip(1) {
+            *s = mid[usize::from(q.levels.level(Velocity::new(v as u8)))];
+        }
+        Ok(Quantiser {
+            microtiming: q.microtiming,
+            grid: q.grid,
+            tpq,
+            length: Groove::default_length(tpq, q.grid),
+            snap,
+            small: q.voices.len() <= 16,
+        })
+    }
+
+    /// Quantises one bar's hits (already on the target grid and voice map, in [`Bar`]
+    /// order) into `out`, after what it holds.
+    #[inline]
+    pub fn bar(&self, hits: &[Hit], out: &mut Vec<Hit>) {
+        if self.small {
+            self.bar_small(hits, out);
+            return;
+        }
+        for step_hits in hits.chunk_by(|a, b| a.step == b.step) {
+            let first = out.len();
+            for h in step_hits {
+                match out[first..].iter_mut().find(|k| k.voice == h.voice) {
+                    Some(k) if k.velocity < h.velocity => *k = *h,
+                    Some(_) => {}
+                    None => out.push(*h),
+                }
+            }
+            let kept = &mut out[first..];
+            let offset = self.offset(kept.iter().map(|h| h.offset), kept.len());
+            for h in kept.iter_mut() {
+                self.settle(h, offset);
+            }
+            kept.sort_unstable_by_key(|h| h.voice);
+        }
+    }
+
+    /// [`Quantiser::bar`] for maps of at most 16 voices: the loudest hit of each voice in a
+    /// step is kept in a slot per voice, and a bit mask gives them back in voice order.
+    fn bar_small(&self, hits: &[Hit], out: &mut Vec<Hit>) {
+        let mut loudest = [hits.first().copied().unwrap_or(NO_HIT); 16];
+        let mut i = 0;
+        while let Some(first) = hits.get(i) {
+            let step = first.step;
+            let mut mask = 0u16;
+            while let Some(&h) = hits.get(i).filter(|h| h.step == step) {
+                let v = h.voice.index() & 15;
+                if mask & (1 << v) == 0 || loudest[v].velocity < h.velocity {
+                    loudest[v] = h;
+                }
+                mask |= 1 << v;
+                i += 1;
+            }
+            let offset = if self.microtiming.is_some() {
+                let kept = BitIter(mask).map(|v| loudest[v].offset);
+                self.offset(kept, mask.count_ones() as usize)
+            } else {
+                0
+            };
+            for v in BitIter(mask) {
+                let mut h = loudest[v];
+                self.settle(&mut h, offset);
+                out.push(h);
+            }
+        }
+    }
+
+    /// The offset a step's kept hits share: the mean of theirs in microtiming divisions.
+    #[inline]
+    fn offset(&self, offsets: impl Iterator<Item = i32>, n: usize) -> i32 {
+        let Some(r) = self.microtiming else { return 0 };
+        let sum: i64 = offsets.map(i64::from).sum();
+        let mean_num = sum * i64::from(r) * i64::from(self.grid.per_quarter());
+        let den = n as i64 * i64::from(self.tpq);
+        let half = i64::from(r) / 2;
+        let units = div_round(mean_num, den).clamp(-half, half);
+        offset_of_units(units, r, self.grid, self.tpq)
+    }
+
+    #[inline]
+    fn settle(&self, h: &mut Hit, offset: i32) {
+        h.offset = offset;
+        h.velocity = self.snap[usize::from(h.velocity.as_int())];
+        h.length = self.length;
+    }
+}
+
+const NO_HIT: Hit =
+    Hit { step: 0, offset: 0, voice: Voice::new(0), velocity: Velocity::MIN, length: 0 };
+
+/// The indices of the set bits of a mask, lowest first.
+struct BitIter(u16);
+
+impl Iterator for BitIter {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
     }
 }
 

@@ -118,6 +118,7 @@ mod groove;
 pub mod midi;
 pub mod pattern;
 mod primitive;
+mod smf;
 mod text;
 mod voice;
 

@@ -5,14 +5,12 @@
 //! [`Groove`] of one channel's drum notes. [`write()`] turns a groove back into a format 0 file.
 //! Neither touches the file system.
 
-use std::collections::VecDeque;
-
-use midly::num::{u4, u7, u15, u24, u28};
-use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
+use midly::{Format, Timing};
 
 use crate::error::{Error, Result};
 use crate::groove::{Builder, Grid, Groove, Limits, Meter, Note, Tempo};
 use crate::primitive::{Channel, Pitch, Velocity};
+use crate::smf::{Event, Events, Writer};
 use crate::voice::VoiceMap;
 
 /// The last tick a file may reach: about 2.5 years of 4/4 at 120 BPM and 480 ticks per quarter.
@@ -33,6 +31,63 @@ fn pair_first_in_first_out(notes: &mut [Note]) {
         for (&i, end) in idx.iter().zip(ends) {
             notes[i].length = (end - notes[i].tick) as u32;
         }
+    }
+}
+
+/// Notes waiting for their release, first in first out per pitch, as links through the
+/// indices of the notes read so far (no allocation per pitch).
+struct Unreleased {
+    head: [u32; 128],
+    tail: [u32; 128],
+    next: Vec<u32>,
+}
+
+impl Default for Unreleased {
+    fn default() -> Unreleased {
+        Unreleased { head: [NONE; 128], tail: [NONE; 128], next: Vec::new() }
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Unreleased {
+    /// Note `i` of `pitch` started; `i` is one past every index pushed before.
+    #[inline]
+    fn push(&mut self, pitch: u8, i: usize) {
+        let p = usize::from(pitch);
+        debug_assert_eq!(self.next.len(), i);
+        self.next.push(NONE);
+        match self.tail[p] {
+            NONE => self.head[p] = i as u32,
+            t => self.next[t as usize] = i as u32,
+        }
+        self.tail[p] = i as u32;
+    }
+
+    /// The earliest unreleased note of `pitch`, now released.
+    #[inline]
+    fn pop(&mut self, pitch: u8) -> Option<usize> {
+        let p = usize::from(pitch);
+        let i = self.head[p];
+        if i == NONE {
+            return None;
+        }
+        self.head[p] = self.next[i as usize];
+        if self.head[p] == NONE {
+            self.tail[p] = NONE;
+        }
+        Some(i as usize)
+    }
+
+    /// Releases every note still open.
+    fn drain(&mut self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for p in 0..128u8 {
+            while let Some(i) = self.pop(p) {
+                out.push(i);
+            }
+        }
+        out
     }
 }
 
@@ -159,66 +214,71 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
             return Err(Error::Smpte { fps: fps.as_int(), subframes });
         }
     };
-    let channel = u4::new(options.channel.index());
+    let drums = options.channel.index();
+    let (note_on, note_off, controller) = (0x90 | drums, 0x80 | drums, 0xB0 | drums);
+    let mut voice_of = [false; 128];
+    for (p, kept) in voice_of.iter_mut().enumerate() {
+        *kept = options.voices.voice_of(Pitch::new(p as u8)).is_some();
+    }
     let mut report =
         ReadReport { kept: [0; 128], dropped: [0; 128], other_channels: 0, controllers: 0 };
     let mut notes: Vec<Note> = Vec::new();
     let mut tempos: Vec<(u64, Tempo)> = Vec::new();
     let mut meters: Vec<(u64, Meter)> = Vec::new();
-    let mut open: Vec<VecDeque<usize>> = vec![VecDeque::new(); 128];
+    let mut open = Unreleased::default();
     let sequential = header.format == Format::Sequential;
     let mut track_start = 0u64;
     let mut track_count = 0;
     for (t, track) in tracks.enumerate() {
         track_count += 1;
-        let events = track.map_err(|e| midi_err(format!("track {t}"), e))?;
+        let track = track.map_err(|e| midi_err(format!("track {t}"), e))?;
+        let mut events = Events::new(track.unread());
         let mut tick = track_start;
-        for (e, event) in events.enumerate() {
-            let event = event.map_err(|err| midi_err(at(t, e), err))?;
-            tick += u64::from(event.delta.as_int());
+        let mut e = 0;
+        while let Some(event) = events.next_event() {
+            let (delta, event) = event.map_err(|err| midi_err(at(t, e), err))?;
+            tick += u64::from(delta);
             if tick > MAX_TICK {
                 return Err(Error::TickOverflow { track: t, event: e, tick });
             }
-            match event.kind {
-                TrackEventKind::Midi { channel: c, message } if c == channel => match message {
-                    MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => {
-                        let pitch = Pitch::new(key.as_int());
-                        if options.voices.voice_of(pitch).is_none() {
-                            report.dropped[pitch.as_int() as usize] += 1;
-                            continue;
-                        }
-                        if notes.len() >= options.limits.max_hits {
-                            return Err(Error::Limit {
-                                what: "hits",
-                                limit: options.limits.max_hits as u64,
+            match event {
+                Event::Channel { status, data: [key, vel] } => {
+                    if status == note_on && vel > 0 {
+                        if !voice_of[usize::from(key)] {
+                            report.dropped[usize::from(key)] += 1;
+                        } else {
+                            if notes.len() >= options.limits.max_hits {
+                                return Err(Error::Limit {
+                                    what: "hits",
+                                    limit: options.limits.max_hits as u64,
+                                });
+                            }
+                            report.kept[usize::from(key)] += 1;
+                            open.push(key, notes.len());
+                            notes.push(Note {
+                                tick,
+                                pitch: Pitch::new(key),
+                                velocity: Velocity::new(vel),
+                                length: u32::MAX,
                             });
                         }
-                        report.kept[pitch.as_int() as usize] += 1;
-                        open[pitch.as_int() as usize].push_back(notes.len());
-                        notes.push(Note {
-                            tick,
-                            pitch,
-                            velocity: Velocity::new(vel.as_int()),
-                            length: u32::MAX,
-                        });
-                    }
-                    MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
-                        if let Some(i) = open[key.as_int() as usize].pop_front() {
+                    } else if status == note_on || status == note_off {
+                        if let Some(i) = open.pop(key) {
                             notes[i].length = (tick - notes[i].tick) as u32;
                         }
+                    } else if status == controller {
+                        report.controllers += 1;
+                    } else if status & 0xF0 == 0x90 {
+                        report.other_channels += 1;
                     }
-                    MidiMessage::Controller { .. } => report.controllers += 1,
-                    _ => {}
-                },
-                TrackEventKind::Midi { message: MidiMessage::NoteOn { .. }, .. } => {
-                    report.other_channels += 1;
                 }
-                TrackEventKind::Meta(MetaMessage::Tempo(micros)) => {
-                    let tempo = Tempo::from_micros(micros.as_int())
-                        .map_err(|err| midi_err(at(t, e), err))?;
+                Event::Meta { kind: 0x51, data: &[a, b, c, ..] } => {
+                    let micros = u32::from_be_bytes([0, a, b, c]);
+                    let tempo =
+                        Tempo::from_micros(micros).map_err(|err| midi_err(at(t, e), err))?;
                     tempos.push((tick, tempo));
                 }
-                TrackEventKind::Meta(MetaMessage::TimeSignature(n, d, _, _)) => {
+                Event::Meta { kind: 0x58, data: &[n, d, _, _, ..] } => {
                     let den = 1u32.checked_shl(u32::from(d)).unwrap_or(0);
                     let meter = Meter::new(n, u8::try_from(den).unwrap_or(0))
                         .map_err(|err| midi_err(at(t, e), err))?;
@@ -226,11 +286,10 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
                 }
                 _ => {}
             }
+            e += 1;
         }
-        for queue in &mut open {
-            for i in queue.drain(..) {
-                notes[i].length = (tick - notes[i].tick) as u32;
-            }
+        for i in open.drain() {
+            notes[i].length = (tick - notes[i].tick) as u32;
         }
         if sequential {
             track_start = tick;
@@ -287,106 +346,93 @@ impl Default for WriteOptions {
 /// the first bar and wherever the meter changes, its tempo changes, and every hit as a
 /// note-on and a note-off. The track ends at the end of the last bar.
 pub fn write(groove: &Groove, options: &WriteOptions) -> Result<Vec<u8>> {
-    let tpq =
-        u15::try_from(groove.ticks_per_quarter).filter(|t| t.as_int() > 0).ok_or_else(|| {
-            Error::invalid("resolution", format!("{} ticks per quarter", groove.ticks_per_quarter))
-        })?;
-    let channel = u4::new(options.channel.index());
+    let tpq = groove.ticks_per_quarter;
+    if tpq == 0 || tpq > 0x7FFF {
+        return Err(Error::invalid("resolution", format!("{tpq} ticks per quarter")));
+    }
+    let drums = options.channel.index();
     // Events go out by (tick, order): metas first (meter 0, tempo 1), then releases (2),
     // then hits (3), then zero-length releases (4). Three streams, each already in that
-    // order, are merged rather than sorted together: sorting every event was most of the
-    // cost of writing.
-    let mut metas: Vec<(u64, u8, TrackEventKind<'static>)> = Vec::new();
+    // order, are merged rather than sorted together.
+    //
+    // Each stream is a list of keys `tick << 3 | order`, ending in a sentinel that sorts last.
+    let key = |tick: u64, order: u64| tick << 3 | order;
+    let mut metas: Vec<(u64, [u8; 4])> = Vec::new();
     let mut start = 0u64;
     let mut meter = None;
     for bar in &groove.bars {
         if meter != Some(bar.meter) {
             meter = Some(bar.meter);
             let d = bar.meter.denominator().trailing_zeros() as u8;
-            metas.push((
-                start,
-                0,
-                TrackEventKind::Meta(MetaMessage::TimeSignature(bar.meter.numerator(), d, 24, 8)),
-            ));
+            metas.push((key(start, 0), [bar.meter.numerator(), d, 24, 8]));
         }
-        start += u64::from(bar.meter.bar_ticks(groove.ticks_per_quarter)?);
+        start += u64::from(bar.meter.bar_ticks(tpq)?);
     }
     let end_of_bars = start;
     for (tick, tempo) in groove.tempo_map()? {
-        metas.push((tick, 1, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(tempo.micros())))));
+        let [_, a, b, c] = tempo.micros().to_be_bytes();
+        metas.push((key(tick, 1), [a, b, c, 0]));
     }
-    metas.sort_by_key(|&(tick, order, _)| (tick, order));
+    if !metas.is_sorted_by_key(|m| m.0) {
+        metas.sort_by_key(|m| m.0);
+    }
+    metas.push((u64::MAX, [0; 4]));
     // Readers pair a release with the earliest unreleased note of its pitch, so of two notes
     // on one tick and pitch the shorter must start first.
     let mut notes = groove.notes()?;
-    let key = |n: &Note| (n.tick, n.pitch, n.length);
-    if !notes.is_sorted_by_key(key) {
-        notes.sort_by_key(key);
+    let by = |n: &Note| (n.tick, n.pitch, n.length);
+    if !notes.is_sorted_by_key(by) {
+        notes.sort_by_key(by);
     }
-    let mut offs: Vec<(u64, u8, u7)> = notes
+    let mut offs: Vec<(u64, u8)> = notes
         .iter()
         .map(|n| {
-            (
-                n.tick + u64::from(n.length),
-                if n.length == 0 { 4 } else { 2 },
-                u7::new(n.pitch.as_int()),
-            )
+            let order = if n.length == 0 { 4 } else { 2 };
+            (key(n.tick + u64::from(n.length), order), n.pitch.as_int())
         })
         .collect();
-    if !offs.is_sorted_by_key(|&(t, o, _)| (t, o)) {
-        offs.sort_by_key(|&(t, o, _)| (t, o));
+    if !offs.is_sorted_by_key(|o| o.0) {
+        offs.sort_by_key(|o| o.0);
     }
-    let end = offs.last().map_or(end_of_bars, |&(t, _, _)| t.max(end_of_bars));
-    let mut events: Vec<TrackEvent<'static>> =
-        Vec::with_capacity(metas.len() + 2 * notes.len() + 1);
-    let (mut m, mut f, mut h) =
-        (metas.iter().peekable(), offs.iter().peekable(), notes.iter().peekable());
+    let end = offs.last().map_or(end_of_bars, |&(k, _)| (k >> 3).max(end_of_bars));
+    offs.push((u64::MAX, 0));
+    let mut w = Writer::new(tpq, metas.len() + 2 * notes.len());
+    let (on, off) = (0x90 | drums, 0x80 | drums);
+    let (mut m, mut f, mut h) = (0, 0, 0);
     let mut last = 0u64;
     loop {
-        let next_meta = m.peek().map(|&&(t, o, _)| (t, o));
-        let next_off = f.peek().map(|&&(t, o, _)| (t, o));
-        let next_hit = h.peek().map(|n| (n.tick, 3));
-        let Some(first) = [next_meta, next_off, next_hit].into_iter().flatten().min() else {
+        let hit = notes.get(h).map_or(u64::MAX, |n| key(n.tick, 3));
+        let next = metas[m].0.min(offs[f].0).min(hit);
+        if next == u64::MAX {
             break;
-        };
-        let kind = if next_meta == Some(first) {
-            m.next().map(|&(_, _, k)| k)
-        } else if next_off == Some(first) {
-            f.next().map(|&(_, _, key)| TrackEventKind::Midi {
-                channel,
-                message: MidiMessage::NoteOff { key, vel: u7::new(0) },
-            })
+        }
+        let tick = next >> 3;
+        w.delta(delta(tick - last)?);
+        last = tick;
+        if next == hit {
+            let n = &notes[h];
+            w.channel(on, n.pitch.as_int(), n.velocity.as_int());
+            h += 1;
+        } else if next == offs[f].0 {
+            w.channel(off, offs[f].1, 0);
+            f += 1;
         } else {
-            h.next().map(|n| TrackEventKind::Midi {
-                channel,
-                message: MidiMessage::NoteOn {
-                    key: u7::new(n.pitch.as_int()),
-                    vel: u7::new(n.velocity.as_int()),
-                },
-            })
-        };
-        let Some(kind) = kind else { break };
-        events.push(TrackEvent { delta: delta(first.0 - last)?, kind });
-        last = first.0;
+            let data = metas[m].1;
+            if next & 7 == 0 {
+                w.meta(0x58, &data);
+            } else {
+                w.meta(0x51, &data[..3]);
+            }
+            m += 1;
+        }
     }
-    events.push(TrackEvent {
-        delta: delta(end - last)?,
-        kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
-    });
-    let header = Header::new(Format::SingleTrack, Timing::Metrical(tpq));
-    let mut out = Vec::with_capacity(events.len() * 4 + 32);
-    midly::write(&header, std::iter::once(&events), &mut out)
-        .map_err(|e| Error::invalid("MIDI output", e))?;
-    Ok(out)
+    w.delta(delta(end - last)?);
+    w.meta(0x2F, &[]);
+    w.finish().ok_or_else(|| Error::invalid("MIDI output", "the track is larger than 4 GB"))
 }
 
-fn delta(ticks: u64) -> Result<u28> {
-    u32::try_from(ticks).ok().filter(|&t| t <= u28::max_value().as_int()).map(u28::new).ok_or_else(
-        || {
-            Error::invalid(
-                "MIDI output",
-                format!("a gap of {ticks} ticks does not fit a delta time"),
-            )
-        },
-    )
+fn delta(ticks: u64) -> Result<u32> {
+    u32::try_from(ticks).ok().filter(|&t| t < 1 << 28).ok_or_else(|| {
+        Error::invalid("MIDI output", format!("a gap of {ticks} ticks does not fit a delta time"))
+    })
 }

@@ -231,9 +231,9 @@ struct Spelling {
 impl Spelling {
     fn new(options: &BeatOptions, tpq: u16) -> Spelling {
         let mut voice = [u8::MAX; 256];
-        for (c, v) in voice.iter_mut().enumerate() {
-            if let Some(found) = options.voices.voice_of_letter(c as u8) {
-                *v = found.index() as u8;
+        for v in 0..options.voices.len().min(usize::from(u8::MAX)) {
+            if let Some(letter) = options.voices.letter(crate::voice::Voice::new(v as u8)) {
+                voice[usize::from(letter)] = v as u8;
             }
         }
         let mut velocity = [crate::primitive::Velocity::MIN; 128];

@@ -17,7 +17,8 @@ pub enum Error {
     Midi {
         /// Where reading stopped: `"header"` or `"track 2, event 17"`.
         at: String,
-        /// What midly reported.
+        /// What went wrong: midly's report on the header and chunks, the event scanner's
+        /// (with the byte offset) on a track's events.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

@@ -614,8 +614,15 @@ impl Builder {
     }
 }
 
-pub(crate) fn hit_key(h: &Hit) -> (u32, i32, crate::voice::Voice, Velocity, u32) {
-    (h.step, h.offset, h.voice, h.velocity, h.length)
+/// The order of hits in a bar: step, offset, voice, velocity, length, packed into one number.
+#[inline]
+pub(crate) fn hit_key(h: &Hit) -> u128 {
+    let offset = (i64::from(h.offset) - i64::from(i32::MIN)) as u128;
+    u128::from(h.step) << 96
+        | offset << 64
+        | u128::from(h.voice.index() as u8) << 40
+        | u128::from(h.velocity.as_int()) << 32
+        | u128::from(h.length)
 }
 
 impl Groove {
@@ -693,6 +700,10 @@ impl Groove {
         let mut out = Vec::with_capacity(self.hit_count());
         let tpq = u64::from(self.ticks_per_quarter);
         let by_grid = FastDiv::new(u32::from(self.grid.per_quarter()));
+        let mut pitch = [Pitch::new(0); 128];
+        for (v, p) in pitch.iter_mut().enumerate().take(self.voices.len()) {
+            *p = self.voices.pitch_of(Voice::new(v as u8));
+        }
         let mut start = 0i64;
         for bar in &self.bars {
             for h in &bar.hits {
@@ -701,7 +712,7 @@ impl Groove {
                     start + by_grid.div(u64::from(h.step) * tpq) as i64 + i64::from(h.offset);
                 out.push(Note {
                     tick: tick.max(0) as u64,
-                    pitch: self.voices.pitch_of(h.voice),
+                    pitch: pitch[h.voice.index() & 127],
                     velocity: h.velocity,
                     length: h.length,
                 });
@@ -980,4 +991,65 @@ pub(crate) fn offset_of_units(units: i64, r: u8, grid: Grid, tpq: u16) -> i32 {
 /// Microtiming divisions of an offset in ticks (`r` per step).
 pub(crate) fn units_of_offset(offset: i32, r: u8, grid: Grid, tpq: u16) -> i64 {
     div_round(i64::from(offset) * i64::from(r) * i64::from(grid.per_quarter()), i64::from(tpq))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{FastDiv, Grid, Hit, Levels, Quantise, Quantiser};
+    use crate::primitive::Velocity;
+    use crate::voice::{Voice, VoiceMap};
+
+    fn arb_hits(voices: u8) -> impl Strategy<Value = Vec<Hit>> {
+        let hit = (0u32..16, -59i32..60, 0..voices, 1u8..128, 0u32..500).prop_map(
+            |(step, offset, voice, velocity, length)| Hit {
+                step,
+                offset,
+                voice: Voice::new(voice),
+                velocity: Velocity::new(velocity),
+                length,
+            },
+        );
+        proptest::collection::vec(hit, 0..40).prop_map(|mut hits| {
+            hits.sort_by_key(super::hit_key);
+            hits
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn fast_division_is_division(d in 1u32.., n in any::<u32>(), big in any::<u64>()) {
+            let f = FastDiv::new(d);
+            prop_assert_eq!(f.div(u64::from(n)), u64::from(n) / u64::from(d));
+            prop_assert_eq!(f.div(big), big / u64::from(d));
+        }
+
+        /// The slot-per-voice path for small maps keeps what the general path keeps.
+        #[test]
+        fn both_quantiser_paths_agree(hits in arb_hits(9), micro in prop::option::of(2u8..9), levels in 1u8..10) {
+            let q = Quantise {
+                grid: Grid::SIXTEENTH,
+                voices: VoiceMap::Gmd9,
+                levels: Levels::new(levels).unwrap(),
+                microtiming: micro,
+            };
+            let mut quantiser = Quantiser::new(&q, 480).unwrap();
+            let (mut small, mut general) = (Vec::new(), Vec::new());
+            quantiser.bar(&hits, &mut small);
+            quantiser.small = false;
+            quantiser.bar(&hits, &mut general);
+            prop_assert_eq!(small, general);
+        }
+    }
+
+    #[test]
+    fn fast_division_edges() {
+        for d in [1, 2, 3, 7, 120, 960, u32::MAX - 1, u32::MAX] {
+            let f = FastDiv::new(d);
+            for n in [0, 1, u64::from(d) - 1, u64::from(d), u64::from(u32::MAX), u64::MAX] {
+                assert_eq!(f.div(n), n / u64::from(d), "{n} / {d}");
+            }
+        }
+    }
 }

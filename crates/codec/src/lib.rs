@@ -106,6 +106,14 @@
 //! # Features
 //!
 //! The crate has no optional features; its only dependencies are midly and thiserror.
+//!
+//! # Speed
+//!
+//! Over the whole Groove MIDI Dataset in memory (5.27 MB, 1,150 files, 22,724 bars), one
+//! core of a 2-core AMD EPYC virtual machine runs the beat-format round trip (read, encode,
+//! decode, write) in 40.8 ms: 129 MB/s of MIDI, 557,000 bars per second
+//! (`cargo bench --bench codec`). The stages take 18.2 ms (read), 7.7 ms (encode), 7.7 ms
+//! (decode) and 8.7 ms (write).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -212,3 +212,196 @@ impl Writer {
         Some(self.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The scanner and the writer against midly, the reference they replace in the hot path.
+
+    use midly::num::{u4, u7, u15, u24, u28};
+    use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
+    use proptest::prelude::*;
+
+    use super::{Event, Events, Writer};
+
+    fn arb_kind() -> impl Strategy<Value = TrackEventKind<'static>> {
+        let channel = (0u8..16).prop_map(u4::new);
+        let u7 = || (0u8..128).prop_map(u7::new);
+        let message = prop_oneof![
+            (u7(), u7()).prop_map(|(key, vel)| MidiMessage::NoteOn { key, vel }),
+            (u7(), u7()).prop_map(|(key, vel)| MidiMessage::NoteOff { key, vel }),
+            (u7(), u7()).prop_map(|(key, vel)| MidiMessage::Aftertouch { key, vel }),
+            (u7(), u7())
+                .prop_map(|(controller, value)| MidiMessage::Controller { controller, value }),
+            u7().prop_map(|program| MidiMessage::ProgramChange { program }),
+            u7().prop_map(|vel| MidiMessage::ChannelAftertouch { vel }),
+            (0u16..0x4000).prop_map(|b| MidiMessage::PitchBend {
+                bend: midly::PitchBend(midly::num::u14::new(b))
+            }),
+        ];
+        prop_oneof![
+            8 => (channel, message).prop_map(|(channel, message)| TrackEventKind::Midi {
+                channel,
+                message
+            }),
+            1 => (1u32..0xFF_FFFF).prop_map(|t| TrackEventKind::Meta(MetaMessage::Tempo(u24::new(t)))),
+            1 => (1u8..16, 0u8..6).prop_map(|(n, d)| {
+                TrackEventKind::Meta(MetaMessage::TimeSignature(n, d, 24, 8))
+            }),
+            1 => Just(TrackEventKind::Meta(MetaMessage::TrackName(b"drums, a long name for a track"))),
+            1 => Just(TrackEventKind::SysEx(&[0x7E, 0x7F, 0x09, 0x01, 0xF7])),
+        ]
+    }
+
+    fn arb_track() -> impl Strategy<Value = Vec<TrackEvent<'static>>> {
+        let delta = prop_oneof![0u32..0x80, 0u32..0x4000, 0u32..0x0FFF_FFFF].prop_map(u28::new);
+        proptest::collection::vec((delta, arb_kind()), 0..60).prop_map(|events| {
+            events.into_iter().map(|(delta, kind)| TrackEvent { delta, kind }).collect()
+        })
+    }
+
+    /// An event with its data owned, to compare the scanner's with midly's.
+    #[derive(Debug, PartialEq)]
+    enum Owned {
+        Channel { status: u8, data: [u8; 2] },
+        Meta { kind: u8, data: Vec<u8> },
+        SysEx,
+    }
+
+    impl From<Event<'_>> for Owned {
+        fn from(e: Event<'_>) -> Owned {
+            match e {
+                Event::Channel { status, data } => Owned::Channel { status, data },
+                Event::Meta { kind, data } => Owned::Meta { kind, data: data.to_vec() },
+                Event::SysEx => Owned::SysEx,
+            }
+        }
+    }
+
+    /// midly's event as the scanner reports it.
+    fn expected(kind: &TrackEventKind<'_>) -> Owned {
+        match *kind {
+            TrackEventKind::Midi { channel, message } => {
+                let c = channel.as_int();
+                let (status, data) = match message {
+                    MidiMessage::NoteOff { key, vel } => (0x80, [key.as_int(), vel.as_int()]),
+                    MidiMessage::NoteOn { key, vel } => (0x90, [key.as_int(), vel.as_int()]),
+                    MidiMessage::Aftertouch { key, vel } => (0xA0, [key.as_int(), vel.as_int()]),
+                    MidiMessage::Controller { controller, value } => {
+                        (0xB0, [controller.as_int(), value.as_int()])
+                    }
+                    MidiMessage::ProgramChange { program } => (0xC0, [program.as_int(), 0]),
+                    MidiMessage::ChannelAftertouch { vel } => (0xD0, [vel.as_int(), 0]),
+                    MidiMessage::PitchBend { bend } => {
+                        let b = bend.0.as_int();
+                        (0xE0, [(b & 0x7F) as u8, (b >> 7) as u8])
+                    }
+                };
+                Owned::Channel { status: status | c, data }
+            }
+            TrackEventKind::Meta(MetaMessage::Tempo(t)) => {
+                Owned::Meta { kind: 0x51, data: t.as_int().to_be_bytes()[1..].to_vec() }
+            }
+            TrackEventKind::Meta(MetaMessage::TimeSignature(n, d, c, b)) => {
+                Owned::Meta { kind: 0x58, data: vec![n, d, c, b] }
+            }
+            TrackEventKind::Meta(MetaMessage::TrackName(name)) => {
+                Owned::Meta { kind: 0x03, data: name.to_vec() }
+            }
+            TrackEventKind::Meta(MetaMessage::EndOfTrack) => {
+                Owned::Meta { kind: 0x2F, data: Vec::new() }
+            }
+            _ => Owned::SysEx,
+        }
+    }
+
+    /// The data of the only track of a file midly writes (running status included).
+    fn track_data(events: &[TrackEvent<'_>]) -> Vec<u8> {
+        let header = Header::new(Format::SingleTrack, Timing::Metrical(u15::new(480)));
+        let mut out = Vec::new();
+        midly::write(&header, std::iter::once(events), &mut out).expect("writes to a Vec");
+        out[22..].to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn scanner_reads_what_midly_reads(track in arb_track()) {
+            let data = track_data(&track);
+            let mut events = Events::new(&data);
+            let mut scanned = Vec::new();
+            while let Some(event) = events.next_event() {
+                let (delta, event) = event.expect("midly's own output scans");
+                scanned.push((delta, Owned::from(event)));
+            }
+            let want: Vec<_> = midly::EventIter::new(&data)
+                .map(|e| e.expect("midly reads its own output"))
+                .map(|e| (e.delta.as_int(), expected(&e.kind)))
+                .collect();
+            prop_assert_eq!(scanned, want);
+        }
+
+        #[test]
+        fn cut_tracks_fail_with_an_offset_inside_them(track in arb_track(), cut in any::<prop::sample::Index>()) {
+            let data = track_data(&track);
+            let data = &data[..cut.index(data.len() + 1)];
+            let mut events = Events::new(data);
+            while let Some(event) = events.next_event() {
+                if let Err(e) = event {
+                    prop_assert!(e.offset <= data.len(), "{e}");
+                    break;
+                }
+            }
+        }
+
+        #[test]
+        fn midly_reads_what_the_writer_writes(
+            tpq in 1u16..0x8000,
+            notes in proptest::collection::vec((0u32..0x0FFF_FFFF, 0u8..16, 0u8..128, 0u8..128), 0..50),
+        ) {
+            let mut w = Writer::new(tpq, notes.len());
+            w.delta(0);
+            w.meta(0x51, &[0x07, 0xA1, 0x20]);
+            for &(delta, channel, key, vel) in &notes {
+                w.delta(delta);
+                w.channel(0x90 | channel, key, vel);
+            }
+            w.delta(0);
+            w.meta(0x2F, &[]);
+            let bytes = w.finish().expect("small track");
+            let smf = midly::Smf::parse(&bytes).expect("midly parses the writer's file");
+            prop_assert_eq!(smf.header.timing, Timing::Metrical(u15::new(tpq)));
+            prop_assert_eq!(smf.tracks.len(), 1);
+            let track = &smf.tracks[0];
+            prop_assert_eq!(track.len(), notes.len() + 2);
+            prop_assert_eq!(track[0].kind, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000))));
+            for (e, &(delta, channel, key, vel)) in track[1..].iter().zip(&notes) {
+                prop_assert_eq!(e.delta.as_int(), delta);
+                prop_assert_eq!(
+                    e.kind,
+                    TrackEventKind::Midi {
+                        channel: u4::new(channel),
+                        message: MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) },
+                    }
+                );
+            }
+            prop_assert_eq!(track[notes.len() + 1].kind, TrackEventKind::Meta(MetaMessage::EndOfTrack));
+        }
+    }
+
+    #[test]
+    fn faults_are_named() {
+        let cases: [(&[u8], &str); 5] = [
+            (&[0x00, 0x40, 0x10], "no running status"),
+            (&[0x00, 0x99, 0x24], "ends inside a channel message"),
+            (&[0x00, 0x99, 0x24, 0x90], "top bit set"),
+            (&[0x80, 0x80, 0x80, 0x80, 0x00], "longer than 4 bytes"),
+            (&[0x00, 0xF2, 0x00, 0x00], "system common"),
+        ];
+        for (data, what) in cases {
+            let err = Events::new(data).next_event().expect("an event").expect_err(what);
+            assert!(err.to_string().contains(what), "{err}");
+        }
+        let meta = [0x00, 0xFF, 0x03, 0x10, b'a'];
+        let err = Events::new(&meta).next_event().expect("an event").expect_err("cut meta");
+        assert_eq!(err.offset, 4, "{err}");
+    }
+}

@@ -383,6 +383,8 @@ fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, O
     let tpq = st.groove.ticks_per_quarter;
     let levels = o.levels.count();
     let mut step = 0u32;
+    // Steps since the last group boundary (a counter, not a division per step).
+    let mut in_group = 0u32;
     loop {
         // One step: hits, then an optional offset.
         let first = hits.len();
@@ -479,10 +481,14 @@ fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, O
             hits[first..].sort_unstable_by_key(|h| h.voice);
         }
         step += 1;
+        in_group += 1;
+        if in_group == group {
+            in_group = 0;
+        }
         let sep = b.get(i).copied();
         let want = if step == steps {
             None
-        } else if step.is_multiple_of(group) {
+        } else if in_group == 0 {
             Some(b' ')
         } else {
             Some(b'.')

@@ -47,10 +47,13 @@ impl Meter {
     }
 
     /// The length of a bar in ticks at `ticks_per_quarter`, if whole.
+    #[inline]
     pub fn bar_ticks(self, ticks_per_quarter: u16) -> Result<u32> {
         let whole = u32::from(ticks_per_quarter) * 4 * u32::from(self.numerator);
-        let d = u32::from(self.denominator);
-        if whole % d != 0 {
+        // The denominator is a power of two: shifts and masks, not divisions (this runs for
+        // every bar read or written).
+        let shift = self.denominator.trailing_zeros();
+        if whole & ((1 << shift) - 1) != 0 {
             return Err(Error::invalid(
                 "meter",
                 format!(
@@ -58,20 +61,21 @@ impl Meter {
                 ),
             ));
         }
-        Ok(whole / d)
+        Ok(whole >> shift)
     }
 
     /// The number of grid steps in a bar, if whole.
+    #[inline]
     pub fn steps(self, grid: Grid) -> Result<u32> {
         let whole = u32::from(grid.per_quarter()) * 4 * u32::from(self.numerator);
-        let d = u32::from(self.denominator);
-        if whole % d != 0 {
+        let shift = self.denominator.trailing_zeros();
+        if whole & ((1 << shift) - 1) != 0 {
             return Err(Error::invalid(
                 "grid",
                 format!("a {self} bar is not a whole number of {grid} steps"),
             ));
         }
-        Ok(whole / d)
+        Ok(whole >> shift)
     }
 
     /// How many steps a beat group holds in the text formats: a beat of the denominator

@@ -82,13 +82,7 @@ pub fn encode(groove: &Groove, options: &BeatOptions) -> Result<String> {
     let tpq = groove.ticks_per_quarter;
     let quantiser = Quantiser::new(&options.quantise(), tpq)?;
     // Bars are quantised one at a time into `hits`, as `Groove::quantised` would.
-    let moved;
-    let g = if groove.grid == options.grid && groove.voices == options.voices {
-        groove
-    } else {
-        moved = groove.with_grid(options.grid)?.with_voices(options.voices)?;
-        &moved
-    };
+    let g = groove.on(options.grid, options.voices)?;
     let mut out = Vec::with_capacity(g.bars.len() * 48 + 96);
     if options.header {
         let ctx = g.context();

@@ -804,13 +804,7 @@ impl Groove {
     pub fn quantised(&self, q: &Quantise) -> Result<Groove> {
         let tpq = self.ticks_per_quarter;
         let quantiser = Quantiser::new(q, tpq)?;
-        let moved;
-        let g = if self.grid == q.grid && self.voices == q.voices {
-            self
-        } else {
-            moved = self.with_grid(q.grid)?.with_voices(q.voices)?;
-            &moved
-        };
+        let g = self.on(q.grid, q.voices)?;
         let mut prev_tempo = None;
         let mut bars = Vec::with_capacity(g.bars.len());
         for (bar, tempo) in g.bars.iter().zip(g.start_tempos()) {
@@ -825,6 +819,15 @@ impl Groove {
             bars.push(Bar { meter: bar.meter, tempos, hits });
         }
         Ok(Groove { ticks_per_quarter: tpq, grid: q.grid, voices: q.voices, bars })
+    }
+
+    /// This groove on `grid` and under `voices`: itself when it already is, else a copy.
+    pub(crate) fn on(&self, grid: Grid, voices: VoiceMap) -> Result<std::borrow::Cow<'_, Groove>> {
+        if self.grid == grid && self.voices == voices {
+            Ok(std::borrow::Cow::Borrowed(self))
+        } else {
+            Ok(std::borrow::Cow::Owned(self.with_grid(grid)?.with_voices(voices)?))
+        }
     }
 
     /// The tempo in force at the start of each bar, as [`Groove::tempo_at_bar`] gives it,

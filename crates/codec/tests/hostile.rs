@@ -45,6 +45,18 @@ fn delta_overflow() {
     assert!(matches!(err, Error::TickOverflow { track: 0, .. }), "{err}");
 }
 
+/// A broken event inside a well-framed track is named by track, event and byte, not dropped
+/// with the rest of the track.
+#[test]
+fn broken_event_is_named() {
+    // Two notes, then a note-on whose velocity byte has its top bit set.
+    let body =
+        [0x00, 0x99, 36, 100, 0x10, 0x89, 36, 0, 0x10, 0x99, 38, 0x90, 0x00, 0xFF, 0x2F, 0x00];
+    let err = read(&raw_track(480, &body)).unwrap_err();
+    assert!(matches!(err, Error::Midi { ref at, .. } if at == "track 0, event 2"), "{err}");
+    assert!(err.to_string().contains("top bit set (byte 11 of the track data)"), "{err}");
+}
+
 #[test]
 fn no_drums() {
     let bytes = smf(480, 1, &[(0, 0, 60, 100, 10)], &[], &[]);

@@ -704,10 +704,7 @@ impl Groove {
         let mut out = Vec::with_capacity(self.hit_count());
         let tpq = u64::from(self.ticks_per_quarter);
         let by_grid = FastDiv::new(u32::from(self.grid.per_quarter()));
-        let mut pitch = [Pitch::new(0); 128];
-        for (v, p) in pitch.iter_mut().enumerate().take(self.voices.len()) {
-            *p = self.voices.pitch_of(Voice::new(v as u8));
-        }
+        let pitch = self.voices.pitch_table();
         let mut start = 0i64;
         for bar in &self.bars {
             for h in &bar.hits {
@@ -716,7 +713,7 @@ impl Groove {
                     start + by_grid.div(u64::from(h.step) * tpq) as i64 + i64::from(h.offset);
                 out.push(Note {
                     tick: tick.max(0) as u64,
-                    pitch: pitch[h.voice.index() & 127],
+                    pitch: Pitch::new(pitch[h.voice.index()]),
                     velocity: h.velocity,
                     length: h.length,
                 });

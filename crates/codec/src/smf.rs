@@ -197,6 +197,22 @@ impl Writer {
         self.out.extend_from_slice(&[a, b]);
     }
 
+    /// A delta time (at most 0x0FFF_FFFF ticks, checked by the caller) and a channel message
+    /// with two data bytes: [`Writer::delta`] then [`Writer::channel`], with one capacity
+    /// check in the common case of a one-byte delta.
+    #[inline(always)]
+    pub fn message(&mut self, ticks: u32, status: u8, a: u8, b: u8) {
+        if ticks >= 0x80 {
+            self.delta(ticks);
+            self.channel(status, a, b);
+        } else if status == self.running {
+            self.out.extend_from_slice(&[ticks as u8, a, b]);
+        } else {
+            self.running = status;
+            self.out.extend_from_slice(&[ticks as u8, status, a, b]);
+        }
+    }
+
     /// A meta event with fewer than 128 bytes of data.
     pub fn meta(&mut self, kind: u8, data: &[u8]) {
         debug_assert!(data.len() < 0x80);

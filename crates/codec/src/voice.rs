@@ -149,6 +149,15 @@ impl VoiceMap {
         }
     }
 
+    /// [`VoiceMap::pitch_of`] for every voice index, as a table.
+    pub(crate) fn pitch_table(self) -> [u8; 256] {
+        let mut out = [0; 256];
+        for (v, p) in out.iter_mut().enumerate() {
+            *p = self.pitch_of(Voice(v as u8)).as_int();
+        }
+        out
+    }
+
     /// The pitches a voice gathers.
     pub fn pitches(self, voice: Voice) -> Vec<Pitch> {
         match self.table() {

@@ -111,9 +111,9 @@
 //!
 //! Over the whole Groove MIDI Dataset in memory (5.27 MB, 1,150 files, 22,724 bars), one
 //! core of a 2-core AMD EPYC virtual machine runs the beat-format round trip (read, encode,
-//! decode, write) in 39.8 ms: 132 MB/s of MIDI, 571,000 bars per second
-//! (`cargo bench --bench codec`). The stages take 17.2 ms (read), 7.6 ms (encode), 7.4 ms
-//! (decode) and 8.3 ms (write). The target is 18 ms (300 MB/s); reading alone nearly fills it.
+//! decode, write) in 37.8 ms: 139 MB/s of MIDI, 601,000 bars per second
+//! (`cargo bench --bench codec`). The stages take 16.2 ms (read), 8.0 ms (encode), 7.0 ms
+//! (decode) and 6.6 ms (write). The target is 18 ms (300 MB/s); reading alone nearly fills it.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

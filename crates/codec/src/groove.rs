@@ -634,18 +634,42 @@ fn in_order(a: &Hit, b: &Hit) -> bool {
     pa < pb || (pa == pb && hit_key(a) <= hit_key(b))
 }
 
-/// A hit's step and offset as one number ordered as they are.
+/// A hit's step and offset as one number ordered as they are: the high half of its
+/// [`hit_key`].
 #[inline]
 fn position(h: &Hit) -> u64 {
     u64::from(h.step) << 32 | u64::from((h.offset as u32) ^ 0x8000_0000)
 }
 
+/// Where a groove's hits are written: their absolute ticks and pitches.
+pub(crate) struct Placement {
+    tpq: u64,
+    /// Divides by the steps per quarter (a step's tick, without a hardware division).
+    step_tick: FastDiv,
+    pitch: [u8; 256],
+}
+
+impl Placement {
+    pub fn new(groove: &Groove) -> Placement {
+        Placement {
+            tpq: u64::from(groove.ticks_per_quarter),
+            step_tick: FastDiv::new(u32::from(groove.grid.per_quarter())),
+            pitch: groove.voices.pitch_table(),
+        }
+    }
+
+    /// The tick (never before 0) and pitch of `h`, in a bar that starts at tick `start`.
+    #[inline]
+    pub fn of(&self, start: i64, h: &Hit) -> (u64, u8) {
+        let at = self.step_tick.div(u64::from(h.step) * self.tpq) as i64;
+        ((start + at + i64::from(h.offset)).max(0) as u64, self.pitch[h.voice.index()])
+    }
+}
+
 /// The order of hits in a bar: step, offset, voice, velocity, length, packed into one number.
 #[inline]
 pub(crate) fn hit_key(h: &Hit) -> u128 {
-    let offset = (i64::from(h.offset) - i64::from(i32::MIN)) as u128;
-    u128::from(h.step) << 96
-        | offset << 64
+    u128::from(position(h)) << 64
         | u128::from(h.voice.index() as u8) << 40
         | u128::from(h.velocity.as_int()) << 32
         | u128::from(h.length)
@@ -724,18 +748,14 @@ impl Groove {
     /// Every note at its absolute tick, with the pitch it is written as.
     pub(crate) fn notes(&self) -> Result<Vec<Note>> {
         let mut out = Vec::with_capacity(self.hit_count());
-        let tpq = u64::from(self.ticks_per_quarter);
-        let by_grid = FastDiv::new(u32::from(self.grid.per_quarter()));
-        let pitch = self.voices.pitch_table();
+        let place = Placement::new(self);
         let mut start = 0i64;
         for bar in &self.bars {
             for h in &bar.hits {
-                // Grid::step_tick, without a hardware division.
-                let tick =
-                    start + by_grid.div(u64::from(h.step) * tpq) as i64 + i64::from(h.offset);
+                let (tick, pitch) = place.of(start, h);
                 out.push(Note {
-                    tick: tick.max(0) as u64,
-                    pitch: Pitch::new(pitch[h.voice.index()]),
+                    tick,
+                    pitch: Pitch::new(pitch),
                     velocity: h.velocity,
                     length: h.length,
                 });

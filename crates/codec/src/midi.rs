@@ -19,7 +19,7 @@
 use midly::{Format, Timing};
 
 use crate::error::{Error, Result};
-use crate::groove::{Builder, FastDiv, Grid, Groove, Limits, Meter, Note, Tempo};
+use crate::groove::{Builder, Grid, Groove, Limits, Meter, Note, Placement, Tempo};
 use crate::primitive::{Channel, Pitch, Velocity};
 use crate::smf::{Event, Events, Writer};
 use crate::voice::VoiceMap;
@@ -428,8 +428,7 @@ impl Out {
     /// release with the earliest unreleased note of its pitch, so the shorter must start first.
     fn write_in_order(&self, groove: &Groove) -> Result<Option<Vec<u8>>> {
         let tpq = groove.ticks_per_quarter;
-        let step_tick = FastDiv::new(u32::from(groove.grid.per_quarter()));
-        let pitch = groove.voices.pitch_table();
+        let place = Placement::new(groove);
         let mut s = InOrder {
             out: self,
             w: Writer::new(tpq, self.metas.len() + 2 * groove.hit_count()),
@@ -446,9 +445,7 @@ impl Out {
         let mut bar_ticks = (Meter::FOUR_FOUR, Meter::FOUR_FOUR.bar_ticks(tpq)?);
         for bar in &groove.bars {
             for h in &bar.hits {
-                let at = step_tick.div(u64::from(h.step) * u64::from(tpq)) as i64;
-                let tick = (start + at + i64::from(h.offset)).max(0) as u64;
-                let p = pitch[h.voice.index()];
+                let (tick, p) = place.of(start, h);
                 let pi = usize::from(p);
                 if tick < previous || (last_start[pi] == tick && h.length < last_length[pi]) {
                     return Ok(None);

@@ -248,6 +248,9 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
         hits: Vec::new(),
         shape: None,
     };
+    // One bar per line: make room for them all at once (within the limit).
+    let lines_in_text = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    st.groove.bars.reserve(lines_in_text.min(options.limits.max_bars));
     let mut tempo = context.tempo;
     let mut dropped = Vec::new();
     for (n, raw) in lines(text) {

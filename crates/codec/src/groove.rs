@@ -543,6 +543,19 @@ impl Builder {
         Ok(())
     }
 
+    /// Makes room for `hits` hits and the bars up to `last_tick`, so that a file read whole
+    /// grows no list as it goes (never beyond the limits).
+    pub fn reserve(&mut self, last_tick: u64, hits: usize) {
+        let ticks = self.ends[0] - self.starts[0];
+        let bars = (last_tick / ticks.max(1)).saturating_add(2).min(self.limits.max_bars as u64);
+        let bars = bars as usize;
+        self.bars.reserve(bars);
+        self.starts.reserve(bars);
+        self.ends.reserve(bars);
+        self.steps.reserve(bars);
+        self.hits.reserve(hits.min(self.limits.max_hits));
+    }
+
     /// Makes sure bar `i` exists.
     pub fn ensure(&mut self, i: usize) -> Result<()> {
         while self.bars.len() <= i {

@@ -53,9 +53,9 @@ struct Unreleased {
     next: Vec<u32>,
 }
 
-impl Default for Unreleased {
-    fn default() -> Unreleased {
-        Unreleased { head: [NONE; 128], tail: [NONE; 128], next: Vec::new() }
+impl Unreleased {
+    fn with_capacity(notes: usize) -> Unreleased {
+        Unreleased { head: [NONE; 128], tail: [NONE; 128], next: Vec::with_capacity(notes) }
     }
 }
 
@@ -233,10 +233,13 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     }
     let mut report =
         ReadReport { kept: [0; 128], dropped: [0; 128], other_channels: 0, controllers: 0 };
-    let mut notes: Vec<Note> = Vec::new();
+    // Drum notes take 6 bytes or more (a note-on and a note-off with running status); the
+    // Groove MIDI Dataset has one per 12 bytes.
+    let expected = (bytes.len() / 8).min(options.limits.max_hits);
+    let mut notes: Vec<Note> = Vec::with_capacity(expected);
     let mut tempos: Vec<(u64, Tempo)> = Vec::new();
     let mut meters: Vec<(u64, Meter)> = Vec::new();
-    let mut open = Unreleased::default();
+    let mut open = Unreleased::with_capacity(expected);
     let sequential = header.format == Format::Sequential;
     let mut track_start = 0u64;
     let mut track_count = 0;
@@ -325,6 +328,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     let first =
         meters.first().filter(|&&(tick, _)| tick == 0).map_or(Meter::FOUR_FOUR, |&(_, m)| m);
     let mut builder = Builder::new(tpq, options.grid, first, meters, options.limits)?;
+    builder.reserve(notes.last().map_or(0, |n| n.tick), notes.len());
     if tempos.first().is_none_or(|&(tick, _)| tick > 0) {
         builder.tempo(0, Tempo::DEFAULT)?;
     }

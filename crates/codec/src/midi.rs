@@ -233,8 +233,9 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     }
     let mut report =
         ReadReport { kept: [0; 128], dropped: [0; 128], other_channels: 0, controllers: 0 };
-    // Drum notes take 6 bytes or more (a note-on and a note-off with running status); the
-    // Groove MIDI Dataset has one per 12 bytes.
+    // A drum note takes 6 bytes or more (a note-on and a note-off with running status); the
+    // Groove MIDI Dataset has one per 12 bytes. Room for one per 8 bytes covers it without
+    // reserving far beyond it; denser files grow the lists as before.
     let expected = (bytes.len() / 8).min(options.limits.max_hits);
     let mut notes: Vec<Note> = Vec::with_capacity(expected);
     let mut tempos: Vec<(u64, Tempo)> = Vec::new();

@@ -434,43 +434,68 @@ impl Out {
     fn write_in_order(&self, groove: &Groove) -> Result<Option<Vec<u8>>> {
         let tpq = groove.ticks_per_quarter;
         let place = Placement::new(groove);
-        let mut s = InOrder {
-            out: self,
-            w: Writer::new(tpq, self.metas.len() + 2 * groove.hit_count()),
-            due: Vec::new(),
-            first: 0,
-            written: 0,
-            m: 0,
-        };
+        let mut w = Writer::new(tpq, self.metas.len() + 2 * groove.hit_count());
+        let mut due = Due::default();
+        // The next meta event and the tick of the last event written.
+        let (mut m, mut written) = (0, 0u64);
         // Per pitch, the tick and length of the last note that started.
         let mut last_start = [u64::MAX; 256];
         let mut last_length = [0u32; 256];
-        let mut previous = 0u64;
         let mut start = 0i64;
         let mut bar_ticks = (Meter::FOUR_FOUR, Meter::FOUR_FOUR.bar_ticks(tpq)?);
         for bar in &groove.bars {
             for h in &bar.hits {
                 let (tick, p) = place.of(start, h);
                 let pi = usize::from(p);
-                if tick < previous || (last_start[pi] == tick && h.length < last_length[pi]) {
+                if tick < written || (last_start[pi] == tick && h.length < last_length[pi]) {
                     return Ok(None);
                 }
-                (previous, last_start[pi], last_length[pi]) = (tick, tick, h.length);
-                s.flush(key(tick, 3))?;
-                s.w.message(delta(tick - s.written)?, self.on, p, h.velocity.as_int());
-                s.written = tick;
-                s.due(key(tick + u64::from(h.length), if h.length == 0 { 4 } else { 2 }), p);
+                (last_start[pi], last_length[pi]) = (tick, h.length);
+                self.flush(&mut w, &mut due, &mut m, &mut written, key(tick, 3))?;
+                w.message(delta(tick - written)?, self.on, p, h.velocity.as_int());
+                written = tick;
+                due.push(key(tick + u64::from(h.length), if h.length == 0 { 4 } else { 2 }), p);
             }
             if bar.meter != bar_ticks.0 {
                 bar_ticks = (bar.meter, bar.meter.bar_ticks(tpq)?);
             }
             start += i64::from(bar_ticks.1);
         }
-        let end = s.due.last().map_or(self.end_of_bars, |r| (r.0 >> 3).max(self.end_of_bars));
-        s.flush(u64::MAX)?;
-        s.w.delta(delta(end - s.written)?);
-        s.w.meta(0x2F, &[]);
-        s.w.finish().map(Some).ok_or_else(too_large)
+        let end = due.last().map_or(self.end_of_bars, |k| (k >> 3).max(self.end_of_bars));
+        self.flush(&mut w, &mut due, &mut m, &mut written, u64::MAX)?;
+        w.delta(delta(end - written)?);
+        w.meta(0x2F, &[]);
+        w.finish().map(Some).ok_or_else(too_large)
+    }
+
+    /// Writes the metas (from `m`) and releases whose keys come before `until`; `written` is
+    /// the tick of the last event written.
+    #[inline(always)]
+    fn flush(
+        &self,
+        w: &mut Writer,
+        due: &mut Due,
+        m: &mut usize,
+        written: &mut u64,
+        until: u64,
+    ) -> Result<()> {
+        loop {
+            let (release, meta) = (due.next(), self.metas[*m].0);
+            let next = release.min(meta);
+            if next >= until {
+                return Ok(());
+            }
+            let tick = next >> 3;
+            let ticks = delta(tick - *written)?;
+            *written = tick;
+            if release < meta {
+                w.message(ticks, self.off, due.pop(), 0);
+            } else {
+                w.delta(ticks);
+                self.meta(w, *m);
+                *m += 1;
+            }
+        }
     }
 
     /// Writes hits in any order: every note is placed and sorted first.
@@ -517,55 +542,46 @@ impl Out {
     }
 }
 
-/// The state of [`Out::write_in_order`].
-struct InOrder<'a> {
-    out: &'a Out,
-    w: Writer,
-    /// Releases not yet written, in key order from `due[first]`. Each new one nearly always
-    /// goes last, and the list empties whenever every note so far has ended.
-    due: Vec<(u64, u8)>,
+/// Releases not yet written, as (key, pitch) in key order from `first`. Each new one nearly
+/// always goes last, and the list empties whenever every note so far has ended.
+#[derive(Default)]
+struct Due {
+    list: Vec<(u64, u8)>,
     first: usize,
-    /// The tick of the last event written.
-    written: u64,
-    /// The next meta event.
-    m: usize,
 }
 
-impl InOrder<'_> {
-    /// Writes the metas and releases whose keys come before `until`.
-    #[inline]
-    fn flush(&mut self, until: u64) -> Result<()> {
-        loop {
-            let release = self.due.get(self.first).map_or(u64::MAX, |r| r.0);
-            let next = self.out.metas[self.m].0.min(release);
-            if next >= until {
-                return Ok(());
-            }
-            let ticks = delta((next >> 3) - self.written)?;
-            self.written = next >> 3;
-            if next == release {
-                self.w.message(ticks, self.out.off, self.due[self.first].1, 0);
-                self.first += 1;
-                if self.first == self.due.len() {
-                    self.due.clear();
-                    self.first = 0;
-                }
-            } else {
-                self.w.delta(ticks);
-                self.out.meta(&mut self.w, self.m);
-                self.m += 1;
-            }
+impl Due {
+    /// The key of the next release, or `u64::MAX` when none is due.
+    #[inline(always)]
+    fn next(&self) -> u64 {
+        self.list.get(self.first).map_or(u64::MAX, |r| r.0)
+    }
+
+    /// The key of the last release, if any is due.
+    fn last(&self) -> Option<u64> {
+        self.list[self.first..].last().map(|r| r.0)
+    }
+
+    /// Takes the next release (there is one) and gives its pitch.
+    #[inline(always)]
+    fn pop(&mut self) -> u8 {
+        let pitch = self.list[self.first].1;
+        self.first += 1;
+        if self.first == self.list.len() {
+            self.list.clear();
+            self.first = 0;
         }
+        pitch
     }
 
     /// Adds a release, keeping the list in key order (after releases of an equal key).
-    #[inline]
-    fn due(&mut self, release: u64, pitch: u8) {
-        if self.due.last().is_none_or(|r| r.0 <= release) {
-            self.due.push((release, pitch));
+    #[inline(always)]
+    fn push(&mut self, release: u64, pitch: u8) {
+        if self.list.last().is_none_or(|r| r.0 <= release) {
+            self.list.push((release, pitch));
         } else {
-            let at = self.first + self.due[self.first..].partition_point(|r| r.0 <= release);
-            self.due.insert(at, (release, pitch));
+            let at = self.first + self.list[self.first..].partition_point(|r| r.0 <= release);
+            self.list.insert(at, (release, pitch));
         }
     }
 }

@@ -210,10 +210,49 @@ fn check_chunks(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The two timing bytes of a file's header, found where midly looks for them: the first
+/// `MThd` chunk of the file or of a RIFF (RMID) file's `data` chunk, unknown chunks skipped.
+fn header_timing(bytes: &[u8]) -> Option<[u8; 2]> {
+    /// A chunk's id, data (cut short at the end of `raw`) and what follows it.
+    fn chunk(raw: &[u8], little_endian: bool) -> Option<(&[u8], &[u8], &[u8])> {
+        let len: [u8; 4] = raw.get(4..8)?.try_into().ok()?;
+        let len = if little_endian { u32::from_le_bytes(len) } else { u32::from_be_bytes(len) };
+        let (data, rest) = raw[8..].split_at((len as usize).min(raw.len() - 8));
+        Some((&raw[..4], data, rest))
+    }
+    let mut raw = bytes;
+    if bytes.starts_with(b"RIFF") {
+        let (_, riff, _) = chunk(bytes, true)?;
+        let mut rest = riff.get(4..)?;
+        raw = loop {
+            let (id, data, after) = chunk(rest, true)?;
+            if id == b"data" {
+                break data;
+            }
+            // RIFF chunks of odd length carry a pad byte.
+            rest = if data.len() % 2 == 1 { after.get(1..).unwrap_or(after) } else { after };
+        };
+    }
+    loop {
+        let (id, data, rest) = chunk(raw, false)?;
+        match id {
+            b"MThd" => return data.get(4..6)?.try_into().ok(),
+            b"MTrk" => return None,
+            _ => raw = rest,
+        }
+    }
+}
+
 /// Like [`read`], and also says which notes were kept and dropped.
 pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, ReadReport)> {
     if bytes.is_empty() {
         return Err(midi_err("header".into(), Message("the file is empty".into())));
+    }
+    // SMPTE timing stores minus the frames per second in a signed byte; midly negates it,
+    // which overflows for -128 (a panic where overflow is checked). No rate is -128 fps.
+    if header_timing(bytes).is_some_and(|[fps, _]| fps == 0x80) {
+        let why = "SMPTE timing at -128 frames per second, which is not a frame rate";
+        return Err(midi_err("header".into(), Message(why.into())));
     }
     let (header, tracks) = midly::parse(bytes).map_err(|e| midi_err("header".into(), e))?;
     if bytes.starts_with(b"MThd") {

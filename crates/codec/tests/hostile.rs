@@ -79,6 +79,27 @@ fn smpte_timing() {
     assert!(matches!(read(&bytes), Err(Error::Smpte { fps: 25, subframes: 40 })));
 }
 
+/// An SMPTE frame byte of 0x80 (-128 fps) is refused before midly, whose reader negates it
+/// and overflows; also inside a RIFF (RMID) wrapper, behind an unknown chunk.
+#[test]
+fn smpte_minus_128_fps() {
+    let mut bytes = smf(480, 1, &[(0, 9, 36, 100, 10)], &[], &[]);
+    bytes[12] = 0x80;
+    let err = read(&bytes).unwrap_err();
+    assert!(matches!(err, Error::Midi { ref at, .. } if at == "header"), "{err}");
+    assert!(err.to_string().contains("-128 frames per second"), "{err}");
+    let mut smf_data = b"XTRA\0\0\0\x01!".to_vec();
+    smf_data.extend_from_slice(&bytes);
+    let mut riff = b"RMIDJUNK\x03\0\0\0abc\0data".to_vec();
+    riff.extend_from_slice(&(smf_data.len() as u32).to_le_bytes());
+    riff.extend_from_slice(&smf_data);
+    let mut wrapped = b"RIFF".to_vec();
+    wrapped.extend_from_slice(&(riff.len() as u32).to_le_bytes());
+    wrapped.extend_from_slice(&riff);
+    let err = read(&wrapped).unwrap_err();
+    assert!(err.to_string().contains("-128 frames per second"), "{err}");
+}
+
 /// Two million note events: reading stops at the hit limit, with memory bounded by it.
 #[test]
 fn millions_of_events_hit_the_limit() {

@@ -9,7 +9,9 @@ use fine_drums_llm::{
     CompletionRequest, Error, FineTune, FinishReason, JobEvent, JobRequest, JobStatus, Upload,
 };
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::matchers::{
+    body_partial_json, header, method, path, query_param, query_param_is_missing,
+};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const KEY: &str = "sk-test-0123456789abcdef";
@@ -159,6 +161,44 @@ async fn job_create_status_events_and_cancel() {
     let newer = b.events("ftjob-1", Some("ev-2")).await.expect("events");
     assert_eq!(newer, [JobEvent::new("ev-3", 30, "info", "Step 2/10: training loss=0.9")]);
     assert_eq!(b.cancel("ftjob-1").await.expect("cancel").status, JobStatus::Cancelled);
+}
+
+/// Events beyond one page are read back page by page, each continuing after the last
+/// event of the one before, and reading stops at the event asked to read after.
+#[tokio::test]
+async fn events_are_read_across_pages() {
+    let server = MockServer::start().await;
+    let event = |n: u64| {
+        json!({"object": "fine_tuning.job.event", "id": format!("ev-{n}"), "created_at": n,
+               "level": "info", "message": format!("event {n}"), "type": "message"})
+    };
+    let pages = [
+        (None, vec![event(5), event(4)], true),
+        (Some("ev-4"), vec![event(3), event(2)], true),
+        (Some("ev-2"), vec![event(1)], false),
+    ];
+    for (after, data, more) in pages {
+        let mock = Mock::given(method("GET")).and(path("/v1/fine_tuning/jobs/ftjob-1/events"));
+        let mock = match after {
+            Some(a) => mock.and(query_param("after", a)),
+            None => mock.and(query_param_is_missing("after")),
+        };
+        mock.respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "has_more": more, "data": data})),
+        )
+        .mount(&server)
+        .await;
+    }
+    let b = backend(&server, 0);
+    let all = b.events("ftjob-1", None).await.expect("events");
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["ev-1", "ev-2", "ev-3", "ev-4", "ev-5"], "oldest first, all pages");
+    assert_eq!(requests(&server).await.len(), 3);
+    let newer = b.events("ftjob-1", Some("ev-3")).await.expect("events");
+    let ids: Vec<&str> = newer.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["ev-4", "ev-5"]);
+    assert_eq!(requests(&server).await.len(), 5, "stops at the page holding ev-3");
 }
 
 #[test]

@@ -309,7 +309,14 @@ impl From<JobBody> for Job {
 #[derive(Deserialize)]
 struct EventsBody {
     data: Vec<EventBody>,
+    /// Whether older events follow this page.
+    #[serde(default)]
+    has_more: bool,
 }
+
+/// Pages of 100 events [`OpenAi`]'s `events` reads back at most in one call: a poll
+/// normally needs one.
+const MAX_EVENT_PAGES: usize = 50;
 
 #[derive(Deserialize)]
 struct EventBody {
@@ -454,22 +461,35 @@ impl FineTune for OpenAi {
         after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<JobEvent>>> {
         Box::pin(async move {
-            // The API lists events newest first; the newest page holds everything since
-            // the last event seen (polls come far more often than 100 events).
-            let body: EventsBody = self
-                .client
-                .fine_tuning()
-                .query(&[("limit", "100")])
-                .map_err(|e| from_openai(e, "fine-tuning events"))?
-                .list_events_byot(id)
-                .await
-                .map_err(|e| from_openai(e, "fine-tuning events"))?;
-            let mut out: Vec<JobEvent> = body
-                .data
-                .into_iter()
-                .take_while(|e| Some(e.id.as_str()) != after)
-                .map(|e| JobEvent::new(e.id, e.created_at, &e.level, e.message))
-                .collect();
+            // The API lists events newest first, a page at a time, each page continuing
+            // after the last event of the one before: read back until `after` (or the
+            // job's first event) is reached, at most MAX_EVENT_PAGES pages.
+            let mut out: Vec<JobEvent> = Vec::new();
+            for _ in 0..MAX_EVENT_PAGES {
+                let mut query = vec![("limit", "100".to_string())];
+                if let Some(last) = out.last() {
+                    query.push(("after", last.id.clone()));
+                }
+                let body: EventsBody = self
+                    .client
+                    .fine_tuning()
+                    .query(&query)
+                    .map_err(|e| from_openai(e, "fine-tuning events"))?
+                    .list_events_byot(id)
+                    .await
+                    .map_err(|e| from_openai(e, "fine-tuning events"))?;
+                let page = body.data.len();
+                let before = out.len();
+                out.extend(
+                    body.data
+                        .into_iter()
+                        .take_while(|e| Some(e.id.as_str()) != after)
+                        .map(|e| JobEvent::new(e.id, e.created_at, &e.level, e.message)),
+                );
+                if !body.has_more || page == 0 || out.len() - before < page {
+                    break;
+                }
+            }
             out.reverse();
             Ok(out)
         })

@@ -184,27 +184,48 @@ fn at(track: usize, event: usize) -> String {
 #[error("{0}")]
 struct Message(String);
 
+/// One chunk at the start of some bytes.
+struct Chunk<'a> {
+    id: &'a [u8],
+    /// The length its header declares.
+    declared: usize,
+    /// Its data, cut short where the bytes end.
+    data: &'a [u8],
+    /// The bytes after it.
+    rest: &'a [u8],
+}
+
+/// The chunk `raw` starts with (SMF chunks give their length big-endian, RIFF chunks
+/// little-endian), or `None` if `raw` ends inside its 8-byte header.
+fn chunk(raw: &[u8], little_endian: bool) -> Option<Chunk<'_>> {
+    let len: [u8; 4] = raw.get(4..8)?.try_into().ok()?;
+    let declared = if little_endian { u32::from_le_bytes(len) } else { u32::from_be_bytes(len) };
+    let declared = declared as usize;
+    let (data, rest) = raw[8..].split_at(declared.min(raw.len() - 8));
+    Some(Chunk { id: &raw[..4], declared, data, rest })
+}
+
 /// Checks that every chunk's declared length fits in the file, which midly forgives.
 fn check_chunks(bytes: &[u8]) -> Result<()> {
-    let mut pos = 0usize;
+    let mut raw = bytes;
     let mut index = 0usize;
-    while pos < bytes.len() {
+    while !raw.is_empty() {
         let what = if index == 0 { "header".to_string() } else { format!("track {}", index - 1) };
-        let Some(head) = bytes.get(pos..pos + 8) else {
+        let pos = bytes.len() - raw.len();
+        let Some(c) = chunk(raw, false) else {
             return Err(midi_err(what, Message("file ends inside a chunk header".into())));
         };
-        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let end = pos.saturating_add(8).saturating_add(len);
-        if end > bytes.len() {
+        if c.data.len() < c.declared {
             return Err(midi_err(
                 what,
                 Message(format!(
-                    "chunk at byte {pos} declares {len} bytes but only {} remain: the file is truncated",
-                    bytes.len() - pos - 8
+                    "chunk at byte {pos} declares {} bytes but only {} remain: the file is truncated",
+                    c.declared,
+                    c.data.len()
                 )),
             ));
         }
-        pos = end;
+        raw = c.rest;
         index += 1;
     }
     Ok(())
@@ -213,32 +234,24 @@ fn check_chunks(bytes: &[u8]) -> Result<()> {
 /// The two timing bytes of a file's header, found where midly looks for them: the first
 /// `MThd` chunk of the file or of a RIFF (RMID) file's `data` chunk, unknown chunks skipped.
 fn header_timing(bytes: &[u8]) -> Option<[u8; 2]> {
-    /// A chunk's id, data (cut short at the end of `raw`) and what follows it.
-    fn chunk(raw: &[u8], little_endian: bool) -> Option<(&[u8], &[u8], &[u8])> {
-        let len: [u8; 4] = raw.get(4..8)?.try_into().ok()?;
-        let len = if little_endian { u32::from_le_bytes(len) } else { u32::from_be_bytes(len) };
-        let (data, rest) = raw[8..].split_at((len as usize).min(raw.len() - 8));
-        Some((&raw[..4], data, rest))
-    }
     let mut raw = bytes;
     if bytes.starts_with(b"RIFF") {
-        let (_, riff, _) = chunk(bytes, true)?;
-        let mut rest = riff.get(4..)?;
+        let mut rest = chunk(bytes, true)?.data.get(4..)?;
         raw = loop {
-            let (id, data, after) = chunk(rest, true)?;
-            if id == b"data" {
-                break data;
+            let c = chunk(rest, true)?;
+            if c.id == b"data" {
+                break c.data;
             }
             // RIFF chunks of odd length carry a pad byte.
-            rest = if data.len() % 2 == 1 { after.get(1..).unwrap_or(after) } else { after };
+            rest = if c.data.len() % 2 == 1 { c.rest.get(1..).unwrap_or(c.rest) } else { c.rest };
         };
     }
     loop {
-        let (id, data, rest) = chunk(raw, false)?;
-        match id {
-            b"MThd" => return data.get(4..6)?.try_into().ok(),
+        let c = chunk(raw, false)?;
+        match c.id {
+            b"MThd" => return c.data.get(4..6)?.try_into().ok(),
             b"MTrk" => return None,
-            _ => raw = rest,
+            _ => raw = c.rest,
         }
     }
 }

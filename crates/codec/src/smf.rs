@@ -39,6 +39,18 @@ impl fmt::Display for ScanError {
 
 impl std::error::Error for ScanError {}
 
+/// The status bytes of channel messages with two data bytes: all but program change (0xC_)
+/// and channel pressure (0xD_).
+const TWO_DATA_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut s = 0x80;
+    while s < 0xF0 {
+        t[s] = s & 0xE0 != 0xC0;
+        s += 1;
+    }
+    t
+};
+
 /// Reads the events of one track chunk's data.
 pub(crate) struct Events<'a> {
     raw: &'a [u8],
@@ -101,9 +113,34 @@ impl<'a> Events<'a> {
         Ok(data)
     }
 
+    /// The next event if it is the usual one of a drum track, a channel message with two data
+    /// bytes and a one-byte delta time, as `(delta, status, data, data)`. `None` leaves the
+    /// position where it was, for the general reader to read whatever comes (or fail).
+    ///
+    /// Whether the status byte is present or running changes from one event to the next, so
+    /// this reads the four bytes it may need at once and selects among them without branching.
+    #[inline(always)]
+    fn next_short(&mut self) -> Option<(u8, u8, u8, u8)> {
+        let &[delta, s, x, y] = self.raw.get(self.pos..self.pos + 4)? else {
+            return None;
+        };
+        let present = s >= 0x80;
+        let status = if present { s } else { self.running };
+        let (a, b) = if present { (x, y) } else { (s, x) };
+        if ((delta | a | b) >= 0x80) | !TWO_DATA_BYTES[usize::from(status)] {
+            return None;
+        }
+        self.pos += 3 + usize::from(present);
+        self.running = status;
+        Some((delta, status, a, b))
+    }
+
     /// The next event and its delta time, `None` at the end of the data.
-    #[inline]
+    #[inline(always)]
     pub fn next_event(&mut self) -> Option<Result<(u32, Event<'a>), ScanError>> {
+        if let Some((delta, status, a, b)) = self.next_short() {
+            return Some(Ok((u32::from(delta), Event::Channel { status, data: [a, b] })));
+        }
         if self.pos >= self.raw.len() {
             return None;
         }

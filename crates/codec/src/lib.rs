@@ -111,9 +111,9 @@
 //!
 //! Over the whole Groove MIDI Dataset in memory (5.27 MB, 1,150 files, 22,724 bars), one
 //! core of a 2-core AMD EPYC virtual machine runs the beat-format round trip (read, encode,
-//! decode, write) in 32.1 ms: 164 MB/s of MIDI, 708,000 bars per second
-//! (`cargo bench --bench codec`). The stages take 15.4 ms (read), 3.8 ms (encode), 6.8 ms
-//! (decode) and 5.5 ms (write). The target is 18 ms (300 MB/s); reading alone nearly fills it.
+//! decode, write) in 30.9 ms: 170 MB/s of MIDI, 734,000 bars per second
+//! (`cargo bench --bench codec`). The stages take 14.4 ms (read), 3.7 ms (encode), 6.8 ms
+//! (decode) and 5.4 ms (write). The target is 18 ms (300 MB/s); reading alone nearly fills it.
 //! For scale, on the same machine symusic 0.6.0 (C++, called from Python) parses the same
 //! files in 32.5 ms (162 MB/s), and parses and writes them in 67 ms
 //! (`benches/symusic_reference.py`).

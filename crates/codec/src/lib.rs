@@ -115,7 +115,7 @@
 //! (`cargo bench --bench codec`). The stages take 14.4 ms (read), 3.7 ms (encode), 6.8 ms
 //! (decode) and 5.4 ms (write). The target is 18 ms (300 MB/s); reading alone nearly fills it.
 //! For scale, on the same machine symusic 0.6.0 (C++, called from Python) parses the same
-//! files in 32.5 ms (162 MB/s), and parses and writes them in 67 ms
+//! files in 32.4 ms (163 MB/s), and parses and writes them in 66 ms
 //! (`benches/symusic_reference.py`).
 
 #![deny(missing_docs)]

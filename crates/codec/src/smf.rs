@@ -164,7 +164,8 @@ impl<'a> Events<'a> {
             0x80..=0xEF => {
                 self.running = status;
                 let a = self.data_byte()?;
-                // Program change (0xC_) and channel pressure (0xD_) carry one data byte.
+                // Program change (0xC_) and channel pressure (0xD_) carry one data byte: the
+                // rule of `TWO_DATA_BYTES`, tested here without the table, which measured slower.
                 let b = if status & 0xE0 == 0xC0 { 0 } else { self.data_byte()? };
                 Event::Channel { status, data: [a, b] }
             }

@@ -53,15 +53,14 @@ struct Unreleased {
     next: Vec<u32>,
 }
 
+/// No note: the end of a pitch's links.
+const NONE: u32 = u32::MAX;
+
 impl Unreleased {
     fn with_capacity(notes: usize) -> Unreleased {
         Unreleased { head: [NONE; 128], tail: [NONE; 128], next: Vec::with_capacity(notes) }
     }
-}
 
-const NONE: u32 = u32::MAX;
-
-impl Unreleased {
     /// Note `i` of `pitch` started; `i` is one past every index pushed before.
     #[inline]
     fn push(&mut self, pitch: u8, i: usize) {
@@ -433,6 +432,12 @@ fn key(tick: u64, order: u64) -> u64 {
     tick << 3 | order
 }
 
+/// The key of the release of a note starting at `tick`: order 2, or 4 for a zero length.
+#[inline]
+fn release_key(tick: u64, length: u32) -> u64 {
+    key(tick + u64::from(length), if length == 0 { 4 } else { 2 })
+}
+
 /// What both ways of writing a groove share: the channel, the meta events and the end.
 struct Out {
     on: u8,
@@ -506,7 +511,7 @@ impl Out {
                 self.flush(&mut w, &mut due, &mut m, &mut written, key(tick, 3))?;
                 w.message(delta(tick - written)?, self.on, p, h.velocity.as_int());
                 written = tick;
-                due.push(key(tick + u64::from(h.length), if h.length == 0 { 4 } else { 2 }), p);
+                due.push(release_key(tick, h.length), p);
             }
             if bar.meter != bar_ticks.0 {
                 bar_ticks = (bar.meter, bar.meter.bar_ticks(tpq)?);
@@ -642,7 +647,7 @@ fn too_large() -> Error {
     Error::invalid("MIDI output", "the track is larger than 4 GB")
 }
 
-/// The release of each note as (`tick << 3 | order`, pitch), and whether the notes are in
+/// The release of each note as ([`release_key`], pitch), and whether the notes are in
 /// (tick, pitch, length) order and the releases in key order.
 fn releases(notes: &[Note]) -> (bool, Vec<(u64, u8)>, bool) {
     let mut offs = Vec::with_capacity(notes.len() + 1);
@@ -653,8 +658,7 @@ fn releases(notes: &[Note]) -> (bool, Vec<(u64, u8)>, bool) {
         let note = n.tick << 8 | u64::from(n.pitch.as_int());
         notes_sorted &= last_note < note || (last_note == note && last_length <= n.length);
         (last_note, last_length) = (note, n.length);
-        let order = if n.length == 0 { 4 } else { 2 };
-        let off = (n.tick + u64::from(n.length)) << 3 | order;
+        let off = release_key(n.tick, n.length);
         offs_sorted &= last_off <= off;
         last_off = off;
         offs.push((off, n.pitch.as_int()));

@@ -125,8 +125,9 @@ impl<'a> Events<'a> {
             return None;
         };
         let present = s >= 0x80;
-        let status = if present { s } else { self.running };
-        let (a, b) = if present { (x, y) } else { (s, x) };
+        // `select_unpredictable`: left to itself, the compiler branches on `present`.
+        let status = std::hint::select_unpredictable(present, s, self.running);
+        let (a, b) = std::hint::select_unpredictable(present, (x, y), (s, x));
         if ((delta | a | b) >= 0x80) | !TWO_DATA_BYTES[usize::from(status)] {
             return None;
         }

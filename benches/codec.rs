@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     let cases = [
         ("roundtrip/beat", ReadOptions::default(), Format::Beat(BeatOptions::default())),
-        ("roundtrip/exact", ReadOptions::lossless(), Format::Exact),
+        ("roundtrip/exact", ReadOptions::lossless(), Format::EXACT),
     ];
     for (name, read, format) in cases {
         group.bench_function(name, |b| {

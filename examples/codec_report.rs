@@ -42,8 +42,8 @@ fn settings() -> Vec<(String, Format)> {
     add("beat gmd9 8t levels=3", &|o| o.grid = Grid::EIGHTH_TRIPLET);
     add("beat gmd9 16t levels=3", &|o| o.grid = Grid::SIXTEENTH_TRIPLET);
     add("beat gmd9 16 levels=3 header", &|o| o.header = true);
-    out.push(("drumroll".to_string(), Format::Drumroll));
-    out.push(("exact (lossless)".to_string(), Format::Exact));
+    out.push(("drumroll".to_string(), Format::DRUMROLL));
+    out.push(("exact (lossless)".to_string(), Format::EXACT));
     out
 }
 
@@ -74,8 +74,8 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     for (e, bytes) in &files {
         let check = || -> Result<bool, fine_drums_codec::Error> {
             let g = midi::read(bytes, &ReadOptions::lossless())?;
-            let text = Format::Exact.encode(&g)?;
-            let back = Format::Exact.decode(&text, &g.context())?;
+            let text = Format::EXACT.encode(&g)?;
+            let back = Format::EXACT.decode(&text, &g.context())?;
             let written = midi::write(&back, &WriteOptions::default())?;
             let again = midi::read(&written, &ReadOptions::lossless())?;
             Ok(back == g && again == g)
@@ -121,7 +121,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
                     .strip_prefix('#')
                     .map_or(text.as_str(), |t| t.split_once('\n').map_or("", |(_, rest)| rest));
                 let bars: Vec<String> = match format {
-                    Format::Drumroll => body
+                    Format::Drumroll(_) => body
                         .trim_end_matches("END\n")
                         .split("SEP\n")
                         .map(|b| format!("{b}SEP\n"))

@@ -271,7 +271,7 @@ fn run() -> Result<(), String> {
                     let cont = out.groove.slice(p..out.groove.bars.len());
                     let saved = Saved {
                         samples: out.report.samples,
-                        continuation: Format::Exact.encode(&cont).map_err(|e| e.to_string())?,
+                        continuation: Format::EXACT.encode(&cont).map_err(|e| e.to_string())?,
                     };
                     let json = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
                     fs::write_atomic(&file, &json).map_err(|e| e.to_string())?;
@@ -282,7 +282,7 @@ fn run() -> Result<(), String> {
             for s in &saved.samples {
                 validity.add(&format, template.completion_body(s), &ctx);
             }
-            let full = Format::Exact
+            let full = Format::EXACT
                 .decode(
                     &saved.continuation,
                     &Context::new(ctx.ticks_per_quarter, ctx.meter, ctx.tempo),
@@ -303,9 +303,9 @@ fn run() -> Result<(), String> {
             let path = Path::new(dir).join(format!("{}.txt", piece.id));
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let ctx = piece.prompt.context_after();
-            validity.add(&Format::Drumroll, &text, &ctx);
+            validity.add(&Format::DRUMROLL, &text, &ctx);
             let mut g =
-                Format::Drumroll.decode_lenient(&text, &ctx).map(|l| l.groove).unwrap_or_else(
+                Format::DRUMROLL.decode_lenient(&text, &ctx).map(|l| l.groove).unwrap_or_else(
                     |_| Groove::new(480, fine_drums_codec::Grid::SIXTEENTH, VoiceMap::Paper6),
                 );
             if g.bars.len() >= p + c {

@@ -54,8 +54,8 @@ impl FormatArgs {
     pub fn format(&self) -> Result<fine_drums_codec::Format, String> {
         use fine_drums_codec::{Format, Levels, beat::BeatOptions};
         Ok(match self.format.as_str() {
-            "drumroll" => Format::Drumroll,
-            "exact" => Format::Exact,
+            "drumroll" => Format::DRUMROLL,
+            "exact" => Format::EXACT,
             _ => {
                 let mut o = BeatOptions::default();
                 o.grid = self.grid;

@@ -11,12 +11,14 @@
 use std::io::Write as _;
 
 use crate::error::{Error, Result};
-use crate::groove::{
-    Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Quantiser, Tempo,
-    TempoChange, offset_of_units, units_of_offset,
+use crate::groove::{Bar, Context, Groove, Hit, Limits};
+use crate::primitive::Velocity;
+use crate::quantise::{Quantise, Quantiser, offset_of_units, units_of_offset};
+use crate::text::{
+    Lenient, Mode, TextFormat, check_bars, column, header_fields, header_tpq, lines, sealed,
 };
-use crate::text::{Lenient, Mode, check_bars, column, header_fields, lines};
-use crate::voice::VoiceMap;
+use crate::units::{Grid, Levels, Meter, Tempo, TempoChange};
+use crate::voice::{Voice, VoiceMap};
 
 /// Settings of the beat format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +54,8 @@ impl Default for BeatOptions {
 }
 
 impl BeatOptions {
-    /// The quantisation the format applies.
-    pub fn quantise(&self) -> Quantise {
+    /// The quantisation the format applies (see [`Groove::quantised`]).
+    pub fn quantisation(&self) -> Quantise {
         Quantise {
             grid: self.grid,
             voices: self.voices,
@@ -62,8 +64,9 @@ impl BeatOptions {
         }
     }
 
-    fn check(&self) -> Result<()> {
-        if self.voices.letter(crate::voice::Voice::new(0)).is_none() {
+    /// Checks that the settings can be written: the voice map must have letters.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.voices.letter(Voice::new(0)).is_none() {
             return Err(Error::invalid(
                 "voice map",
                 format!(
@@ -76,16 +79,35 @@ impl BeatOptions {
     }
 }
 
-/// Encodes a groove in the beat format (quantising it to `options` first).
-pub fn encode(groove: &Groove, options: &BeatOptions) -> Result<String> {
-    encode_with(groove, options, true)
+impl sealed::Sealed for BeatOptions {}
+
+impl TextFormat for BeatOptions {
+    fn name(&self) -> &'static str {
+        "beat"
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn encode(&self, groove: &Groove) -> Result<String> {
+        encode_with(groove, self, true)
+    }
+
+    fn decode_with(&self, text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
+        run(text, self, context, mode)
+    }
+
+    fn quantise(&self, groove: &Groove) -> Result<Groove> {
+        groove.quantised(&self.quantisation())
+    }
 }
 
 /// [`encode`], with or without the one-pass path of [`Cells`] (the tests compare the two).
 fn encode_with(groove: &Groove, options: &BeatOptions, one_pass: bool) -> Result<String> {
     options.check()?;
     let tpq = groove.ticks_per_quarter;
-    let quantiser = Quantiser::new(&options.quantise(), tpq)?;
+    let quantiser = Quantiser::new(&options.quantisation(), tpq)?;
     // Bars are quantised one at a time into `hits`, as `Groove::quantised` would.
     let g = groove.on(options.grid, options.voices)?;
     let mut out = Vec::with_capacity(g.bars.len() * 48 + 96);
@@ -178,11 +200,11 @@ impl Letters {
     fn new(options: &BeatOptions) -> Letters {
         let mut lower = [0; 16];
         for (v, l) in lower.iter_mut().enumerate() {
-            *l = options.voices.letter(crate::voice::Voice::new(v as u8)).unwrap_or(b'?');
+            *l = options.voices.letter(Voice::new(v as u8)).unwrap_or(b'?');
         }
         let mut level = [1; 128];
         for (v, l) in level.iter_mut().enumerate().skip(1) {
-            *l = options.levels.level(crate::primitive::Velocity::new(v as u8));
+            *l = options.levels.level(Velocity::new(v as u8));
         }
         Letters { lower, level, levels: options.levels.count() }
     }
@@ -233,7 +255,7 @@ impl Cells {
                 let hit = Hit {
                     step: 0,
                     offset: 0,
-                    voice: crate::voice::Voice::new(v as u8),
+                    voice: Voice::new(v as u8),
                     velocity: options.levels.velocity(level),
                     length: 0,
                 };
@@ -301,16 +323,6 @@ impl Cells {
     }
 }
 
-/// Decodes beat-format text strictly.
-pub fn decode(text: &str, options: &BeatOptions, context: &Context) -> Result<Groove> {
-    run(text, options, context, Mode::Strict).map(|l| l.groove)
-}
-
-/// Decodes beat-format text leniently: bars that do not parse are dropped and reported.
-pub fn decode_lenient(text: &str, options: &BeatOptions, context: &Context) -> Result<Lenient> {
-    run(text, options, context, Mode::Lenient)
-}
-
 struct State {
     options: BeatOptions,
     meter: Meter,
@@ -327,7 +339,7 @@ struct Spelling {
     /// Per byte: the voice of the lowercase letter, or `u8::MAX`.
     voice: [u8; 256],
     /// Per level: the velocity written for it.
-    velocity: [crate::primitive::Velocity; 128],
+    velocity: [Velocity; 128],
     /// The length every hit gets.
     length: u32,
 }
@@ -336,11 +348,11 @@ impl Spelling {
     fn new(options: &BeatOptions, tpq: u16) -> Spelling {
         let mut voice = [u8::MAX; 256];
         for v in 0..options.voices.len().min(usize::from(u8::MAX)) {
-            if let Some(letter) = options.voices.letter(crate::voice::Voice::new(v as u8)) {
+            if let Some(letter) = options.voices.letter(Voice::new(v as u8)) {
                 voice[usize::from(letter)] = v as u8;
             }
         }
-        let mut velocity = [crate::primitive::Velocity::MIN; 128];
+        let mut velocity = [Velocity::MIN; 128];
         for level in 1..=options.levels.count() {
             velocity[usize::from(level)] = options.levels.velocity(level);
         }
@@ -384,7 +396,7 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
         if line.is_empty() && mode == Mode::Lenient {
             continue;
         }
-        check_bars(&st.groove, &st.options.limits)?;
+        check_bars(st.groove.bars.len(), &st.options.limits)?;
         match parse_bar(n, line, &mut st, mode) {
             Ok((mut bar, mark)) => {
                 if st.groove.bars.is_empty() {
@@ -426,11 +438,7 @@ fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Resu
             }
             "map" => o.voices = value.parse().map_err(bad)?,
             "tpq" => {
-                st.groove.ticks_per_quarter = value
-                    .parse()
-                    .ok()
-                    .filter(|&t| t > 0)
-                    .ok_or_else(|| Error::syntax(n, col, "tpq= takes 1 to 65535"))?;
+                st.groove.ticks_per_quarter = header_tpq(n, col, value)?;
             }
             "meter" => st.meter = value.parse().map_err(bad)?,
             "q" => *tempo = parse_bpm(value).map_err(bad)?,
@@ -454,7 +462,6 @@ fn parse_bpm(s: &str) -> Result<Tempo> {
 /// Parses one bar line; returns the bar (without its tempo) and its tempo mark, if any.
 fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, Option<Tempo>)> {
     let o = &st.options;
-    let spell = &st.spell;
     let hits = &mut st.hits;
     hits.clear();
     let b = line.as_bytes();
@@ -487,106 +494,12 @@ fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, O
             (steps, group)
         }
     };
-    let tpq = st.groove.ticks_per_quarter;
-    let levels = o.levels.count();
+    let slots = Slots { options: o, spell: &st.spell, tpq: st.groove.ticks_per_quarter, n, line };
     let mut step = 0u32;
     // Steps since the last group boundary (a counter, not a division per step).
     let mut in_group = 0u32;
     loop {
-        // One step: hits, then an optional offset.
-        let first = hits.len();
-        let mut seen = 0u16;
-        while let Some(&c) = b.get(i) {
-            let lower = c.to_ascii_lowercase();
-            let voice = spell.voice[usize::from(lower)];
-            if voice == u8::MAX {
-                break;
-            }
-            let voice = crate::voice::Voice::new(voice);
-            let at = i;
-            i += 1;
-            let level = if c.is_ascii_uppercase() {
-                match levels {
-                    2 | 3 => levels,
-                    _ => {
-                        return Err(err(
-                            at,
-                            format!("capital letters are not used with {levels} velocity levels"),
-                        ));
-                    }
-                }
-            } else {
-                match levels {
-                    1 => 1,
-                    2 => 1,
-                    3 if b.get(i) == Some(&c) => {
-                        i += 1;
-                        1
-                    }
-                    3 => 2,
-                    _ => {
-                        let start = i;
-                        while b.get(i).is_some_and(u8::is_ascii_digit) {
-                            i += 1;
-                        }
-                        let level: u8 = line[start..i].parse().unwrap_or(0);
-                        if level == 0 || level > levels {
-                            return Err(err(
-                                start,
-                                format!(
-                                    "expected a velocity level 1 to {levels} after {:?}",
-                                    char::from(c)
-                                ),
-                            ));
-                        }
-                        level
-                    }
-                }
-            };
-            let bit = 1u16 << voice.index();
-            if seen & bit != 0 {
-                return Err(err(at, format!("voice {:?} twice in one step", char::from(lower))));
-            }
-            seen |= bit;
-            hits.push(Hit {
-                step,
-                offset: 0,
-                voice,
-                velocity: spell.velocity[usize::from(level)],
-                length: spell.length,
-            });
-        }
-        if let Some(&sign @ (b'+' | b'-')) = b.get(i) {
-            let at = i;
-            let Some(r) = o.microtiming else {
-                return Err(err(at, "a timing offset, but microtiming is off".into()));
-            };
-            i += 1;
-            let start = i;
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            let units: i64 = line[start..i]
-                .parse()
-                .map_err(|_| err(start, "expected digits after the sign".into()))?;
-            if units > i64::from(r / 2) {
-                return Err(err(
-                    at,
-                    format!("offset {units} is beyond half a step ({} divisions)", r / 2),
-                ));
-            }
-            if hits.len() == first {
-                return Err(err(at, "a timing offset on an empty step".into()));
-            }
-            let units = if sign == b'-' { -units } else { units };
-            let offset = offset_of_units(units, r, o.grid, tpq);
-            for h in &mut hits[first..] {
-                h.offset = offset;
-            }
-        }
-        if !hits[first..].is_sorted_by_key(|h| h.voice) {
-            hits[first..].sort_unstable_by_key(|h| h.voice);
-        }
+        slots.slot(&mut i, step, hits)?;
         step += 1;
         in_group += 1;
         if in_group == group {
@@ -624,13 +537,299 @@ fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, O
     }
 }
 
+/// What reading one slot (the hits of a step and their offset) needs, borrowed from a decode.
+struct Slots<'a> {
+    options: &'a BeatOptions,
+    spell: &'a Spelling,
+    tpq: u16,
+    /// The line's number, for errors.
+    n: usize,
+    line: &'a str,
+}
+
+impl Slots<'_> {
+    /// Reads the slot at byte `*i` of the line (hits, then an optional offset) as hits at
+    /// `step`, appended to `hits` in voice order; leaves `*i` after it.
+    #[inline(always)]
+    fn slot(&self, i: &mut usize, step: u32, hits: &mut Vec<Hit>) -> Result<()> {
+        let (o, spell, line) = (self.options, self.spell, self.line);
+        let b = line.as_bytes();
+        let err = |at: usize, msg: String| Error::syntax(self.n, column(line, at), msg);
+        let levels = o.levels.count();
+        let first = hits.len();
+        let mut seen = 0u16;
+        while let Some(&c) = b.get(*i) {
+            let lower = c.to_ascii_lowercase();
+            let voice = spell.voice[usize::from(lower)];
+            if voice == u8::MAX {
+                break;
+            }
+            let voice = Voice::new(voice);
+            let at = *i;
+            *i += 1;
+            let level = if c.is_ascii_uppercase() {
+                match levels {
+                    2 | 3 => levels,
+                    _ => {
+                        return Err(err(
+                            at,
+                            format!("capital letters are not used with {levels} velocity levels"),
+                        ));
+                    }
+                }
+            } else {
+                match levels {
+                    1 => 1,
+                    2 => 1,
+                    3 if b.get(*i) == Some(&c) => {
+                        *i += 1;
+                        1
+                    }
+                    3 => 2,
+                    _ => {
+                        let start = *i;
+                        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                            *i += 1;
+                        }
+                        let level: u8 = line[start..*i].parse().unwrap_or(0);
+                        if level == 0 || level > levels {
+                            return Err(err(
+                                start,
+                                format!(
+                                    "expected a velocity level 1 to {levels} after {:?}",
+                                    char::from(c)
+                                ),
+                            ));
+                        }
+                        level
+                    }
+                }
+            };
+            let bit = 1u16 << voice.index();
+            if seen & bit != 0 {
+                return Err(err(at, format!("voice {:?} twice in one step", char::from(lower))));
+            }
+            seen |= bit;
+            hits.push(Hit {
+                step,
+                offset: 0,
+                voice,
+                velocity: spell.velocity[usize::from(level)],
+                length: spell.length,
+            });
+        }
+        if let Some(&sign @ (b'+' | b'-')) = b.get(*i) {
+            let at = *i;
+            let Some(r) = o.microtiming else {
+                return Err(err(at, "a timing offset, but microtiming is off".into()));
+            };
+            *i += 1;
+            let start = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            let units: i64 = line[start..*i]
+                .parse()
+                .map_err(|_| err(start, "expected digits after the sign".into()))?;
+            if units > i64::from(r / 2) {
+                return Err(err(
+                    at,
+                    format!("offset {units} is beyond half a step ({} divisions)", r / 2),
+                ));
+            }
+            if hits.len() == first {
+                return Err(err(at, "a timing offset on an empty step".into()));
+            }
+            let units = if sign == b'-' { -units } else { units };
+            let offset = offset_of_units(units, r, o.grid, self.tpq);
+            for h in &mut hits[first..] {
+                h.offset = offset;
+            }
+        }
+        if !hits[first..].is_sorted_by_key(|h| h.voice) {
+            hits[first..].sort_unstable_by_key(|h| h.voice);
+        }
+        Ok(())
+    }
+}
+
+/// The shape of a bar line: `groups` words (beats) of `per` steps each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Layout {
+    /// Words (beat groups) in the bar.
+    pub groups: u16,
+    /// Steps in each word.
+    pub per: u16,
+}
+
+impl Layout {
+    /// The layout the beat format gives a bar of `meter` on `grid`.
+    pub fn of(meter: Meter, grid: Grid) -> Result<Layout> {
+        let steps = meter.steps(grid)?;
+        let per = meter.group_steps(grid)?;
+        let too_many = || Error::invalid("meter", format!("{meter} has too many {grid} steps"));
+        Ok(Layout {
+            groups: u16::try_from(steps / per).map_err(|_| too_many())?,
+            per: u16::try_from(per).map_err(|_| too_many())?,
+        })
+    }
+
+    /// Steps in the bar.
+    pub fn steps(self) -> usize {
+        usize::from(self.groups) * usize::from(self.per)
+    }
+
+    /// Writes step symbols as a bar line (without a newline): a `.` between the steps of a
+    /// word, a space between words. `steps` should hold [`steps`](Layout::steps) symbols.
+    pub fn write(self, steps: &[&str], out: &mut String) {
+        for (i, s) in steps.iter().enumerate() {
+            if i > 0 {
+                out.push(if i % usize::from(self.per.max(1)) == 0 { ' ' } else { '.' });
+            }
+            out.push_str(s);
+        }
+    }
+}
+
+/// A bar line cut into its marks and step symbols, without reading the symbols.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BarSteps<'a> {
+    /// The meter mark (`3/4`) the line starts with, if any, unparsed.
+    pub meter: Option<&'a str>,
+    /// The tempo mark's BPM (`q=96` gives `96`), if any, unparsed.
+    pub tempo: Option<&'a str>,
+    /// The line's shape: its words and steps per word.
+    pub layout: Layout,
+    /// The slot of every step, in order: `Kh`, `ss`, `` (a rest), `h+2`.
+    pub steps: Vec<&'a str>,
+}
+
+/// Cuts a bar line into its step symbols: the splitting half of a decode, for models that
+/// work step by step. Marks (`N/D`, `q=BPM`) before the first word are set aside. Returns
+/// `None` when the words do not all hold the same number of steps, so the line has no
+/// layout; whether each symbol is a step is for [`BeatOptions::parse_step`] to say.
+///
+/// ```
+/// use fine_drums_codec::beat::{Layout, split_bar};
+///
+/// let bar = split_bar("3/4 Kh..h. Sh..h. h.Kh.h.ss").expect("a bar");
+/// assert_eq!(bar.meter, Some("3/4"));
+/// assert_eq!(bar.layout, Layout { groups: 3, per: 4 });
+/// assert_eq!(bar.steps[..4], ["Kh", "", "h", ""]);
+/// let mut line = String::new();
+/// bar.layout.write(&bar.steps, &mut line);
+/// assert_eq!(line, "Kh..h. Sh..h. h.Kh.h.ss");
+/// ```
+pub fn split_bar(line: &str) -> Option<BarSteps<'_>> {
+    let words: Vec<&str> = line.split(' ').collect();
+    let (mut meter, mut tempo) = (None, None);
+    // Marks lead a bar, and a bar is never marks alone.
+    let mut first = 0;
+    while first + 1 < words.len() {
+        let w = words[first];
+        if let Some(bpm) = w.strip_prefix("q=") {
+            tempo = Some(bpm);
+        } else if w.contains('/') {
+            meter = Some(w);
+        } else {
+            break;
+        }
+        first += 1;
+    }
+    let words = &words[first..];
+    let per = words.first()?.split('.').count();
+    let mut steps = Vec::with_capacity(per * words.len());
+    for w in words {
+        let before = steps.len();
+        steps.extend(w.split('.'));
+        if steps.len() - before != per {
+            return None;
+        }
+    }
+    let layout = Layout { groups: u16::try_from(words.len()).ok()?, per: u16::try_from(per).ok()? };
+    Some(BarSteps { meter, tempo, layout, steps })
+}
+
+/// One step of the beat format read as hits: what one slot of a bar line says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Step {
+    /// The voices struck, in voice order, each with its velocity level (1 to the format's
+    /// levels).
+    pub hits: Vec<(Voice, u8)>,
+    /// The microtiming offset in divisions of a step (0 without microtiming).
+    pub offset: i8,
+}
+
+impl BeatOptions {
+    /// Reads one step symbol (`Kh`, `ss`, `` for a rest, `h+2`) under these settings.
+    /// Any symbol that [`write_step`](BeatOptions::write_step) writes reads back, including
+    /// combinations never seen in any data.
+    ///
+    /// ```
+    /// use fine_drums_codec::beat::{BeatOptions, Step};
+    /// use fine_drums_codec::{Voice, VoiceMap};
+    ///
+    /// let beat = BeatOptions::default();
+    /// let step = beat.parse_step("Kssh")?; // accented kick, ghost snare, hi-hat
+    /// let kick = VoiceMap::Gmd9.voice_of_letter(b'k').expect("a kick");
+    /// assert_eq!(step.hits[0], (kick, 3)); // an accent
+    /// let mut text = String::new();
+    /// beat.write_step(&step, &mut text);
+    /// assert_eq!(text, "Kssh");
+    /// assert!(beat.parse_step("K+1").is_err()); // microtiming is off
+    /// # Ok::<(), fine_drums_codec::Error>(())
+    /// ```
+    pub fn parse_step(&self, symbol: &str) -> Result<Step> {
+        self.check()?;
+        let spell = Spelling::new(self, 480);
+        let slots = Slots { options: self, spell: &spell, tpq: 480, n: 1, line: symbol };
+        let mut hits = Vec::new();
+        let mut i = 0;
+        slots.slot(&mut i, 0, &mut hits)?;
+        if i != symbol.len() {
+            return Err(Error::syntax(
+                1,
+                column(symbol, i),
+                format!("{:?} is not part of a step", &symbol[i..]),
+            ));
+        }
+        let units = match (self.microtiming, hits.first()) {
+            (Some(r), Some(h)) => units_of_offset(h.offset, r, self.grid, 480),
+            _ => 0,
+        };
+        Ok(Step {
+            hits: hits.iter().map(|h| (h.voice, self.levels.level(h.velocity))).collect(),
+            offset: units as i8,
+        })
+    }
+
+    /// Writes one step as the beat format spells it, after what `out` holds. Hits are
+    /// written in the order given; voices without a letter are written as `?`.
+    pub fn write_step(&self, step: &Step, out: &mut String) {
+        let letters = Letters::new(self);
+        let mut bytes = Vec::with_capacity(4 * step.hits.len() + 4);
+        for &(voice, level) in &step.hits {
+            let hit =
+                Hit { step: 0, offset: 0, voice, velocity: self.levels.velocity(level), length: 0 };
+            letters.push(&mut bytes, &hit);
+        }
+        if self.microtiming.is_some() && step.offset != 0 {
+            let _ = write!(bytes, "{:+}", step.offset);
+        }
+        out.extend(bytes.iter().map(|&b| char::from(b)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::{BeatOptions, encode_with};
-    use crate::groove::{Bar, Grid, Groove, Hit, Levels, Meter, hit_key};
+    use crate::groove::{Bar, Groove, Hit, hit_key};
     use crate::primitive::Velocity;
+    use crate::units::{Grid, Levels, Meter};
     use crate::voice::{Voice, VoiceMap};
 
     /// Bars of hits in bar order, some past the bar's last step and some on voices the map

@@ -17,8 +17,10 @@
 //! bar is read in the context's meter (`steps` lines per bar, 16 in 4/4).
 
 use crate::error::{Error, Result};
-use crate::groove::{Bar, Context, Grid, Groove, Hit, Levels, Limits, Quantise, TempoChange};
-use crate::text::{Lenient, Mode, check_bars, lines};
+use crate::groove::{Bar, Context, Groove, Hit, Limits};
+use crate::quantise::Quantise;
+use crate::text::{Lenient, Mode, TextFormat, check_bars, lines, sealed};
+use crate::units::{Grid, Levels, TempoChange};
 use crate::voice::{Voice, VoiceMap};
 
 /// What the drumroll keeps: 16ths, the six voices, one velocity level, no microtiming.
@@ -29,8 +31,54 @@ pub const QUANTISE: Quantise = Quantise {
     microtiming: None,
 };
 
-/// The groove as the drumroll keeps it: [`QUANTISE`], and only the first bar's tempo.
-pub fn quantise(groove: &Groove) -> Result<Groove> {
+/// Settings of the drumroll: only the bounds of a decode, since the format itself is fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrumrollOptions {
+    /// Bounds on what a decode accepts. Default: [`Limits::default`].
+    pub limits: Limits,
+}
+
+impl DrumrollOptions {
+    /// The default settings, as a constant.
+    pub const DEFAULT: DrumrollOptions = DrumrollOptions { limits: Limits::DEFAULT };
+}
+
+impl Default for DrumrollOptions {
+    fn default() -> DrumrollOptions {
+        DrumrollOptions::DEFAULT
+    }
+}
+
+impl sealed::Sealed for DrumrollOptions {}
+
+impl TextFormat for DrumrollOptions {
+    fn name(&self) -> &'static str {
+        "drumroll"
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Encodes a groove as a drumroll. All bars must share one meter.
+    fn encode(&self, groove: &Groove) -> Result<String> {
+        encode(groove)
+    }
+
+    /// Decodes a drumroll: strictly, it must end with `END`; leniently, a bar with a bad line
+    /// or the wrong number of lines is dropped.
+    fn decode_with(&self, text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
+        run(text, context, mode, &self.limits)
+    }
+
+    /// The groove as the drumroll keeps it: [`QUANTISE`], and only the first bar's tempo.
+    fn quantise(&self, groove: &Groove) -> Result<Groove> {
+        quantise(groove)
+    }
+}
+
+fn quantise(groove: &Groove) -> Result<Groove> {
     let mut q = groove.quantised(&QUANTISE)?;
     for bar in q.bars.iter_mut().skip(1) {
         bar.tempos.clear();
@@ -38,8 +86,7 @@ pub fn quantise(groove: &Groove) -> Result<Groove> {
     Ok(q)
 }
 
-/// Encodes a groove as a drumroll. All bars must share one meter.
-pub fn encode(groove: &Groove) -> Result<String> {
+fn encode(groove: &Groove) -> Result<String> {
     let q = quantise(groove)?;
     let first = q.bars.first().map(|b| b.meter);
     if let Some(other) = q.bars.iter().find(|b| Some(b.meter) != first) {
@@ -66,16 +113,6 @@ pub fn encode(groove: &Groove) -> Result<String> {
     }
     out.push_str("END\n");
     Ok(out)
-}
-
-/// Decodes a drumroll strictly (it must end with `END`).
-pub fn decode(text: &str, context: &Context) -> Result<Groove> {
-    run(text, context, Mode::Strict, &Limits::default()).map(|l| l.groove)
-}
-
-/// Decodes a drumroll leniently: a bar with a bad line or the wrong number of lines is dropped.
-pub fn decode_lenient(text: &str, context: &Context) -> Result<Lenient> {
-    run(text, context, Mode::Lenient, &Limits::default())
 }
 
 fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Lenient> {
@@ -110,7 +147,7 @@ fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Len
                 Ok(())
             }
             None => {
-                check_bars(groove, limits)?;
+                check_bars(groove.bars.len(), limits)?;
                 let mut done = done;
                 if groove.bars.is_empty() {
                     done.tempos.push(TempoChange { tick: 0, tempo: context.tempo });

@@ -15,8 +15,8 @@ pub enum Error {
     /// The bytes are not a Standard MIDI File, or one is cut short.
     #[error("not a valid MIDI file ({at}): {source}")]
     Midi {
-        /// Where reading stopped: `"header"` or `"track 2, event 17"`.
-        at: String,
+        /// Where reading stopped.
+        at: Position,
         /// What went wrong: midly's report on the header and chunks, the event scanner's
         /// (with the byte offset) on a track's events.
         #[source]
@@ -79,6 +79,57 @@ pub enum Error {
         /// What was expected.
         message: String,
     },
+}
+
+/// Where in a Standard MIDI File reading stopped: the chunk, the event and the byte, as far
+/// as each is known.
+///
+/// It displays as `header`, `track 2`, `track 2, event 17` or `track 2, event 17, byte 311`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Position {
+    /// The track chunk, from 0; `None` for the header and the file's framing.
+    pub track: Option<usize>,
+    /// The event in the track, from 0.
+    pub event: Option<usize>,
+    /// The byte from the start of the file.
+    pub byte: Option<usize>,
+}
+
+impl Position {
+    /// The file's header (or its framing as a whole).
+    pub const HEADER: Position = Position { track: None, event: None, byte: None };
+
+    /// Track `track`, from 0.
+    pub fn track(track: usize) -> Position {
+        Position { track: Some(track), ..Position::HEADER }
+    }
+
+    /// Event `event` of track `track`, both from 0.
+    pub fn event(track: usize, event: usize) -> Position {
+        Position { track: Some(track), event: Some(event), byte: None }
+    }
+
+    /// The same position, at byte `byte` of the file.
+    pub fn at_byte(self, byte: usize) -> Position {
+        Position { byte: Some(byte), ..self }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.track {
+            None => f.write_str("header")?,
+            Some(t) => write!(f, "track {t}")?,
+        }
+        if let Some(e) = self.event {
+            write!(f, ", event {e}")?;
+        }
+        if let Some(b) = self.byte {
+            write!(f, ", byte {b}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {

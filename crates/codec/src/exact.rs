@@ -14,13 +14,63 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
-use crate::groove::{Builder, Context, Grid, Groove, Limits, Meter, Tempo};
+use crate::groove::{Context, Groove, Limits};
+use crate::placement::Builder;
 use crate::primitive::{Pitch, Velocity};
-use crate::text::{Lenient, Mode, column, header_fields, lines};
+use crate::text::{
+    Lenient, Mode, TextFormat, check_bars, column, header_fields, header_tpq, lines, sealed,
+};
+use crate::units::{Grid, Meter, Tempo};
 use crate::voice::VoiceMap;
 
-/// Encodes a groove without loss.
-pub fn encode(groove: &Groove) -> Result<String> {
+/// Settings of the exact format: only the bounds of a decode, since the format keeps
+/// everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExactOptions {
+    /// Bounds on what a decode accepts. Default: [`Limits::default`].
+    pub limits: Limits,
+}
+
+impl ExactOptions {
+    /// The default settings, as a constant.
+    pub const DEFAULT: ExactOptions = ExactOptions { limits: Limits::DEFAULT };
+}
+
+impl Default for ExactOptions {
+    fn default() -> ExactOptions {
+        ExactOptions::DEFAULT
+    }
+}
+
+impl sealed::Sealed for ExactOptions {}
+
+impl TextFormat for ExactOptions {
+    fn name(&self) -> &'static str {
+        "exact"
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Encodes a groove without loss.
+    fn encode(&self, groove: &Groove) -> Result<String> {
+        encode(groove)
+    }
+
+    /// Decodes the exact format: strictly, or leniently dropping the lines that do not parse.
+    fn decode_with(&self, text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
+        run(text, context, mode, self.limits)
+    }
+
+    /// The groove itself: the format keeps everything.
+    fn quantise(&self, groove: &Groove) -> Result<Groove> {
+        Ok(groove.clone())
+    }
+}
+
+fn encode(groove: &Groove) -> Result<String> {
     let tpq = groove.ticks_per_quarter;
     let mut out = String::with_capacity(groove.hit_count() * 14 + groove.bars.len() + 48);
     let _ = writeln!(out, "#exact tpq={tpq} grid={} map={}", groove.grid, groove.voices);
@@ -47,23 +97,12 @@ pub fn encode(groove: &Groove) -> Result<String> {
     Ok(out)
 }
 
-/// Decodes the exact format strictly.
-pub fn decode(text: &str, context: &Context) -> Result<Groove> {
-    run(text, context, Mode::Strict).map(|l| l.groove)
-}
-
-/// Decodes the exact format leniently: a line that does not parse is dropped.
-pub fn decode_lenient(text: &str, context: &Context) -> Result<Lenient> {
-    run(text, context, Mode::Lenient)
-}
-
 enum Item {
     Tempo(u64, Tempo),
     Note(u64, Pitch, Velocity, u32),
 }
 
-fn run(text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
-    let limits = Limits::default();
+fn run(text: &str, context: &Context, mode: Mode, limits: Limits) -> Result<Lenient> {
     let mut tpq = context.ticks_per_quarter;
     let mut grid = Grid::SIXTEENTH;
     let mut voices = VoiceMap::Full;
@@ -83,10 +122,7 @@ fn run(text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
                     let bad = |e: Error| Error::syntax(n, col, e);
                     match key {
                         "tpq" => {
-                            tpq =
-                                value.parse().ok().filter(|&t| t > 0).ok_or_else(|| {
-                                    Error::syntax(n, col, "tpq= takes 1 to 65535")
-                                })?;
+                            tpq = header_tpq(n, col, value)?;
                         }
                         "grid" => grid = value.parse().map_err(bad)?,
                         "map" => voices = value.parse().map_err(bad)?,
@@ -110,9 +146,7 @@ fn run(text: &str, context: &Context, mode: Mode) -> Result<Lenient> {
                 }
             }
         }
-        if bars >= limits.max_bars {
-            return Err(Error::Limit { what: "bars", limit: limits.max_bars as u64 });
-        }
+        check_bars(bars, &limits)?;
         let mark = items.len();
         match parse_line(n, line, tpq, start, &mut meter, &mut items) {
             Ok(()) => {

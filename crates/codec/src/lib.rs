@@ -33,8 +33,8 @@
 //!
 //! let bytes = fine_drums_codec::pattern::rock_beat(4, 96.0)?;
 //! let groove = midi::read(&bytes, &midi::ReadOptions::lossless())?;
-//! let text = Format::Exact.encode(&groove)?;
-//! let back = Format::Exact.decode(&text, &groove.context())?;
+//! let text = Format::EXACT.encode(&groove)?;
+//! let back = Format::EXACT.decode(&text, &groove.context())?;
 //! assert_eq!(back, groove);
 //! assert_eq!(midi::write(&back, &midi::WriteOptions::default())?, bytes);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -121,22 +121,29 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// Modules from the bottom up: each uses only those above it in this list.
 pub mod beat;
+mod chunk;
 pub mod drumroll;
 mod error;
 pub mod exact;
+mod format;
 mod groove;
 pub mod midi;
 pub mod pattern;
+mod placement;
 mod primitive;
+mod quantise;
 mod smf;
 mod text;
+mod units;
 mod voice;
 
-pub use error::{Error, Result};
-pub use groove::{
-    Bar, Context, Grid, Groove, Hit, Levels, Limits, Meter, Quantise, Tempo, TempoChange,
-};
+pub use error::{Error, Position, Result};
+pub use format::Format;
+pub use groove::{Bar, Context, Groove, Hit, Limits};
 pub use primitive::{Channel, Pitch, Velocity};
-pub use text::{Format, Lenient};
+pub use quantise::Quantise;
+pub use text::{Lenient, Mode, TextFormat};
+pub use units::{Grid, Levels, Meter, Tempo, TempoChange};
 pub use voice::{Voice, VoiceMap};

@@ -1,9 +1,10 @@
 //! Small grooves made by code, for examples, tests and a first run with no data at hand.
 
 use crate::error::Result;
-use crate::groove::{Bar, Grid, Groove, Hit, Meter, Tempo, TempoChange};
+use crate::groove::{Bar, Groove, Hit};
 use crate::midi;
 use crate::primitive::Velocity;
+use crate::units::{Grid, Meter, Tempo, TempoChange};
 use crate::voice::{Voice, VoiceMap};
 
 const KICK: Voice = Voice::new(0);

@@ -1,6 +1,6 @@
 //! The events of a track chunk, read and written in one pass over bytes.
 //!
-//! midly frames a file (its header, RIFF wrapping and chunks, see [`crate::midi`]); inside a
+//! midly frames a file (its header, RIFF wrapping and chunks; see the `midi` module); inside a
 //! track chunk, this module walks the events itself. midly's own event iterator builds a full
 //! typed event for every message, which on the Groove MIDI Dataset (1.4 million events, more
 //! than a third of them hi-hat pedal controllers the codec ignores) cost more than the whole

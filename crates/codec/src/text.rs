@@ -1,26 +1,29 @@
-//! What the three text formats share: the [`Format`] switch, the report of a lenient decode,
-//! and a cursor that knows its line and column.
+//! The seam every text format implements: [`TextFormat`], its [`Mode`]s and the report of a
+//! lenient decode, with the line and header helpers the formats share.
+//!
+//! This module sits below the formats ([`beat`](crate::beat), [`drumroll`](crate::drumroll),
+//! [`exact`](crate::exact)), which import it; the [`Format`](crate::Format) switch sits
+//! above them.
 
 use crate::error::{Error, Result};
 use crate::groove::{Context, Groove, Limits};
-use crate::{beat, drumroll, exact};
 
-/// A text format and its settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// The beat format, made for language models (see [`beat`]).
-    Beat(beat::BeatOptions),
-    /// The drumroll of Zhang & Callison-Burch 2023 (see [`drumroll`]).
-    Drumroll,
-    /// The lossless format (see [`exact`]).
-    Exact,
+pub(crate) mod sealed {
+    /// Only this crate's formats implement [`TextFormat`](super::TextFormat): the grammar of
+    /// each is documented and property-tested here, and callers match on
+    /// [`Format`](crate::Format) knowing every case.
+    pub trait Sealed {}
 }
 
-impl Default for Format {
-    fn default() -> Format {
-        Format::Beat(beat::BeatOptions::default())
-    }
+/// Whether a decode stops at the first error or drops the bar and goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Mode {
+    /// The first deviation from the grammar is an error.
+    Strict,
+    /// A bar that does not parse is dropped and reported in [`Lenient::dropped`]; lines are
+    /// trimmed and blank lines skipped.
+    Lenient,
 }
 
 /// The result of a lenient decode: every well-formed bar, and why the others were dropped.
@@ -33,59 +36,53 @@ pub struct Lenient {
     pub dropped: Vec<Error>,
 }
 
-impl Format {
+/// A text format: its settings, and how a groove becomes text and back.
+///
+/// Four required methods; strict and lenient decoding are provided on top of
+/// [`decode_with`](TextFormat::decode_with). Each format's options carry the
+/// [`Limits`] its decoder enforces. The trait is sealed: [`BeatOptions`](crate::beat::BeatOptions),
+/// [`DrumrollOptions`](crate::drumroll::DrumrollOptions), [`ExactOptions`](crate::exact::ExactOptions)
+/// and the [`Format`](crate::Format) switch over them implement it.
+///
+/// ```
+/// use fine_drums_codec::{Context, TextFormat, beat::BeatOptions, pattern::rock_groove};
+///
+/// let groove = rock_groove(2, 100.0)?;
+/// let beat = BeatOptions::default();
+/// let text = beat.encode(&groove)?;
+/// // What a decode gives back is what the format keeps of the groove.
+/// assert_eq!(beat.decode(&text, &groove.context())?, beat.quantise(&groove)?);
+/// # Ok::<(), fine_drums_codec::Error>(())
+/// ```
+pub trait TextFormat: sealed::Sealed {
+    /// A short name: `beat`, `drumroll` or `exact`.
+    fn name(&self) -> &'static str;
+
+    /// The bounds the decoder enforces.
+    fn limits(&self) -> &Limits;
+
     /// Encodes a groove, quantising it first as the format requires.
-    pub fn encode(&self, groove: &Groove) -> Result<String> {
-        match self {
-            Format::Beat(o) => beat::encode(groove, o),
-            Format::Drumroll => drumroll::encode(groove),
-            Format::Exact => exact::encode(groove),
-        }
-    }
+    fn encode(&self, groove: &Groove) -> Result<String>;
+
+    /// Decodes text in `mode`, read in `context` where the text names no resolution, meter
+    /// or tempo. In [`Mode::Strict`] the first error is returned; in [`Mode::Lenient`] it is
+    /// reported in [`Lenient::dropped`]. Either way, exceeding [`limits`](TextFormat::limits)
+    /// or unusable settings fail the whole decode.
+    fn decode_with(&self, text: &str, context: &Context, mode: Mode) -> Result<Lenient>;
+
+    /// What `decode(encode(groove))` gives: the groove as this format keeps it.
+    fn quantise(&self, groove: &Groove) -> Result<Groove>;
 
     /// Decodes text strictly: the first deviation from the grammar is an error.
-    pub fn decode(&self, text: &str, context: &Context) -> Result<Groove> {
-        match self {
-            Format::Beat(o) => beat::decode(text, o, context),
-            Format::Drumroll => drumroll::decode(text, context),
-            Format::Exact => exact::decode(text, context),
-        }
+    fn decode(&self, text: &str, context: &Context) -> Result<Groove> {
+        self.decode_with(text, context, Mode::Strict).map(|l| l.groove)
     }
 
     /// Decodes text leniently: keeps every bar that parses and reports the others.
-    /// Fails only when the options themselves are unusable.
-    pub fn decode_lenient(&self, text: &str, context: &Context) -> Result<Lenient> {
-        match self {
-            Format::Beat(o) => beat::decode_lenient(text, o, context),
-            Format::Drumroll => drumroll::decode_lenient(text, context),
-            Format::Exact => exact::decode_lenient(text, context),
-        }
+    /// Fails only when the options themselves are unusable or a limit is exceeded.
+    fn decode_lenient(&self, text: &str, context: &Context) -> Result<Lenient> {
+        self.decode_with(text, context, Mode::Lenient)
     }
-
-    /// What `decode(encode(groove))` gives: the groove as this format keeps it.
-    pub fn quantise(&self, groove: &Groove) -> Result<Groove> {
-        match self {
-            Format::Beat(o) => groove.quantised(&o.quantise()),
-            Format::Drumroll => drumroll::quantise(groove),
-            Format::Exact => Ok(groove.clone()),
-        }
-    }
-
-    /// A short name: `beat`, `drumroll` or `exact`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Format::Beat(_) => "beat",
-            Format::Drumroll => "drumroll",
-            Format::Exact => "exact",
-        }
-    }
-}
-
-/// Whether a decode stops at the first error or drops the bar and goes on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Strict,
-    Lenient,
 }
 
 /// Lines of a text with their numbers; a final newline does not start a line.
@@ -100,9 +97,9 @@ pub(crate) fn column(line: &str, at: usize) -> usize {
     line.get(..at).map_or(at, |s| s.chars().count()) + 1
 }
 
-/// Checks the bar limit before a bar is added.
-pub(crate) fn check_bars(groove: &Groove, limits: &Limits) -> Result<()> {
-    if groove.bars.len() >= limits.max_bars {
+/// Checks the bar limit before bar number `bars` (counting from 0) is added.
+pub(crate) fn check_bars(bars: usize, limits: &Limits) -> Result<()> {
+    if bars >= limits.max_bars {
         return Err(Error::Limit { what: "bars", limit: limits.max_bars as u64 });
     }
     Ok(())
@@ -125,4 +122,13 @@ pub(crate) fn header_fields<'a>(
             Error::syntax(line_no, column(line, at), format!("expected key=value, found {w:?}"))
         })
     }))
+}
+
+/// Parses a header's `tpq=` value: 1 to 65535 ticks per quarter note.
+pub(crate) fn header_tpq(line_no: usize, col: usize, value: &str) -> Result<u16> {
+    value
+        .parse()
+        .ok()
+        .filter(|&t| t > 0)
+        .ok_or_else(|| Error::syntax(line_no, col, "tpq= takes 1 to 65535"))
 }

@@ -32,8 +32,8 @@ fn every_gmd_file_round_trips() {
     for path in &files {
         let bytes = std::fs::read(path).unwrap();
         let g = midi::read(&bytes, &ReadOptions::lossless()).unwrap();
-        let text = Format::Exact.encode(&g).unwrap();
-        let back = Format::Exact.decode(&text, &g.context()).unwrap();
+        let text = Format::EXACT.encode(&g).unwrap();
+        let back = Format::EXACT.decode(&text, &g.context()).unwrap();
         assert_eq!(back, g, "{}", path.display());
         let again = midi::read(
             &midi::write(&back, &WriteOptions::default()).unwrap(),

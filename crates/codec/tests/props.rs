@@ -66,8 +66,8 @@ proptest! {
     #[test]
     fn lossless_roundtrip(bytes in arb_midi()) {
         let g = midi::read(&bytes, &ReadOptions::lossless()).unwrap();
-        let text = Format::Exact.encode(&g).unwrap();
-        prop_assert_eq!(&Format::Exact.decode(&text, &g.context()).unwrap(), &g);
+        let text = Format::EXACT.encode(&g).unwrap();
+        prop_assert_eq!(&Format::EXACT.decode(&text, &g.context()).unwrap(), &g);
         let written = midi::write(&g, &WriteOptions::default()).unwrap();
         prop_assert_eq!(&midi::read(&written, &ReadOptions::lossless()).unwrap(), &g);
     }
@@ -97,8 +97,8 @@ proptest! {
         // Arbitrary pitches may all fall outside the map.
         prop_assume!(!matches!(g, Err(fine_drums_codec::Error::NoDrums { .. })));
         let g = g.unwrap();
-        let text = Format::Drumroll.encode(&g).unwrap();
-        prop_assert_eq!(Format::Drumroll.decode(&text, &g.context()).unwrap(), Format::Drumroll.quantise(&g).unwrap());
+        let text = Format::DRUMROLL.encode(&g).unwrap();
+        prop_assert_eq!(Format::DRUMROLL.decode(&text, &g.context()).unwrap(), Format::DRUMROLL.quantise(&g).unwrap());
     }
 
     #[test]
@@ -122,7 +122,7 @@ proptest! {
     #[test]
     fn decoders_never_panic(text in "[ksholmtcrKSHOLMTCR.+\\- 0-9/q=#\n\r:mxyzSEPEND-]{0,300}") {
         let ctx = Groove::new(480, Grid::SIXTEENTH, VoiceMap::Gmd9).context();
-        for format in grid_formats().into_iter().chain([Format::Drumroll, Format::Exact]) {
+        for format in grid_formats().into_iter().chain([Format::DRUMROLL, Format::EXACT]) {
             let _ = format.decode(&text, &ctx);
             let _ = format.decode_lenient(&text, &ctx);
         }
@@ -131,7 +131,7 @@ proptest! {
     #[test]
     fn decoders_never_panic_on_any_string(text in any::<String>()) {
         let ctx = Groove::new(480, Grid::SIXTEENTH, VoiceMap::Gmd9).context();
-        for format in grid_formats().into_iter().chain([Format::Drumroll, Format::Exact]) {
+        for format in grid_formats().into_iter().chain([Format::DRUMROLL, Format::EXACT]) {
             let _ = format.decode(&text, &ctx);
             let _ = format.decode_lenient(&text, &ctx);
         }

@@ -57,15 +57,15 @@ fn microtiming_offsets() {
 #[test]
 fn drumroll_matches_the_paper() {
     let g = pattern::rock_groove(2, 120.0).unwrap();
-    let text = Format::Drumroll.encode(&g).unwrap();
+    let text = Format::DRUMROLL.encode(&g).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 16 + 1 + 16 + 1);
     assert_eq!(lines[0], "o--oo-"); // crash, kick, hi-hat
     assert_eq!(lines[4], "--o-o-"); // snare, hi-hat
     assert_eq!(lines[16], "SEP");
     assert_eq!(lines[33], "END");
-    let back = Format::Drumroll.decode(&text, &g.context()).unwrap();
-    assert_eq!(back, Format::Drumroll.quantise(&g).unwrap());
+    let back = Format::DRUMROLL.decode(&text, &g.context()).unwrap();
+    assert_eq!(back, Format::DRUMROLL.quantise(&g).unwrap());
 }
 
 #[test]
@@ -73,9 +73,9 @@ fn exact_is_lossless_for_the_pattern() {
     let bytes = pattern::rock_beat(3, 97.5).unwrap();
     let g = fine_drums_codec::midi::read(&bytes, &fine_drums_codec::midi::ReadOptions::lossless())
         .unwrap();
-    let text = Format::Exact.encode(&g).unwrap();
-    assert_eq!(Format::Exact.decode(&text, &Context::default()).unwrap(), g);
-    let err = Format::Exact.decode("#exact tpq=480\n0:36:100\n", &Context::default()).unwrap_err();
+    let text = Format::EXACT.encode(&g).unwrap();
+    assert_eq!(Format::EXACT.decode(&text, &Context::default()).unwrap(), g);
+    let err = Format::EXACT.decode("#exact tpq=480\n0:36:100\n", &Context::default()).unwrap_err();
     assert!(matches!(err, Error::Syntax { line: 2, column: 1, .. }), "{err}");
 }
 

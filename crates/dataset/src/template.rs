@@ -45,7 +45,7 @@ impl CodecSettings {
             levels: beat.levels.count(),
             microtiming: beat.microtiming,
             map: match format {
-                Format::Exact => VoiceMap::Full.to_string(),
+                Format::Exact(_) => VoiceMap::Full.to_string(),
                 _ => beat.voices.to_string(),
             },
             channel: channel.as_int(),
@@ -63,8 +63,8 @@ impl CodecSettings {
                 o.voices = self.map.parse::<VoiceMap>()?;
                 Format::Beat(o)
             }
-            "drumroll" => Format::Drumroll,
-            "exact" => Format::Exact,
+            "drumroll" => Format::DRUMROLL,
+            "exact" => Format::EXACT,
             f => {
                 return Err(Error::invalid(
                     "format",
@@ -84,7 +84,7 @@ impl CodecSettings {
                 o.voices = b.voices;
                 o
             }
-            Format::Exact => ReadOptions::lossless(),
+            Format::Exact(_) => ReadOptions::lossless(),
             _ => ReadOptions::default(),
         };
         o.channel = channel;

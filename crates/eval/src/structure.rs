@@ -10,7 +10,7 @@ use crate::error::Result;
 /// Each bar of `groove` as the paper's drumroll writes it: 16 lines of 6 characters (crash,
 /// ride, snare, kick, hi-hat, tom; `o` or `-`) for a 4/4 bar, joined without newlines.
 pub fn roll_bars(groove: &Groove) -> Result<Vec<String>> {
-    let text = Format::Drumroll.encode(groove)?;
+    let text = Format::DRUMROLL.encode(groove)?;
     let mut bars = vec![String::new()];
     for line in text.lines() {
         match line {

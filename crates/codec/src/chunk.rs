@@ -1,0 +1,84 @@
+//! The chunks of a Standard MIDI File, as far as the codec frames them itself: the truncation
+//! check midly forgives, and the header's timing bytes.
+
+/// One chunk at the start of some bytes.
+struct Chunk<'a> {
+    id: &'a [u8],
+    /// The length its header declares.
+    declared: usize,
+    /// Its data, cut short where the bytes end.
+    data: &'a [u8],
+    /// The bytes after it.
+    rest: &'a [u8],
+}
+
+/// The chunk `raw` starts with (SMF chunks give their length big-endian, RIFF chunks
+/// little-endian), or `None` if `raw` ends inside its 8-byte header.
+fn chunk(raw: &[u8], little_endian: bool) -> Option<Chunk<'_>> {
+    let len: [u8; 4] = raw.get(4..8)?.try_into().ok()?;
+    let declared = if little_endian { u32::from_le_bytes(len) } else { u32::from_be_bytes(len) };
+    let declared = declared as usize;
+    let (data, rest) = raw[8..].split_at(declared.min(raw.len() - 8));
+    Some(Chunk { id: &raw[..4], declared, data, rest })
+}
+
+/// A chunk whose declared length runs past the end of the file: where, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct Truncated {
+    /// The chunk's index: 0 for the header, then the tracks.
+    pub index: usize,
+    /// The chunk's first byte in the file.
+    pub byte: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Checks that every chunk's declared length fits in the file, which midly forgives.
+pub(crate) fn check_chunks(bytes: &[u8]) -> Result<(), Truncated> {
+    let mut raw = bytes;
+    let mut index = 0usize;
+    while !raw.is_empty() {
+        let byte = bytes.len() - raw.len();
+        let Some(c) = chunk(raw, false) else {
+            let message = "file ends inside a chunk header".to_string();
+            return Err(Truncated { index, byte, message });
+        };
+        if c.data.len() < c.declared {
+            let message = format!(
+                "chunk at byte {byte} declares {} bytes but only {} remain: the file is truncated",
+                c.declared,
+                c.data.len()
+            );
+            return Err(Truncated { index, byte, message });
+        }
+        raw = c.rest;
+        index += 1;
+    }
+    Ok(())
+}
+
+/// The two timing bytes of a file's header, found where midly looks for them: the first
+/// `MThd` chunk of the file or of a RIFF (RMID) file's `data` chunk, unknown chunks skipped.
+pub(crate) fn header_timing(bytes: &[u8]) -> Option<[u8; 2]> {
+    let mut raw = bytes;
+    if bytes.starts_with(b"RIFF") {
+        let mut rest = chunk(bytes, true)?.data.get(4..)?;
+        raw = loop {
+            let c = chunk(rest, true)?;
+            if c.id == b"data" {
+                break c.data;
+            }
+            // RIFF chunks of odd length carry a pad byte.
+            rest = if c.data.len() % 2 == 1 { c.rest.get(1..).unwrap_or(c.rest) } else { c.rest };
+        };
+    }
+    loop {
+        let c = chunk(raw, false)?;
+        match c.id {
+            b"MThd" => return c.data.get(4..6)?.try_into().ok(),
+            b"MTrk" => return None,
+            _ => raw = c.rest,
+        }
+    }
+}

@@ -21,7 +21,7 @@ fn train_jsonl() -> (Preparer, String) {
     let mut prepared = Prepared::default();
     for e in index.entries.iter().filter(|e| e.split == Split::Train) {
         let bytes = fs::read_entry(&dir, e).expect("GMD file");
-        preparer.add(&mut prepared, e, Ok(&bytes), &tokens);
+        preparer.add(&mut prepared, e, &bytes, &tokens).expect("GMD file prepares");
     }
     (preparer, legacy_jsonl(prepared.split(Split::Train)))
 }

@@ -120,7 +120,7 @@ fn run() -> Result<(), String> {
     manifest.windows.prompt_bars = p;
     manifest.windows.completion_bars = c;
     let template = manifest.template.clone();
-    let format = template.codec.format().map_err(|e| e.to_string())?;
+    let format = template.codec.format;
     let index = fs::read_index(&args.gmd).map_err(|e| e.to_string())?;
     let wanted: Option<HashSet<String>> = match &args.pieces {
         Some(f) => Some(
@@ -157,7 +157,9 @@ fn run() -> Result<(), String> {
         let raw = midi::read(&bytes, &read).map_err(|err| format!("{}: {err}", e.path))?;
         let q = format.quantise(&raw).map_err(|err| format!("{}: {err}", e.path))?;
         if e.split == Split::Train {
-            preparer.add(&mut prepared, e, Ok(&bytes), &tokens);
+            if let Err(err) = preparer.add(&mut prepared, e, &bytes, &tokens) {
+                eprintln!("skipped {err}");
+            }
             train_bars.extend(roll_bars(&q).unwrap_or_default());
             train_grooves.push(raw);
             continue;

@@ -118,12 +118,11 @@ fn run() -> Result<(), String> {
     let bar = common::progress(entries.len() as u64, "preparing");
     let mut prepared = Prepared::default();
     for entry in &entries {
-        let bytes = fs::read_entry(&args.dataset, entry);
-        let failed = match bytes {
-            Ok(b) => preparer.add(&mut prepared, entry, Ok(&b), &tokens),
-            Err(e) => preparer.add(&mut prepared, entry, Err(e), &tokens),
+        let added = match fs::read_entry(&args.dataset, entry) {
+            Ok(bytes) => preparer.add(&mut prepared, entry, &bytes, &tokens),
+            Err(e) => preparer.add_missing(&mut prepared, entry, e),
         };
-        if let Some(e) = failed {
+        if let Err(e) = added {
             if args.strict {
                 bar.abandon();
                 return Err(format!("{e} (stopped by --strict)"));

@@ -90,3 +90,18 @@ impl Default for Channel {
         Channel::DRUMS
     }
 }
+
+/// A channel is stored as its number, 1 to 16.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u8(self.as_int())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Channel, D::Error> {
+        Channel::try_from(u8::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}

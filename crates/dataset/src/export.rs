@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use fine_drums_codec::{Format, Grid, VoiceMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -38,10 +39,16 @@ pub struct ChatLine {
 
 /// The system message of chat examples: what the text means.
 pub fn system_message(template: &Template) -> String {
+    let format = &template.codec.format;
+    let (grid, levels, map) = match format {
+        Format::Beat(o) => (o.grid, o.levels.count(), o.voices),
+        Format::Exact(_) => (Grid::SIXTEENTH, 127, VoiceMap::Full),
+        _ => (Grid::SIXTEENTH, 1, VoiceMap::Paper6),
+    };
     format!(
         "You continue drum grooves. Each line is one bar in the fine_drums `{}` format \
-         (grid {}, {} velocity levels, map {}). Reply with the next bars only.",
-        template.codec.format, template.codec.grid, template.codec.levels, template.codec.map
+         (grid {grid}, {levels} velocity levels, map {map}). Reply with the next bars only.",
+        format.name()
     )
 }
 

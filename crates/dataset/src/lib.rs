@@ -2,14 +2,15 @@
 //!
 //! ```
 //! use fine_drums_codec::pattern::rock_beat;
-//! use fine_drums_dataset::{Entry, Manifest, Prepared, Preparer, Split, SplitRule, cl100k};
+//! use fine_drums_dataset::{Added, Entry, Manifest, Prepared, Preparer, Split, SplitRule, cl100k};
 //! use fine_drums_dataset::export::{Prices, legacy_jsonl};
 //!
 //! let tokens = cl100k()?;
 //! let preparer = Preparer::default(); // beat format, 2 bars -> the next 14, 4,096 tokens
 //! let mut prepared = Prepared::default();
 //! let midi = rock_beat(32, 96.0)?; // a 32-bar groove made by code
-//! preparer.add(&mut prepared, &Entry::new("rock.mid", Split::Train), Ok(&midi), &tokens);
+//! let added = preparer.add(&mut prepared, &Entry::new("rock.mid", Split::Train), &midi, &tokens)?;
+//! assert_eq!(added, Added::Used { examples: 2 });
 //!
 //! let train = legacy_jsonl(prepared.split(Split::Train));
 //! assert_eq!(train.lines().count(), 2); // bars 1-16 and 17-32
@@ -25,6 +26,8 @@
 //!     &prepared,
 //! );
 //! assert_eq!(manifest.prompt(&midi)?.text, prepared.examples[0].pair.prompt);
+//! // It stores the codec settings typed: the format as its text.
+//! assert!(manifest.to_json().contains(r#""format": "beat""#));
 //! # Ok::<(), fine_drums_dataset::Error>(())
 //! ```
 //!
@@ -76,6 +79,6 @@ pub use error::{Error, Result};
 pub use index::{BeatType, Entry, Index, Split};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prompt, SplitFiles, SplitRule};
 pub use pairs::{CountTokens, Cut, Pair, Windows, cl100k};
-pub use prepare::{Example, Filter, Prepared, Preparer, Skip, Skipped, Source, SplitStats};
+pub use prepare::{Added, Example, Filter, Prepared, Preparer, Skip, Skipped, Source, SplitStats};
 pub use split::{GroupBy, HashSplit};
 pub use template::{CodecSettings, Template};

@@ -15,7 +15,7 @@ use crate::split::HashSplit;
 use crate::template::Template;
 
 /// The manifest format this crate writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// How files were assigned to splits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

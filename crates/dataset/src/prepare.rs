@@ -192,36 +192,24 @@ impl Preparer {
         self.windows.check()
     }
 
-    /// Adds one file: `bytes` is its content, or the error met reading it.
+    /// Adds one file from its bytes, and says what became of it.
     ///
-    /// Returns the error behind a skipped missing or unreadable file, so that a strict
-    /// caller can stop; the file is recorded as skipped either way.
+    /// A file the filter leaves out, one too short for a window, or one whose windows are all
+    /// over the token budget is recorded as skipped and is `Ok` ([`Added::Skipped`]). A file
+    /// that does not read as MIDI, or that no window can be cut from, is recorded as
+    /// [`Skip::Unreadable`] too, and its error is returned, so that a strict caller can
+    /// stop and a lenient one go on.
     pub fn add(
         &self,
         prepared: &mut Prepared,
         entry: &Entry,
-        bytes: Result<&[u8], Error>,
+        bytes: &[u8],
         tokens: &dyn CountTokens,
-    ) -> Option<Error> {
-        let mut skip = |reason, detail: Option<String>| {
-            prepared.skipped.push(Skipped {
-                path: entry.path.clone(),
-                split: entry.split,
-                reason,
-                detail,
-            });
-        };
+    ) -> Result<Added, Error> {
         if let Some(reason) = self.filter.reject(entry) {
-            skip(reason, None);
-            return None;
+            prepared.skip(entry, reason, None);
+            return Ok(Added::Skipped(reason));
         }
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => {
-                skip(Skip::Missing, Some(e.to_string()));
-                return Some(e);
-            }
-        };
         let groove = match self.template.read(bytes) {
             Ok(g) => g,
             Err(e) => {
@@ -229,44 +217,79 @@ impl Preparer {
                     Error::Codec(source) => Error::Midi { path: entry.path.clone(), source },
                     e => e,
                 };
-                skip(Skip::Unreadable, Some(e.to_string()));
-                return Some(e);
+                prepared.skip(entry, Skip::Unreadable, Some(e.to_string()));
+                return Err(e);
             }
         };
         let bars = groove.bars.len();
         if bars < self.windows.min_bars().max(self.filter.min_bars) {
-            skip(Skip::TooShort, Some(format!("{bars} bars")));
-            return None;
+            prepared.skip(entry, Skip::TooShort, Some(format!("{bars} bars")));
+            return Ok(Added::Skipped(Skip::TooShort));
         }
         let cut = match self.windows.cut(&groove, &self.template, tokens) {
             Ok(c) => c,
             Err(e) => {
-                skip(Skip::Unreadable, Some(format!("{}: {e}", entry.path)));
-                return Some(e);
+                prepared.skip(entry, Skip::Unreadable, Some(format!("{}: {e}", entry.path)));
+                return Err(e);
             }
         };
         if cut.pairs.is_empty() {
-            skip(Skip::OverBudget, Some(format!("{} windows", cut.over_budget)));
-            return None;
+            prepared.skip(entry, Skip::OverBudget, Some(format!("{} windows", cut.over_budget)));
+            return Ok(Added::Skipped(Skip::OverBudget));
         }
         prepared.windows_over_budget += cut.over_budget;
         let source = prepared.sources.len();
+        let examples = cut.pairs.len();
         prepared.sources.push(Source {
             path: entry.path.clone(),
             split: entry.split,
             bars,
-            examples: cut.pairs.len(),
+            examples,
         });
         prepared.examples.extend(cut.pairs.into_iter().map(|pair| Example {
             source,
             split: entry.split,
             pair,
         }));
-        None
+        Ok(Added::Used { examples })
+    }
+
+    /// Records a file whose bytes could not be read (`error` says why) as
+    /// [`Skip::Missing`], and returns the error, unless the filter leaves the file out
+    /// anyway ([`Added::Skipped`]).
+    pub fn add_missing(
+        &self,
+        prepared: &mut Prepared,
+        entry: &Entry,
+        error: Error,
+    ) -> Result<Added, Error> {
+        if let Some(reason) = self.filter.reject(entry) {
+            prepared.skip(entry, reason, None);
+            return Ok(Added::Skipped(reason));
+        }
+        prepared.skip(entry, Skip::Missing, Some(error.to_string()));
+        Err(error)
     }
 }
 
+/// What [`Preparer::add`] did with a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Added {
+    /// Windows were cut from it.
+    Used {
+        /// Examples it gave.
+        examples: usize,
+    },
+    /// It was left out, for this reason (recorded in [`Prepared::skipped`]).
+    Skipped(Skip),
+}
+
 impl Prepared {
+    fn skip(&mut self, entry: &Entry, reason: Skip, detail: Option<String>) {
+        self.skipped.push(Skipped { path: entry.path.clone(), split: entry.split, reason, detail });
+    }
+
     /// The examples of one split.
     pub fn split(&self, split: Split) -> impl Iterator<Item = &Pair> {
         self.examples.iter().filter(move |e| e.split == split).map(|e| &e.pair)

@@ -1,29 +1,21 @@
 //! How a groove becomes a prompt and a completion, the same way at training and at
 //! generation time.
 
-use fine_drums_codec::beat::BeatOptions;
 use fine_drums_codec::midi::{self, ReadOptions};
-use fine_drums_codec::{Channel, Format, Grid, Groove, Levels, VoiceMap};
+use fine_drums_codec::{Channel, Format, Groove};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The codec settings, in a form that a manifest can store.
+/// The codec settings: the text format and the drums' channel, stored typed in a manifest
+/// (the format as its text, `beat` or `beat:levels=4,micro=8`; the channel as 1 to 16).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CodecSettings {
-    /// `beat`, `drumroll` or `exact`.
-    pub format: String,
-    /// The beat format's grid (`16`, `8t`, …).
-    pub grid: String,
-    /// The beat format's velocity levels.
-    pub levels: u8,
-    /// The beat format's microtiming divisions per step, or none.
-    pub microtiming: Option<u8>,
-    /// The voice map (`gmd9`, `paper6`, `full`).
-    pub map: String,
-    /// The MIDI channel of the drums, 1 to 16.
-    pub channel: u8,
+    /// The text format and its settings. Default: the beat format's defaults.
+    pub format: Format,
+    /// The MIDI channel of the drums. Default: 10.
+    pub channel: Channel,
 }
 
 impl Default for CodecSettings {
@@ -35,49 +27,13 @@ impl Default for CodecSettings {
 impl CodecSettings {
     /// The settings of a codec format, read from `channel`.
     pub fn from_format(format: &Format, channel: Channel) -> CodecSettings {
-        let beat = match format {
-            Format::Beat(o) => *o,
-            _ => BeatOptions::default(),
-        };
-        CodecSettings {
-            format: format.name().to_string(),
-            grid: beat.grid.to_string(),
-            levels: beat.levels.count(),
-            microtiming: beat.microtiming,
-            map: match format {
-                Format::Exact(_) => VoiceMap::Full.to_string(),
-                _ => beat.voices.to_string(),
-            },
-            channel: channel.as_int(),
-        }
+        CodecSettings { format: *format, channel }
     }
 
-    /// The codec format these settings name.
-    pub fn format(&self) -> Result<Format> {
-        Ok(match self.format.as_str() {
-            "beat" => {
-                let mut o = BeatOptions::default();
-                o.grid = self.grid.parse::<Grid>()?;
-                o.levels = Levels::new(self.levels)?;
-                o.microtiming = self.microtiming;
-                o.voices = self.map.parse::<VoiceMap>()?;
-                Format::Beat(o)
-            }
-            "drumroll" => Format::DRUMROLL,
-            "exact" => Format::EXACT,
-            f => {
-                return Err(Error::invalid(
-                    "format",
-                    format!("{f:?} (expected beat, drumroll or exact)"),
-                ));
-            }
-        })
-    }
-
-    /// How MIDI is read for these settings.
-    pub fn read_options(&self) -> Result<ReadOptions> {
-        let channel = Channel::try_from(self.channel)?;
-        let mut o = match self.format()? {
+    /// How MIDI is read for these settings: on the beat format's grid and map, losslessly
+    /// for the exact format.
+    pub fn read_options(&self) -> ReadOptions {
+        let mut o = match self.format {
             Format::Beat(b) => {
                 let mut o = ReadOptions::default();
                 o.grid = b.grid;
@@ -87,8 +43,8 @@ impl CodecSettings {
             Format::Exact(_) => ReadOptions::lossless(),
             _ => ReadOptions::default(),
         };
-        o.channel = channel;
-        Ok(o)
+        o.channel = self.channel;
+        o
     }
 }
 
@@ -128,7 +84,6 @@ impl Default for Template {
 impl Template {
     /// Checks that the separator and stop sequence are usable.
     pub fn check(&self) -> Result<()> {
-        self.codec.format()?;
         for (what, s) in [("separator", &self.separator), ("stop sequence", &self.stop)] {
             if s.trim().is_empty() {
                 return Err(Error::invalid(what, "must hold a visible character"));
@@ -148,8 +103,8 @@ impl Template {
 
     /// Reads MIDI quantised as the format keeps it, with every bar.
     pub fn read_all(&self, midi: &[u8]) -> Result<Groove> {
-        let groove = midi::read(midi, &self.codec.read_options()?)?;
-        Ok(self.codec.format()?.quantise(&groove)?)
+        let groove = midi::read(midi, &self.codec.read_options())?;
+        Ok(self.codec.format.quantise(&groove)?)
     }
 
     /// The bar that windows start from: the first with a hit when
@@ -164,7 +119,7 @@ impl Template {
 
     /// The prompt for `bars`: their encoding followed by the separator.
     pub fn prompt_text(&self, bars: &Groove) -> Result<String> {
-        let mut text = self.codec.format()?.encode(bars)?;
+        let mut text = self.codec.format.encode(bars)?;
         self.check_body("prompt", &text)?;
         text.push_str(&self.separator);
         Ok(text)
@@ -172,7 +127,7 @@ impl Template {
 
     /// The completion for `bars`: a newline, their encoding and the stop sequence.
     pub fn completion_text(&self, bars: &Groove) -> Result<String> {
-        let body = self.codec.format()?.encode(bars)?;
+        let body = self.codec.format.encode(bars)?;
         self.check_body("completion", &body)?;
         let mut text = String::with_capacity(body.len() + 1 + self.stop.len());
         text.push('\n');

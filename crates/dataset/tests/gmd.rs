@@ -36,7 +36,7 @@ fn the_whole_gmd_prepares_within_budget_and_prompts_rebuild() {
     let mut bytes = Vec::new();
     for e in &index.entries {
         let b = fs::read_entry(&dir, e).expect("every GMD file reads");
-        if let Some(err) = preparer.add(&mut prepared, e, Ok(&b), &tokens) {
+        if let Err(err) = preparer.add(&mut prepared, e, &b, &tokens) {
             panic!("{err}");
         }
         bytes.push(b);

@@ -7,8 +7,8 @@ use fine_drums_dataset::export::{
     ChatLine, LegacyLine, Prices, chat_jsonl, check_legacy, legacy_jsonl, plain_text,
 };
 use fine_drums_dataset::{
-    CountTokens, Entry, Error, GroupBy, HashSplit, Index, Manifest, Prepared, Preparer, Skip,
-    Split, SplitRule, Windows, cl100k,
+    Added, CountTokens, Entry, Error, GroupBy, HashSplit, Index, Manifest, Prepared, Preparer,
+    Skip, Split, SplitRule, Windows, cl100k,
 };
 use proptest::prelude::*;
 
@@ -20,7 +20,7 @@ fn prepared(preparer: &Preparer, files: &[(&str, Split, Vec<u8>)]) -> Prepared {
     let tokens = tokens();
     let mut p = Prepared::default();
     for (path, split, bytes) in files {
-        assert!(preparer.add(&mut p, &Entry::new(*path, *split), Ok(bytes), &tokens).is_none());
+        preparer.add(&mut p, &Entry::new(*path, *split), bytes, &tokens).expect("the file reads");
     }
     p
 }
@@ -84,7 +84,8 @@ fn a_window_over_budget_loses_whole_bars() {
     // A budget no window fits skips the file with its reason.
     preparer.windows.max_tokens = 5;
     let mut p = Prepared::default();
-    preparer.add(&mut p, &Entry::new("a.mid", Split::Train), Ok(&midi), &tokens);
+    let added = preparer.add(&mut p, &Entry::new("a.mid", Split::Train), &midi, &tokens);
+    assert_eq!(added.expect("a skip, not an error"), Added::Skipped(Skip::OverBudget));
     assert!(p.examples.is_empty());
     assert_eq!(p.skipped[0].reason, Skip::OverBudget);
 }
@@ -100,7 +101,8 @@ fn leading_silence_is_stripped_and_short_files_are_skipped() {
     let preparer = Preparer::default();
     let tokens = tokens();
     let mut p = Prepared::default();
-    preparer.add(&mut p, &Entry::new("s.mid", Split::Train), Ok(&midi), &tokens);
+    let added = preparer.add(&mut p, &Entry::new("s.mid", Split::Train), &midi, &tokens);
+    assert!(matches!(added, Ok(Added::Used { examples: 1.. })), "{added:?}");
     assert_eq!(p.sources[0].bars, 4);
     let m = manifest(&preparer, &p);
     let prompt = m.prompt(&midi).expect("prompt");
@@ -108,7 +110,8 @@ fn leading_silence_is_stripped_and_short_files_are_skipped() {
     assert_eq!(prompt.text, p.examples[0].pair.prompt);
     // Two bars are not enough for a window.
     let short = rock_beat(2, 120.0).expect("rock");
-    preparer.add(&mut p, &Entry::new("t.mid", Split::Train), Ok(&short), &tokens);
+    let added = preparer.add(&mut p, &Entry::new("t.mid", Split::Train), &short, &tokens);
+    assert_eq!(added.expect("a skip, not an error"), Added::Skipped(Skip::TooShort));
     assert_eq!(p.skipped[0].reason, Skip::TooShort);
 }
 
@@ -117,19 +120,15 @@ fn bad_files_are_recorded_and_returned_with_their_path() {
     let preparer = Preparer::default();
     let tokens = tokens();
     let mut p = Prepared::default();
-    let err =
-        preparer.add(&mut p, &Entry::new("x/garbage.mid", Split::Train), Ok(b"MThd\0\0"), &tokens);
-    let err = err.expect("an error to return");
+    let added =
+        preparer.add(&mut p, &Entry::new("x/garbage.mid", Split::Train), b"MThd\0\0", &tokens);
+    let err = added.expect_err("an error to return");
     assert!(err.to_string().starts_with("x/garbage.mid: "), "{err}");
     let missing = Error::Io {
         path: "x/gone.mid".into(),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     };
-    assert!(
-        preparer
-            .add(&mut p, &Entry::new("x/gone.mid", Split::Test), Err(missing), &tokens)
-            .is_some()
-    );
+    assert!(preparer.add_missing(&mut p, &Entry::new("x/gone.mid", Split::Test), missing).is_err());
     let reasons: Vec<Skip> = p.skipped.iter().map(|s| s.reason).collect();
     assert_eq!(reasons, [Skip::Unreadable, Skip::Missing]);
     assert!(p.skipped[1].detail.as_deref().is_some_and(|d| d.contains("x/gone.mid")));
@@ -244,18 +243,15 @@ fn the_manifest_round_trips_and_rebuilds_prompts() {
     let back = Manifest::from_json(&m.to_json()).expect("reads back");
     assert_eq!(back, m);
     assert_eq!(back.prompt(&a).expect("prompt").text, p.examples[0].pair.prompt);
-    let other = m.to_json().replacen("\"version\": 1", "\"version\": 99", 1);
+    let other = m.to_json().replacen("\"version\": 2", "\"version\": 99", 1);
     let e = Manifest::from_json(&other).expect_err("version 99");
     assert!(e.to_string().contains("manifest version 99 is not supported"), "{e}");
-    let e = Manifest::from_json("{\"version\": 1,").expect_err("truncated");
+    let e = Manifest::from_json("{\"version\": 2,").expect_err("truncated");
     assert!(e.to_string().starts_with("manifest, line 1"), "{e}");
     // The drumroll and exact formats rebuild their prompts too.
     for format in ["drumroll", "exact"] {
         let mut preparer = Preparer::default();
-        preparer.template.codec.format = format.into();
-        if format == "exact" {
-            preparer.template.codec.map = "full".into();
-        }
+        preparer.template.codec.format = format.parse().expect("a format");
         let p = prepared(&preparer, &[("a.mid", Split::Train, a.clone())]);
         let m = Manifest::from_json(&manifest(&preparer, &p).to_json()).expect("manifest");
         assert_eq!(m.prompt(&a).expect("prompt").text, p.examples[0].pair.prompt, "{format}");

@@ -1,7 +1,7 @@
 //! The continuation pipeline: MIDI in, a model's bars appended, MIDI out.
 
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
-use fine_drums_codec::{Channel, Groove, VoiceMap};
+use fine_drums_codec::{Groove, VoiceMap};
 use fine_drums_dataset::Manifest;
 use serde::{Deserialize, Serialize};
 
@@ -121,7 +121,7 @@ pub async fn continue_midi(
         return Err(Error::invalid("options", "bars, attempts and samples must be 1 or more"));
     }
     let template = &manifest.template;
-    let format = template.codec.format()?;
+    let format = template.codec.format;
     let prompt = manifest.prompt(midi)?;
     let p = manifest.windows.prompt_bars;
     let longest = prompt.text.lines().map(str::len).max().unwrap_or(0);
@@ -217,7 +217,7 @@ pub async fn continue_midi(
 
     // The source as it was, up to the end of the prompt, then the new bars.
     let mut read = ReadOptions::lossless();
-    read.channel = Channel::try_from(template.codec.channel)?;
+    read.channel = template.codec.channel;
     let source = midi::read(midi, &read)?;
     let prompt_end = prompt.first_bar + p;
     let mut out = source.slice(0..prompt_end);

@@ -29,7 +29,9 @@ fn training_jsonl() -> String {
             }
         }
         let midi = fine_drums_codec::midi::write(&g, &Default::default()).expect("write");
-        preparer.add(&mut p, &Entry::new(format!("{i}.mid"), Split::Train), Ok(&midi), &tokens);
+        preparer
+            .add(&mut p, &Entry::new(format!("{i}.mid"), Split::Train), &midi, &tokens)
+            .expect("a generated groove reads");
     }
     legacy_jsonl(p.split(Split::Train))
 }
@@ -243,7 +245,7 @@ fn grooves_train_the_model_directly() {
 #[test]
 fn other_formats_are_refused_clearly() {
     let mut t = Template::default();
-    t.codec.format = "drumroll".into();
+    t.codec.format = fine_drums_codec::Format::DRUMROLL;
     let e = Model::new(&t).expect_err("drumroll");
     assert!(e.to_string().contains("models the beat format, not drumroll"), "{e}");
 }

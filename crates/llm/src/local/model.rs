@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 /// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"FDLM";
 
 const NONE: u32 = u32::MAX;
@@ -307,7 +307,7 @@ fn split_bar(line: &str) -> Option<ParsedBar<'_>> {
 impl Model {
     /// An untrained model for the beat format settings of `template`.
     pub fn new(template: &Template) -> Result<Model> {
-        let format = template.codec.format()?;
+        let format = template.codec.format;
         if !matches!(format, Format::Beat(_)) {
             return Err(Error::invalid(
                 "format",

@@ -10,7 +10,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fine_drums_dataset::export::legacy_jsonl;
 use fine_drums_dataset::{Prepared, Preparer, Split, cl100k, fs};
 use fine_drums_llm::local::{Model, Sampling};
-use fine_drums_llm::rng::Rng;
+use rand_core::SeedableRng;
+use rand_xoshiro::SplitMix64;
 
 fn train_jsonl() -> (Preparer, String) {
     let dir = std::env::var_os("FINE_DRUMS_GMD")
@@ -55,7 +56,7 @@ fn bench(c: &mut Criterion) {
                 black_box(&prompt),
                 BARS,
                 Sampling::default(),
-                &mut Rng::new(seed),
+                &mut SplitMix64::seed_from_u64(seed),
                 |_, _| true,
             )
         });

@@ -24,8 +24,9 @@ use fine_drums_eval::{
 };
 use fine_drums_llm::local::{Local, Model};
 use fine_drums_llm::openai::{Config, OpenAi};
-use fine_drums_llm::rng::Rng;
 use fine_drums_llm::{Complete, ContinueOptions, continue_midi};
+use rand_core::SeedableRng;
+use rand_xoshiro::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 /// Score drum continuations on the GMD test split against human drummers and baselines.
@@ -233,7 +234,9 @@ fn run() -> Result<(), String> {
         pieces
             .iter()
             .enumerate()
-            .map(|(i, x)| random(&x.prompt, &density, c, &mut Rng::new(args.seed + i as u64)))
+            .map(|(i, x)| {
+                random(&x.prompt, &density, c, &mut SplitMix64::seed_from_u64(args.seed + i as u64))
+            })
             .collect(),
         None,
     ));

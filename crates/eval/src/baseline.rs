@@ -1,7 +1,7 @@
 //! Simple systems to compare with: repeat the prompt, and random hits at human density.
 
 use fine_drums_codec::{Bar, Groove, Hit, Velocity, Voice};
-use fine_drums_llm::rng::Rng;
+use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
 /// The prompt's bars played again and again: `bars` of them.
@@ -64,8 +64,14 @@ impl Density {
 }
 
 /// `bars` bars like `template`'s last bar (meter, grid, voices), each step of each voice
-/// struck with its chance in `density`, at a velocity drawn from those seen.
-pub fn random(template: &Groove, density: &Density, bars: usize, rng: &mut Rng) -> Groove {
+/// struck with its chance in `density`, at a velocity drawn from those seen. `rng` is any
+/// seeded generator (the `evaluate` protocol uses SplitMix64 from `rand_xoshiro`).
+pub fn random(
+    template: &Groove,
+    density: &Density,
+    bars: usize,
+    rng: &mut (impl Rng + ?Sized),
+) -> Groove {
     let mut g = Groove { bars: Vec::with_capacity(bars), ..template.clone() };
     let meter = template.bars.last().map(|b| b.meter).unwrap_or_default();
     let length = Groove::default_length(g.ticks_per_quarter, g.grid);
@@ -74,10 +80,10 @@ pub fn random(template: &Groove, density: &Density, bars: usize, rng: &mut Rng) 
         let steps = meter.steps(g.grid).unwrap_or(16) as usize;
         for step in 0..steps {
             for (v, p) in density.p.iter().enumerate() {
-                if rng.unit() < p.get(step).copied().unwrap_or(0.0) {
+                if unit(rng) < p.get(step).copied().unwrap_or(0.0) {
                     let vel = density
                         .velocities
-                        .get(rng.below(density.velocities.len() as u64) as usize)
+                        .get(below(rng, density.velocities.len() as u64) as usize)
                         .copied()
                         .unwrap_or(80);
                     bar.hits.push(Hit {
@@ -93,4 +99,14 @@ pub fn random(template: &Groove, density: &Density, bars: usize, rng: &mut Rng) 
         g.bars.push(bar);
     }
     g
+}
+
+/// A number in `[0, 1)` from the top 53 bits of the generator's next number.
+fn unit(rng: &mut (impl Rng + ?Sized)) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A number in `0..n` (`n` > 0), by multiplying rather than by a biased remainder.
+fn below(rng: &mut (impl Rng + ?Sized), n: u64) -> u64 {
+    ((u128::from(rng.next_u64()) * u128::from(n.max(1))) >> 64) as u64
 }

@@ -81,7 +81,7 @@ mod error;
 pub mod local;
 #[cfg(feature = "openai")]
 pub mod openai;
-pub mod rng;
+mod random;
 mod traits;
 mod types;
 

@@ -2,8 +2,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::types::{Completion, CompletionRequest, Job, JobEvent, JobRequest, JobStatus, Upload};
@@ -50,9 +51,11 @@ pub trait FineTune: Send + Sync {
         Duration::from_secs(10)
     }
 
-    /// Waits `duration`. The default blocks the thread; asynchronous backends override it.
+    /// Waits `duration` without blocking the executor's thread: the default future is woken
+    /// by a timer thread of its own, so it works on any executor. Backends with a runtime may
+    /// override it with the runtime's timer.
     fn pause<'a>(&'a self, duration: Duration) -> BoxFuture<'a, ()> {
-        Box::pin(async move { std::thread::sleep(duration) })
+        Box::pin(Pause { until: Instant::now() + duration, waker: None })
     }
 
     /// Waits for a job to end, passing each new event to `on_event`, and returns the
@@ -151,3 +154,39 @@ macro_rules! forward {
 }
 
 forward!(&T, Box<T>, Arc<T>);
+
+/// The default [`FineTune::pause`]: ready once `until` has passed; until then a timer thread,
+/// started on the first poll, wakes the latest waker when the time comes.
+struct Pause {
+    until: Instant,
+    /// The waker the timer thread wakes, shared with it.
+    waker: Option<Arc<Mutex<Waker>>>,
+}
+
+impl Future for Pause {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let until = self.until;
+        let now = Instant::now();
+        if now >= until {
+            return Poll::Ready(());
+        }
+        match &self.waker {
+            Some(w) => {
+                let mut w = w.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.clone_from(cx.waker());
+            }
+            None => {
+                let shared = Arc::new(Mutex::new(cx.waker().clone()));
+                let theirs = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    theirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).wake_by_ref();
+                });
+                self.waker = Some(shared);
+            }
+        }
+        Poll::Pending
+    }
+}

@@ -1,15 +1,17 @@
 //! The offline backend: grammar-constrained, reproducible, trainable through FineTune.
 
+use fine_drums_codec::beat::{Layout, split_bar};
 use fine_drums_codec::pattern::{rock_beat, rock_groove};
-use fine_drums_codec::{Context, Format, Meter};
+use fine_drums_codec::{Context, Format, Grid, Meter};
 use fine_drums_dataset::export::legacy_jsonl;
 use fine_drums_dataset::{Entry, Prepared, Preparer, Split, Template, cl100k};
-use fine_drums_llm::local::{Layout, Local, MODEL_VERSION, Model, PROMPT_MODEL, Sampling};
-use fine_drums_llm::rng::Rng;
+use fine_drums_llm::local::{Local, MODEL_VERSION, Model, PROMPT_MODEL, Sampling};
 use fine_drums_llm::{
     CompletionRequest, FineTune, FinishReason, JobEvent, JobRequest, JobStatus, Upload,
 };
 use proptest::prelude::*;
+use rand_core::SeedableRng;
+use rand_xoshiro::SplitMix64;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
@@ -43,11 +45,11 @@ fn trained() -> Model {
 }
 
 /// The meter whose beat-format layout is `layout`, to decode a continuation in.
-fn meter_of(layout: Layout, format: &Format) -> Option<Meter> {
+fn meter_of(layout: Layout) -> Option<Meter> {
     (1..=32u8)
         .flat_map(|n| [1u8, 2, 4, 8, 16, 32, 64].map(|d| (n, d)))
         .filter_map(|(n, d)| Meter::new(n, d).ok())
-        .find(|m| Layout::of(*m, format) == Some(layout))
+        .find(|m| Layout::of(*m, Grid::SIXTEENTH).ok() == Some(layout))
 }
 
 /// Whether a prompt line is a bar (marks removed), and its text if so.
@@ -55,26 +57,19 @@ fn as_bar(line: &str) -> Option<String> {
     if line.trim().is_empty() {
         return None; // the model reads blank lines as no bar at all
     }
-    let mut words: Vec<&str> = line.trim().split(' ').collect();
-    while words.len() > 1 && (words[0].contains('/') || words[0].starts_with("q=")) {
-        words.remove(0);
-    }
-    let bar = words.join(" ");
-    let meter = meter_of(layout_of(&bar), &Format::default())?;
+    let steps = split_bar(line.trim())?;
+    let mut bar = String::new();
+    steps.layout.write(&steps.steps, &mut bar);
+    let meter = meter_of(steps.layout)?;
     Format::default().decode(&bar, &Context::new(480, meter, Default::default())).ok().map(|_| bar)
-}
-
-fn layout_of(line: &str) -> Layout {
-    let words: Vec<&str> = line.split(' ').collect();
-    Layout { groups: words.len() as u16, per: words[0].split('.').count() as u16 }
 }
 
 /// Decodes a completion strictly, in the meter of its own layout.
 fn decodes_strictly(text: &str) -> Result<usize, String> {
     let format = Format::default();
     let Some(first) = text.lines().find(|l| !l.is_empty()) else { return Ok(0) };
-    let meter = meter_of(layout_of(first), &format)
-        .ok_or_else(|| format!("no meter has the layout of {first:?}"))?;
+    let layout = split_bar(first).ok_or_else(|| format!("{first:?} is not a bar"))?.layout;
+    let meter = meter_of(layout).ok_or_else(|| format!("no meter has the layout of {first:?}"))?;
     let ctx = Context::new(480, meter, Default::default());
     format
         .decode(text.trim_start_matches('\n'), &ctx)
@@ -175,7 +170,7 @@ proptest! {
         if let (Some(first), Some(last)) =
             (text.lines().find(|l| !l.is_empty()), lines.iter().rev().find_map(|l| as_bar(l)))
         {
-            prop_assert_eq!(layout_of(first), layout_of(&last));
+            prop_assert_eq!(split_bar(first).map(|b| b.layout), split_bar(&last).map(|b| b.layout));
         }
     }
 }
@@ -186,8 +181,9 @@ fn the_model_file_round_trips_and_refuses_other_versions() {
     let bytes = m.to_bytes();
     let back = Model::from_bytes("m.fdlm", &bytes).expect("reads back");
     assert_eq!(back.to_bytes(), bytes);
-    let sample =
-        |m: &Model| m.generate(PROMPT, 8, Sampling::default(), &mut Rng::new(5), |_, _| true).0;
+    let sample = |m: &Model| {
+        m.generate(PROMPT, 8, Sampling::default(), &mut SplitMix64::seed_from_u64(5), |_, _| true).0
+    };
     assert_eq!(sample(&back), sample(&m));
 
     let mut other = bytes.clone();
@@ -237,7 +233,8 @@ fn grooves_train_the_model_directly() {
     let mut m = Model::new(&Template::default()).expect("model");
     m.train_groove(&rock_groove(8, 100.0).expect("rock")).expect("encodes");
     assert_eq!((m.stats().examples, m.stats().bars), (1, 8));
-    let (text, cut) = m.generate(PROMPT, 4, Sampling::default(), &mut Rng::new(1), |_, _| true);
+    let (text, cut) =
+        m.generate(PROMPT, 4, Sampling::default(), &mut SplitMix64::seed_from_u64(1), |_, _| true);
     assert!(!cut);
     assert_eq!(decodes_strictly(&text), Ok(4));
 }
@@ -248,4 +245,23 @@ fn other_formats_are_refused_clearly() {
     t.codec.format = fine_drums_codec::Format::DRUMROLL;
     let e = Model::new(&t).expect_err("drumroll");
     assert!(e.to_string().contains("models the beat format, not drumroll"), "{e}");
+}
+
+/// The default pause leaves the executor's thread free: on a single-threaded runtime, a task
+/// beside it runs while it waits (a sleeping pause would finish before the task ever ran).
+#[test]
+fn the_default_pause_does_not_block_the_executor() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let local = Local::new(Template::default());
+    let ran = AtomicBool::new(false);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let seen_after_pause = runtime.block_on(async {
+        let pause = async {
+            local.pause(std::time::Duration::from_millis(30)).await;
+            ran.load(Ordering::SeqCst)
+        };
+        let beside = async { ran.store(true, Ordering::SeqCst) };
+        tokio::join!(pause, beside).0
+    });
+    assert!(seen_after_pause, "the task beside the pause ran only after it");
 }

@@ -1,10 +1,10 @@
 //! The OpenAI backend against real HTTP servers on 127.0.0.1 (wiremock): what is sent,
 //! what comes back, and every fault the retry policy must handle.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fine_drums_llm::Complete;
-use fine_drums_llm::openai::{ApiKey, Config, OpenAi, RetryPolicy, job_body, server_delay};
+use fine_drums_llm::openai::{ApiKey, Config, OpenAi, RetryPolicy, job_body};
 use fine_drums_llm::{
     CompletionRequest, Error, FineTune, FinishReason, JobEvent, JobRequest, JobStatus, Upload,
 };
@@ -522,43 +522,4 @@ async fn the_key_never_shows() {
         assert!(!text.contains(KEY), "{text}");
     }
     assert!(format!("{b:?}").contains("[redacted]"));
-}
-
-#[test]
-fn retry_after_takes_seconds_milliseconds_and_dates() {
-    use reqwest::header::{HeaderMap, HeaderValue};
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let headers = |pairs: &[(&'static str, &str)]| {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_str(v).expect("header"));
-        }
-        h
-    };
-    assert_eq!(server_delay(&headers(&[("retry-after", "3")]), now), Some(Duration::from_secs(3)));
-    assert_eq!(
-        server_delay(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
-        Some(Duration::from_millis(250))
-    );
-    let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
-    assert_eq!(
-        server_delay(&headers(&[("retry-after", &date)]), now),
-        Some(Duration::from_secs(7))
-    );
-    let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
-    assert_eq!(server_delay(&headers(&[("retry-after", &past)]), now), Some(Duration::ZERO));
-    assert_eq!(server_delay(&headers(&[("retry-after", "soon")]), now), None);
-    assert_eq!(server_delay(&headers(&[]), now), None);
-}
-
-#[test]
-fn backoff_doubles_with_jitter_and_honours_the_cap() {
-    let policy = RetryPolicy::default();
-    let mut rng = fine_drums_llm::rng::Rng::new(1);
-    for retry in 1..8 {
-        let full = (policy.initial_backoff * (1 << (retry - 1))).min(policy.max_backoff);
-        let d = policy.delay(retry, None, &mut rng);
-        assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} vs {full:?}");
-    }
-    assert_eq!(policy.delay(1, Some(Duration::from_secs(600)), &mut rng), policy.max_backoff);
 }

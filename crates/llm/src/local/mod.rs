@@ -9,7 +9,9 @@
 //! It implements [`Complete`] and [`FineTune`] like the OpenAI backend, so the pipeline and
 //! every example run on either.
 
+mod file;
 mod model;
+mod sample;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,10 +20,12 @@ use std::time::Instant;
 
 use fine_drums_dataset::{CountTokens, Template};
 
-pub use model::{Layout, MODEL_VERSION, Model, Sampling, TrainStats};
+pub use file::MODEL_VERSION;
+pub use model::{Model, TrainStats};
+pub use sample::Sampling;
 
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::random;
 use crate::traits::{BoxFuture, Complete, FineTune};
 use crate::types::{
     Choice, Completion, CompletionRequest, FinishReason, Job, JobEvent, JobRequest, JobStatus,
@@ -130,7 +134,7 @@ impl Local {
             return Err(Error::invalid("sampling", "temperature must be 0 to 2 and top_p 0 to 1"));
         }
         let model = self.model(&request.model, &request.prompt)?;
-        let mut rng = Rng::new(request.seed.unwrap_or_else(clock_seed));
+        let mut rng = random::seeded(request.seed.unwrap_or_else(clock_seed));
         let sampling =
             Sampling { temperature: request.temperature, top_k: self.top_k, top_p: request.top_p };
         let budget = u64::from(request.max_tokens);

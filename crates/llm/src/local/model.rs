@@ -3,17 +3,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use fine_drums_codec::{Context, Format, Meter};
-use fine_drums_dataset::Template;
+use fine_drums_codec::beat::{BeatOptions, Layout, split_bar};
+use fine_drums_codec::{Format, Grid, Meter};
 use fine_drums_dataset::export::{ChatLine, LegacyLine};
+use fine_drums_dataset::{Pair, Template};
 use serde::{Deserialize, Serialize};
 
+use super::sample::{Sampling, sample};
 use crate::error::{Error, Result};
-use crate::rng::Rng;
-
-/// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 2;
-const MAGIC: &[u8; 4] = b"FDLM";
 
 const NONE: u32 = u32::MAX;
 const UNKNOWN: u32 = u32::MAX - 1;
@@ -23,7 +20,7 @@ const LEVELS: usize = 5;
 
 /// Keys are already mixed 64-bit numbers: hashing them again is wasted work.
 #[derive(Default)]
-struct Identity(u64);
+pub(super) struct Identity(u64);
 
 impl Hasher for Identity {
     fn finish(&self) -> u64 {
@@ -39,63 +36,13 @@ impl Hasher for Identity {
     }
 }
 
-type Map<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
+pub(super) type Map<V> = HashMap<u64, V, BuildHasherDefault<Identity>>;
 
 /// What followed one context, and how often.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Node {
-    total: u32,
-    next: Vec<(u32, u32)>,
-}
-
-/// The shape of a bar line: `groups` words of `per` steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Layout {
-    /// Words (beat groups) in the bar.
-    pub groups: u16,
-    /// Steps in each word.
-    pub per: u16,
-}
-
-impl Layout {
-    fn steps(self) -> usize {
-        usize::from(self.groups) * usize::from(self.per)
-    }
-
-    /// The layout the codec gives a bar of `meter` on the format's grid.
-    pub fn of(meter: Meter, format: &Format) -> Option<Layout> {
-        let Format::Beat(o) = format else { return None };
-        let steps = meter.steps(o.grid).ok()?;
-        let per = meter.group_steps(o.grid).ok()?;
-        Some(Layout { groups: u16::try_from(steps / per).ok()?, per: u16::try_from(per).ok()? })
-    }
-
-    fn render(self, steps: &[&str], out: &mut String) {
-        for (i, s) in steps.iter().enumerate() {
-            if i > 0 {
-                out.push(if i % usize::from(self.per) == 0 { ' ' } else { '.' });
-            }
-            out.push_str(s);
-        }
-    }
-}
-
-/// Sampling settings for [`Model::generate`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Sampling {
-    /// 0 picks the likeliest step every time; 1 samples the model as it is. Default: 1.
-    pub temperature: f32,
-    /// Keep only the `top_k` likeliest steps (0: all). Default: 0.
-    pub top_k: usize,
-    /// Keep the likeliest steps up to this probability mass. Default: 1 (all).
-    pub top_p: f32,
-}
-
-impl Default for Sampling {
-    fn default() -> Sampling {
-        Sampling { temperature: 1.0, top_k: 0, top_p: 1.0 }
-    }
+pub(super) struct Node {
+    pub(super) total: u32,
+    pub(super) next: Vec<(u32, u32)>,
 }
 
 /// What training read.
@@ -108,15 +55,6 @@ pub struct TrainStats {
     pub bars: usize,
     /// Lines that were not well-formed bars, and were skipped.
     pub skipped_lines: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Header {
-    template: Template,
-    completion_bars: usize,
-    vocab: Vec<String>,
-    stats: TrainStats,
-    lengths: Vec<(usize, usize)>,
 }
 
 /// A variable-order Markov model of drum bars in the beat format.
@@ -152,41 +90,31 @@ struct Header {
 /// continuations drift towards the training set's most common patterns at each position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
-    template: Template,
-    format: Format,
-    completion_bars: usize,
-    vocab: Vec<String>,
-    ids: HashMap<String, u32>,
-    unigram: Vec<u32>,
-    nodes: Map<Node>,
-    stats: TrainStats,
-    lengths: HashMap<usize, usize>,
-    valid: HashMap<String, bool>,
-    layouts: Vec<Layout>,
+    pub(super) template: Template,
+    /// The beat format settings of the template.
+    pub(super) beat: BeatOptions,
+    pub(super) completion_bars: usize,
+    pub(super) vocab: Vec<String>,
+    pub(super) ids: HashMap<String, u32>,
+    pub(super) unigram: Vec<u32>,
+    pub(super) nodes: Map<Node>,
+    pub(super) stats: TrainStats,
+    pub(super) lengths: HashMap<usize, usize>,
+    pub(super) valid: HashMap<String, bool>,
+    pub(super) layouts: Vec<Layout>,
 }
 
 /// The layouts of every meter the codec writes on the format's grid (numerators 1 to 32,
 /// denominators 1 to 64): a line of any other shape is not a bar.
-fn layouts(format: &Format) -> Vec<Layout> {
+fn layouts(grid: Grid) -> Vec<Layout> {
     let mut out: Vec<Layout> = (1..=32u8)
         .flat_map(|n| [1u8, 2, 4, 8, 16, 32, 64].map(move |d| (n, d)))
         .filter_map(|(n, d)| Meter::new(n, d).ok())
-        .filter_map(|m| Layout::of(m, format))
+        .filter_map(|m| Layout::of(m, grid).ok())
         .collect();
-    out.sort_unstable_by_key(|l| (l.groups, l.per));
+    out.sort_unstable();
     out.dedup();
     out
-}
-
-/// Whether the codec accepts `symbol` as one step: a 4/4 bar holding it must decode.
-fn step_is_valid(format: &Format, symbol: &str) -> bool {
-    Layout::of(Meter::FOUR_FOUR, format).is_some_and(|layout| {
-        let mut steps = vec![""; layout.steps()];
-        steps[0] = symbol;
-        let mut line = String::new();
-        layout.render(&steps, &mut line);
-        format.decode(&line, &Context::default()).is_ok()
-    })
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -279,44 +207,18 @@ fn interpolate(node: Option<&Node>, escape: f64, probs: &mut [f64]) {
     }
 }
 
-/// One parsed bar: its layout and step symbols.
-struct ParsedBar<'a> {
-    layout: Layout,
-    steps: Vec<&'a str>,
-}
-
-fn split_bar(line: &str) -> Option<ParsedBar<'_>> {
-    let mut words: Vec<&str> = line.split(' ').collect();
-    // Meter and tempo marks lead a bar: `3/4`, `q=96`.
-    while words.len() > 1 && (words[0].contains('/') || words[0].starts_with("q=")) {
-        words.remove(0);
-    }
-    let per = words.first()?.split('.').count();
-    let mut steps = Vec::with_capacity(per * words.len());
-    for w in &words {
-        let before = steps.len();
-        steps.extend(w.split('.'));
-        if steps.len() - before != per {
-            return None;
-        }
-    }
-    let layout = Layout { groups: u16::try_from(words.len()).ok()?, per: u16::try_from(per).ok()? };
-    Some(ParsedBar { layout, steps })
-}
-
 impl Model {
     /// An untrained model for the beat format settings of `template`.
     pub fn new(template: &Template) -> Result<Model> {
-        let format = template.codec.format;
-        if !matches!(format, Format::Beat(_)) {
+        let Format::Beat(beat) = template.codec.format else {
             return Err(Error::invalid(
                 "format",
                 format!(
                     "the local backend models the beat format, not {}; prepare the data with --format beat",
-                    format.name()
+                    template.codec.format.name()
                 ),
             ));
-        }
+        };
         Ok(Model {
             template: template.clone(),
             completion_bars: 14,
@@ -327,8 +229,8 @@ impl Model {
             stats: TrainStats::default(),
             lengths: HashMap::new(),
             valid: HashMap::new(),
-            layouts: layouts(&format),
-            format,
+            layouts: layouts(beat.grid),
+            beat,
         })
     }
 
@@ -363,12 +265,12 @@ impl Model {
         if let Some(&v) = self.valid.get(symbol) {
             return v;
         }
-        let ok = step_is_valid(&self.format, symbol);
+        let ok = self.beat.parse_step(symbol).is_ok();
         self.valid.insert(symbol.to_string(), ok);
         ok
     }
 
-    fn intern(&mut self, symbol: &str) -> u32 {
+    pub(super) fn intern(&mut self, symbol: &str) -> u32 {
         if let Some(&id) = self.ids.get(symbol) {
             return id;
         }
@@ -410,7 +312,7 @@ impl Model {
                 .iter()
                 .map(|s| match self.ids.get(*s) {
                     Some(&id) => Some(id),
-                    None => step_is_valid(&self.format, s).then_some(UNKNOWN),
+                    None => self.beat.parse_step(s).is_ok().then_some(UNKNOWN),
                 })
                 .collect();
             if let Some(ids) = ids {
@@ -432,13 +334,32 @@ impl Model {
     /// Learns from a groove directly, encoded with the model's format settings (one
     /// example: every bar of the groove, in order).
     pub fn train_groove(&mut self, groove: &fine_drums_codec::Groove) -> Result<()> {
-        let text = self.format.encode(groove)?;
+        let text = self.template.codec.format.encode(groove)?;
         self.train_text(&text);
         Ok(())
     }
 
+    /// Learns from one prompt/completion example as the template writes them (the prompt
+    /// ends with the separator, the completion starts with a newline and ends with the stop
+    /// sequence; either may lack them).
+    pub fn train_example(&mut self, prompt: &str, completion: &str) {
+        let prompt = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
+        let completion = self.template.completion_body(completion);
+        let bars = completion.lines().filter(|l| !l.trim().is_empty()).count();
+        *self.lengths.entry(bars).or_default() += 1;
+        self.train_text(&format!("{prompt}\n{completion}"));
+        self.settle_completion_bars();
+    }
+
+    /// Learns from the pairs the dataset crate cut, as they are: no JSON in between.
+    pub fn train_pairs<'a>(&mut self, pairs: impl IntoIterator<Item = &'a Pair>) {
+        for pair in pairs {
+            self.train_example(&pair.prompt, &pair.completion);
+        }
+    }
+
     /// Learns from a fine-tuning file: legacy prompt/completion JSONL or chat JSONL, as
-    /// `prepare` writes them. A line that is not one of these is an error naming it.
+    /// `prepare` writes them. A line that is neither is an error naming it.
     pub fn train_jsonl(&mut self, name: &str, jsonl: &str) -> Result<()> {
         for (i, line) in jsonl.lines().enumerate() {
             if line.trim().is_empty() {
@@ -446,33 +367,33 @@ impl Model {
             }
             let bad =
                 |message: String| Error::Model { path: format!("{name}, line {}", i + 1), message };
-            let (prompt, completion) = if line.contains("\"messages\"") {
-                let chat: ChatLine = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let value: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            if value.get("messages").is_some() {
+                let chat: ChatLine =
+                    serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
                 let text = |role: &str| {
                     chat.messages
                         .iter()
                         .find(|m| m.role == role)
-                        .map(|m| m.content.clone())
+                        .map(|m| m.content.as_str())
                         .unwrap_or_default()
                 };
-                (text("user"), text("assistant"))
+                self.train_example(text("user"), text("assistant"));
             } else {
-                let l: LegacyLine = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-                let prompt = l
-                    .prompt
-                    .strip_suffix(self.template.separator.as_str())
-                    .unwrap_or(&l.prompt)
-                    .to_string();
-                (prompt, self.template.completion_body(&l.completion).to_string())
-            };
-            let bars = completion.lines().filter(|l| !l.trim().is_empty()).count();
-            *self.lengths.entry(bars).or_default() += 1;
-            self.train_text(&format!("{prompt}\n{completion}"));
+                let l: LegacyLine =
+                    serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+                self.train_example(&l.prompt, &l.completion);
+            }
         }
+        Ok(())
+    }
+
+    /// Sets the bars a completion holds to the commonest completion length seen.
+    fn settle_completion_bars(&mut self) {
         if let Some((&bars, _)) = self.lengths.iter().max_by_key(|(b, n)| (**n, **b)) {
             self.completion_bars = bars.max(1);
         }
-        Ok(())
     }
 
     /// Continues the bars of `prompt` with `bars` new bars, sampled with `sampling` from
@@ -486,7 +407,7 @@ impl Model {
         prompt: &str,
         bars: usize,
         sampling: Sampling,
-        rng: &mut Rng,
+        rng: &mut impl rand_core::Rng,
         mut fits: impl FnMut(&str, &str) -> bool,
     ) -> (String, bool) {
         let prompt = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
@@ -494,7 +415,7 @@ impl Model {
         let layout = history
             .last()
             .map(|(l, _)| *l)
-            .or_else(|| Layout::of(Meter::FOUR_FOUR, &self.format))
+            .or_else(|| Layout::of(Meter::FOUR_FOUR, self.beat.grid).ok())
             .unwrap_or(Layout { groups: 4, per: 4 });
         let mut out = String::from("\n");
         let mut probs = vec![0f64; self.vocab.len()];
@@ -526,7 +447,7 @@ impl Model {
             }
             line.clear();
             let words: Vec<&str> = steps.iter().map(|&s| self.vocab[s as usize].as_str()).collect();
-            layout.render(&words, &mut line);
+            layout.write(&words, &mut line);
             if !fits(&out, &line) {
                 return (out, true);
             }
@@ -558,170 +479,4 @@ impl Model {
             interpolate(cache.get(&key(level, layout, pos, c)), CACHE_ESCAPE, probs);
         }
     }
-
-    /// The model as bytes: magic, version, a JSON header (settings, vocabulary), then the
-    /// counts in little-endian binary.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut lengths: Vec<(usize, usize)> = self.lengths.iter().map(|(a, b)| (*a, *b)).collect();
-        lengths.sort_unstable();
-        let header = Header {
-            template: self.template.clone(),
-            completion_bars: self.completion_bars,
-            vocab: self.vocab.clone(),
-            stats: self.stats,
-            lengths,
-        };
-        let json = serde_json::to_vec(&header).unwrap_or_default();
-        let mut out = Vec::with_capacity(16 + json.len() + self.nodes.len() * 24);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&MODEL_VERSION.to_le_bytes());
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&json);
-        for c in &self.unigram {
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-        let mut keys: Vec<&u64> = self.nodes.keys().collect();
-        keys.sort_unstable();
-        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-        for k in keys {
-            let node = &self.nodes[k];
-            out.extend_from_slice(&k.to_le_bytes());
-            out.extend_from_slice(&(node.next.len() as u32).to_le_bytes());
-            for (s, c) in &node.next {
-                out.extend_from_slice(&s.to_le_bytes());
-                out.extend_from_slice(&c.to_le_bytes());
-            }
-        }
-        out
-    }
-
-    /// Reads a model from [`Model::to_bytes`]; `name` names the file in errors. A file of
-    /// another version, or one cut short, is an error.
-    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Model> {
-        let bad = |message: String| Error::Model { path: name.to_string(), message };
-        let mut r = Reader { bytes, at: 0 };
-        if r.take(4).ok() != Some(MAGIC.as_slice()) {
-            return Err(bad("not a fine_drums local model (no FDLM magic)".into()));
-        }
-        let version = r.u32().map_err(&bad)?;
-        if version != MODEL_VERSION {
-            return Err(bad(format!(
-                "model format version {version}; this build reads version {MODEL_VERSION} (train the model again)"
-            )));
-        }
-        let len = usize::try_from(r.u64().map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
-        let header: Header =
-            serde_json::from_slice(r.take(len).map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
-        let mut model = Model::new(&header.template)?;
-        model.completion_bars = header.completion_bars;
-        model.stats = header.stats;
-        model.lengths = header.lengths.into_iter().collect();
-        for s in &header.vocab {
-            model.intern(s);
-        }
-        for c in model.unigram.iter_mut() {
-            *c = r.u32().map_err(&bad)?;
-        }
-        let count = r.u64().map_err(&bad)?;
-        let vocab = model.vocab.len() as u32;
-        for _ in 0..count {
-            let k = r.u64().map_err(&bad)?;
-            let n = r.u32().map_err(&bad)? as usize;
-            if n > r.bytes.len() / 8 {
-                return Err(bad("a context holds more entries than the file has bytes".into()));
-            }
-            let mut node = Node { total: 0, next: Vec::with_capacity(n) };
-            for _ in 0..n {
-                let (s, c) = (r.u32().map_err(&bad)?, r.u32().map_err(&bad)?);
-                if s >= vocab {
-                    return Err(bad(format!("symbol {s} is outside the vocabulary of {vocab}")));
-                }
-                node.total = node.total.saturating_add(c);
-                node.next.push((s, c));
-            }
-            model.nodes.insert(k, node);
-        }
-        if r.at != bytes.len() {
-            return Err(bad(format!("{} bytes after the end of the model", bytes.len() - r.at)));
-        }
-        Ok(model)
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            format!("the file is cut short at byte {} (needs {n} more)", self.bytes.len())
-        })?;
-        let s = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(s)
-    }
-    fn u32(&mut self) -> std::result::Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> std::result::Result<u64, String> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-}
-
-/// Draws a symbol from `probs` (changed in place) under `sampling`.
-fn sample(probs: &mut [f64], sampling: Sampling, rng: &mut Rng) -> u32 {
-    if sampling.temperature <= 0.0 {
-        let best = probs
-            .iter()
-            .enumerate()
-            .fold((0, f64::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
-        return best.0 as u32;
-    }
-    if (sampling.temperature - 1.0).abs() > f32::EPSILON {
-        let inv = 1.0 / f64::from(sampling.temperature);
-        for p in probs.iter_mut() {
-            *p = p.powf(inv);
-        }
-    }
-    if sampling.top_k > 0 || sampling.top_p < 1.0 {
-        let mut order: Vec<u32> = (0..probs.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b))
-        });
-        let total: f64 = probs.iter().sum();
-        let mut keep =
-            if sampling.top_k > 0 { sampling.top_k.min(order.len()) } else { order.len() };
-        if sampling.top_p < 1.0 {
-            let mut mass = 0.0;
-            for (i, &s) in order.iter().enumerate().take(keep) {
-                mass += probs[s as usize] / total;
-                if mass >= f64::from(sampling.top_p) {
-                    keep = i + 1;
-                    break;
-                }
-            }
-        }
-        for &s in &order[keep.max(1)..] {
-            probs[s as usize] = 0.0;
-        }
-    }
-    let total: f64 = probs.iter().sum();
-    let mut u = rng.unit() * total;
-    let mut last = 0;
-    for (i, &p) in probs.iter().enumerate() {
-        if p > 0.0 {
-            last = i;
-            if u < p {
-                return i as u32;
-            }
-            u -= p;
-        }
-    }
-    last as u32
 }

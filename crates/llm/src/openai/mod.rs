@@ -26,7 +26,7 @@ use async_openai::types::files::{CreateFileRequest, FileInput, FilePurpose};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub use retry::{RetryPolicy, is_retryable, server_delay};
+pub use retry::RetryPolicy;
 
 use crate::error::{Error, Result};
 use crate::traits::{BoxFuture, Complete, FineTune};

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use crate::error::Error;
-use crate::rng::Rng;
+use crate::random;
 use crate::traits::BoxFuture;
 
 /// When and how often a request is retried.
@@ -47,24 +47,29 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (from 1): the server's wish when it gave one,
     /// else exponential backoff with "equal jitter" (half fixed, half random), capped at
     /// [`max_backoff`](RetryPolicy::max_backoff).
-    pub fn delay(&self, retry: u32, server: Option<Duration>, rng: &mut Rng) -> Duration {
+    pub(crate) fn delay(
+        &self,
+        retry: u32,
+        server: Option<Duration>,
+        rng: &mut impl rand_core::Rng,
+    ) -> Duration {
         if let Some(d) = server {
             return d.min(self.max_backoff);
         }
         let exp = self.initial_backoff.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
         let capped = exp.min(self.max_backoff);
-        capped / 2 + capped.mul_f64(rng.unit() / 2.0)
+        capped / 2 + capped.mul_f64(random::unit(rng) / 2.0)
     }
 }
 
 /// Whether a status is worth another attempt: 408, 409, 429 and 5xx.
-pub fn is_retryable(status: u16) -> bool {
+pub(crate) fn is_retryable(status: u16) -> bool {
     matches!(status, 408 | 409 | 429) || (500..600).contains(&status)
 }
 
 /// The server's requested wait: `retry-after-ms` (milliseconds), else `Retry-After` in
 /// seconds or as an HTTP date.
-pub fn server_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn server_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
         && ms.is_finite()
@@ -152,7 +157,7 @@ enum Attempt {
 
 impl RetryService {
     async fn run(self, factory: HttpRequestFactory) -> Result<reqwest::Response, Error> {
-        let mut rng = Rng::new(self.seed.fetch_add(1, Ordering::Relaxed));
+        let mut rng = random::seeded(self.seed.fetch_add(1, Ordering::Relaxed));
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -239,4 +244,63 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{RetryPolicy, is_retryable, server_delay};
+
+    #[test]
+    fn retryable_statuses_are_408_409_429_and_5xx() {
+        for code in [408, 409, 429, 500, 502, 503, 504, 599] {
+            assert!(is_retryable(code), "{code}");
+        }
+        for code in [200, 400, 401, 403, 404, 422, 600] {
+            assert!(!is_retryable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_milliseconds_and_dates() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_str(v).expect("header"));
+            }
+            h
+        };
+        assert_eq!(
+            server_delay(&headers(&[("retry-after", "3")]), now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            server_delay(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
+            Some(Duration::from_millis(250))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(
+            server_delay(&headers(&[("retry-after", &date)]), now),
+            Some(Duration::from_secs(7))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
+        assert_eq!(server_delay(&headers(&[("retry-after", &past)]), now), Some(Duration::ZERO));
+        assert_eq!(server_delay(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(server_delay(&headers(&[]), now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_the_cap() {
+        let policy = RetryPolicy::default();
+        let mut rng = crate::random::seeded(1);
+        for retry in 1..8 {
+            let full = (policy.initial_backoff * (1 << (retry - 1))).min(policy.max_backoff);
+            let d = policy.delay(retry, None, &mut rng);
+            assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} vs {full:?}");
+        }
+        assert_eq!(policy.delay(1, Some(Duration::from_secs(600)), &mut rng), policy.max_backoff);
+    }
 }

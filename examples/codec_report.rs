@@ -100,8 +100,8 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
             let g = midi::read(bytes, &read)?;
             let text = match format.encode(&g) {
                 Ok(t) => t,
-                Err(fine_drums_codec::Error::Invalid { what: "grid", message }) => {
-                    println!("  ({name}: {}: {message})", e.path);
+                Err(err @ fine_drums_codec::Error::MeterOffGrid { .. }) => {
+                    println!("  ({name}: {}: {err})", e.path);
                     unfit += 1;
                     continue;
                 }

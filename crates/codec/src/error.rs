@@ -61,6 +61,29 @@ pub enum Error {
         /// The position reached, in ticks.
         tick: u64,
     },
+    /// A bar of this meter is not a whole number of steps of the grid, so no grid format can
+    /// write it on that grid (a 7/16 bar on a grid of eighths).
+    #[error("a {numerator}/{denominator} bar is not a whole number of {grid} steps")]
+    MeterOffGrid {
+        /// The meter's beats per bar.
+        numerator: u8,
+        /// The meter's beat value.
+        denominator: u8,
+        /// The grid's name (`8`, `16t`, …).
+        grid: &'static str,
+    },
+    /// A bar of this meter is not a whole number of ticks at this resolution.
+    #[error(
+        "a {numerator}/{denominator} bar is not a whole number of ticks at {ticks_per_quarter} ticks per quarter"
+    )]
+    MeterOffResolution {
+        /// The meter's beats per bar.
+        numerator: u8,
+        /// The meter's beat value.
+        denominator: u8,
+        /// The resolution.
+        ticks_per_quarter: u16,
+    },
     /// A meter, grid or option value that this crate cannot use.
     #[error("invalid {what}: {message}")]
     Invalid {

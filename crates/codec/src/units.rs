@@ -53,12 +53,11 @@ impl Meter {
         // every bar read or written).
         let shift = self.denominator.trailing_zeros();
         if whole & ((1 << shift) - 1) != 0 {
-            return Err(Error::invalid(
-                "meter",
-                format!(
-                    "a {self} bar is not a whole number of ticks at {ticks_per_quarter} ticks per quarter"
-                ),
-            ));
+            return Err(Error::MeterOffResolution {
+                numerator: self.numerator,
+                denominator: self.denominator,
+                ticks_per_quarter,
+            });
         }
         Ok(whole >> shift)
     }
@@ -69,10 +68,11 @@ impl Meter {
         let whole = u32::from(grid.per_quarter()) * 4 * u32::from(self.numerator);
         let shift = self.denominator.trailing_zeros();
         if whole & ((1 << shift) - 1) != 0 {
-            return Err(Error::invalid(
-                "grid",
-                format!("a {self} bar is not a whole number of {grid} steps"),
-            ));
+            return Err(Error::MeterOffGrid {
+                numerator: self.numerator,
+                denominator: self.denominator,
+                grid: grid.as_str(),
+            });
         }
         Ok(whole >> shift)
     }
@@ -311,5 +311,25 @@ impl Levels {
 impl Default for Levels {
     fn default() -> Levels {
         Levels::THREE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Grid, Meter};
+    use crate::error::Error;
+
+    #[test]
+    fn a_meter_off_the_grid_is_its_own_error() {
+        let seven_sixteen = Meter::new(7, 16).unwrap();
+        let err = seven_sixteen.steps(Grid::EIGHTH).unwrap_err();
+        assert!(
+            matches!(err, Error::MeterOffGrid { numerator: 7, denominator: 16, grid: "8" }),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "a 7/16 bar is not a whole number of 8 steps");
+        assert_eq!(seven_sixteen.steps(Grid::SIXTEENTH).unwrap(), 7);
+        let err = Meter::new(1, 64).unwrap().bar_ticks(8).unwrap_err();
+        assert!(matches!(err, Error::MeterOffResolution { ticks_per_quarter: 8, .. }), "{err:?}");
     }
 }

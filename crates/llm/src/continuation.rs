@@ -70,14 +70,50 @@ pub struct Report {
     pub bars_kept: usize,
     /// Bars past the number asked for, cut from the last sample.
     pub bars_trimmed: usize,
-    /// Bars of the kept samples that the decoder dropped, and why (line and column).
-    pub dropped: Vec<String>,
+    /// Bars of the kept samples that the decoder dropped, and why.
+    pub dropped: Vec<Dropped>,
     /// Why the continuation ended before the bars asked for, if it did.
     pub stopped_early: Option<String>,
     /// Leading silent bars of the source before the prompt.
     pub silent_bars: usize,
     /// Prompt bars taken from the source.
     pub prompt_bars: usize,
+}
+
+/// A bar of a kept sample that the decoder dropped: which request's answer, where in it,
+/// and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// The request whose sample held the bar, from 1.
+    pub request: u32,
+    /// The line in the sample's encoded bars, from 1 (0 when the decoder named none).
+    pub line: usize,
+    /// The column in that line, in characters from 1 (0 when the decoder named none).
+    pub column: usize,
+    /// What the decoder expected.
+    pub reason: String,
+}
+
+impl Dropped {
+    fn new(request: u32, error: &fine_drums_codec::Error) -> Dropped {
+        match error {
+            fine_drums_codec::Error::Syntax { line, column, message } => {
+                Dropped { request, line: *line, column: *column, reason: message.clone() }
+            }
+            other => Dropped { request, line: 0, column: 0, reason: other.to_string() },
+        }
+    }
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request {}: ", self.request)?;
+        if self.line > 0 {
+            write!(f, "line {}, column {}: ", self.line, self.column)?;
+        }
+        f.write_str(&self.reason)
+    }
 }
 
 /// A continued groove: the MIDI file and its report.
@@ -94,11 +130,10 @@ pub struct Continuation {
 }
 
 struct Sample {
-    request: u32,
     text: String,
     finish: FinishReason,
     groove: Groove,
-    dropped: Vec<String>,
+    dropped: Vec<Dropped>,
 }
 
 /// Continues the drum groove in `midi` with `backend`.
@@ -172,16 +207,16 @@ pub async fn continue_midi(
                         continue;
                     }
                 };
-                let dropped: Vec<String> =
-                    lenient.dropped.iter().map(ToString::to_string).collect();
+                let dropped: Vec<Dropped> =
+                    lenient.dropped.iter().map(|e| Dropped::new(requests, e)).collect();
                 if lenient.groove.bars.is_empty() {
-                    let why =
-                        dropped.first().cloned().unwrap_or_else(|| "no bar in the sample".into());
-                    reasons.push(format!("request {requests}: {why}"));
+                    reasons.push(match dropped.first() {
+                        Some(d) => d.to_string(),
+                        None => format!("request {requests}: no bar in the sample"),
+                    });
                     continue;
                 }
                 let sample = Sample {
-                    request: requests,
                     text: choice.text,
                     finish: choice.finish_reason,
                     groove: lenient.groove,
@@ -208,8 +243,7 @@ pub async fn continue_midi(
             trimmed += best.groove.bars.len() - room;
             best.groove.bars.truncate(room);
         }
-        report_dropped
-            .extend(best.dropped.iter().map(|d| format!("request {}: {d}", best.request)));
+        report_dropped.append(&mut best.dropped);
         finish = Some(best.finish);
         completions.push(best.text);
         so_far.bars.extend(best.groove.bars);

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// An error from a dependency, kept as the source of one of this crate's errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -36,14 +39,15 @@ pub enum Error {
         attempts: u32,
     },
     /// The connection failed on every attempt.
-    #[error("{url}: connection failed ({attempts} attempts): {message}")]
+    #[error("{url}: connection failed ({attempts} attempts)")]
     Connection {
-        /// The endpoint.
+        /// The endpoint (without its query string).
         url: String,
-        /// What the HTTP client reported.
-        message: String,
         /// Requests sent.
         attempts: u32,
+        /// What the HTTP client reported on the last attempt.
+        #[source]
+        source: BoxError,
     },
     /// A successful answer whose body is not what the API documents.
     #[error("malformed {what} from the service: {message}; body starts {body:?}")]
@@ -99,10 +103,13 @@ pub enum Error {
     /// A model file could not be read or written, or is of another version.
     #[error("{path}: {message}")]
     Model {
-        /// The file.
+        /// The file (and line, for training files).
         path: String,
         /// What is wrong.
         message: String,
+        /// The error behind it: the file system's, or the JSON parser's.
+        #[source]
+        source: Option<BoxError>,
     },
 }
 
@@ -113,6 +120,20 @@ fn api_summary(status: u16, code: Option<&str>, message: &str, attempts: u32) ->
 }
 
 impl Error {
+    /// A model file's error with nothing behind it.
+    pub(crate) fn model(path: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Model { path: path.into(), message: message.into(), source: None }
+    }
+
+    /// A model file's error caused by `source`.
+    pub(crate) fn model_from(
+        path: impl Into<String>,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Model { path: path.into(), message: message.into(), source: Some(Box::new(source)) }
+    }
+
     pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Error {
         Error::Invalid { what, message: message.into() }
     }

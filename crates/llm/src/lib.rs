@@ -85,7 +85,7 @@ mod random;
 mod traits;
 mod types;
 
-pub use continuation::{Continuation, ContinueOptions, Report, continue_midi};
+pub use continuation::{Continuation, ContinueOptions, Dropped, Report, continue_midi};
 pub use error::{Error, Result};
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{

@@ -193,6 +193,14 @@ fn the_model_file_round_trips_and_refuses_other_versions() {
         e.to_string().starts_with(&format!("m.fdlm: model format version {}", MODEL_VERSION + 1)),
         "{e}"
     );
+    // A training file that is not JSON names its line and keeps the parser's error.
+    let e = Model::new(&Template::default())
+        .expect("model")
+        .train_jsonl("train.jsonl", "{\"prompt\": \"k\", \"completion\": \"k\"}\n{oops")
+        .expect_err("line 2 is not JSON");
+    assert!(e.to_string().starts_with("train.jsonl, line 2: "), "{e}");
+    let source = std::error::Error::source(&e).expect("the parser's error as the source");
+    assert!(source.is::<serde_json::Error>(), "{source:?}");
     let e = Model::from_bytes("m.fdlm", &bytes[..bytes.len() - 3]).expect_err("cut");
     assert!(e.to_string().contains("cut short"), "{e}");
     let e =

@@ -505,6 +505,9 @@ async fn a_closed_port_is_a_connection_error_after_retries() {
     let err =
         OpenAi::new(config).expect("backend").complete(&request()).await.expect_err("refused");
     assert!(matches!(err, Error::Connection { attempts: 3, .. }), "{err:?}");
+    // The HTTP client's own report is kept as the source, not flattened into a string.
+    let source = std::error::Error::source(&err).expect("the client's error as the source");
+    assert!(source.is::<reqwest::Error>(), "{source:?}");
 }
 
 #[tokio::test]

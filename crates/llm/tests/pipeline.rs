@@ -59,7 +59,8 @@ fn a_garbage_sample_is_resampled_and_the_prompt_kept_unchanged() {
     assert_eq!((r.requests, r.bars_asked, r.bars_kept, r.bars_trimmed), (3, 3, 3, 0));
     assert_eq!(r.usage.total(), 90);
     assert_eq!(r.dropped.len(), 1);
-    assert!(r.dropped[0].starts_with("request 2: line 3"), "{:?}", r.dropped);
+    assert_eq!((r.dropped[0].request, r.dropped[0].line), (2, 3), "{:?}", r.dropped);
+    assert!(r.dropped[0].to_string().starts_with("request 2: line 3, column "), "{:?}", r.dropped);
     // A sample with a dropped bar is resampled once more (seeds 9, 10, 11); the stop sequence and prompt are the manifest's.
     let seen = backend.seen.lock().expect("lock");
     assert_eq!(seen.iter().map(|r| r.seed).collect::<Vec<_>>(), [Some(9), Some(10), Some(11)]);

@@ -60,7 +60,7 @@ impl Model {
     /// Reads a model from [`Model::to_bytes`]; `name` names the file in errors. A file of
     /// another version, or one cut short, is an error.
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Model> {
-        let bad = |message: String| Error::Model { path: name.to_string(), message };
+        let bad = |message: String| Error::model(name, message);
         let mut r = Reader { bytes, at: 0 };
         if r.take(4).ok() != Some(MAGIC.as_slice()) {
             return Err(bad("not a fine_drums local model (no FDLM magic)".into()));
@@ -71,9 +71,12 @@ impl Model {
                 "model format version {version}; this build reads version {MODEL_VERSION} (train the model again)"
             )));
         }
-        let len = usize::try_from(r.u64().map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
-        let header: Header =
-            serde_json::from_slice(r.take(len).map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
+        let len = usize::try_from(r.u64().map_err(&bad)?).map_err(|e| {
+            Error::model_from(name, "the header's length does not fit in memory", e)
+        })?;
+        let header: Header = serde_json::from_slice(r.take(len).map_err(&bad)?).map_err(|e| {
+            Error::model_from(name, format!("the header is not valid JSON: {e}"), e)
+        })?;
         let mut model = Model::new(&header.template)?;
         model.completion_bars = header.completion_bars;
         model.stats = header.stats;

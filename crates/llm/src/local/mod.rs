@@ -119,9 +119,11 @@ impl Local {
         if let Some(m) = self.lock().models.get(name) {
             return Ok(m.clone());
         }
-        let bytes = std::fs::read(name).map_err(|e| Error::Model {
-            path: name.to_string(),
-            message: format!("{e} (a local model is `local`, a trained model's name, or a .{MODEL_EXTENSION} file)"),
+        let bytes = std::fs::read(name).map_err(|e| {
+            let message = format!(
+                "{e} (a local model is `local`, a trained model's name, or a .{MODEL_EXTENSION} file)"
+            );
+            Error::model_from(name, message, e)
         })?;
         let model = Arc::new(Model::from_bytes(name, &bytes)?);
         self.lock().models.insert(name.to_string(), model.clone());
@@ -181,7 +183,7 @@ impl Local {
         let started = Instant::now();
         let mut model = Model::new(&self.template)?;
         let text = std::str::from_utf8(&training.bytes)
-            .map_err(|e| Error::Model { path: training.name.clone(), message: e.to_string() })?;
+            .map_err(|e| Error::model_from(&training.name, "not UTF-8 text", e))?;
         model.train_jsonl(&training.name, text)?;
         let s = model.stats();
         let mut log = vec![format!(
@@ -261,9 +263,8 @@ impl FineTune for Local {
                     let bytes = model.to_bytes();
                     std::fs::create_dir_all(dir)
                         .and_then(|()| std::fs::write(&path, &bytes))
-                        .map_err(|e| Error::Model {
-                            path: path.display().to_string(),
-                            message: e.to_string(),
+                        .map_err(|e| {
+                            Error::model_from(path.display().to_string(), e.to_string(), e)
                         })?;
                     log.push(format!("saved {} ({} bytes)", path.display(), bytes.len()));
                     path.display().to_string()

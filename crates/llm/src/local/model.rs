@@ -365,13 +365,11 @@ impl Model {
             if line.trim().is_empty() {
                 continue;
             }
-            let bad =
-                |message: String| Error::Model { path: format!("{name}, line {}", i + 1), message };
-            let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let at = || format!("{name}, line {}", i + 1);
+            let bad = |e: serde_json::Error| Error::model_from(at(), e.to_string(), e);
+            let value: serde_json::Value = serde_json::from_str(line).map_err(bad)?;
             if value.get("messages").is_some() {
-                let chat: ChatLine =
-                    serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+                let chat: ChatLine = serde_json::from_value(value).map_err(bad)?;
                 let text = |role: &str| {
                     chat.messages
                         .iter()
@@ -381,8 +379,7 @@ impl Model {
                 };
                 self.train_example(text("user"), text("assistant"));
             } else {
-                let l: LegacyLine =
-                    serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+                let l: LegacyLine = serde_json::from_value(value).map_err(bad)?;
                 self.train_example(&l.prompt, &l.completion);
             }
         }

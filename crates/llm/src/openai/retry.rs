@@ -197,9 +197,9 @@ impl RetryService {
                 return Attempt::Retry { error, server: None };
             }
             Ok(Err(e)) => {
-                let error =
-                    Error::Connection { url: url.into(), message: error_chain(&e), attempts };
-                return if e.is_connect() || e.is_request() || e.is_body() {
+                let retry = e.is_connect() || e.is_request() || e.is_body();
+                let error = Error::Connection { url: url.into(), attempts, source: Box::new(e) };
+                return if retry {
                     Attempt::Retry { error, server: None }
                 } else {
                     Attempt::Fail(error)
@@ -233,17 +233,6 @@ fn redact_query(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.to_string()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -7,15 +7,15 @@
 
 mod common;
 
+use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use fine_drums_dataset::Manifest;
-use fine_drums_llm::local::{Local, Model, PROMPT_MODEL};
-use fine_drums_llm::openai::{Config, OpenAi};
-use fine_drums_llm::{Complete, ContinueOptions, continue_midi};
+use common::At;
+use fine_drums_llm::local::Model;
+use fine_drums_llm::{ContinueOptions, continue_midi};
 
 /// Continue a drum groove: the first bars of a MIDI file go to a model, its bars come back
 /// as a MIDI file that plays in any DAW.
@@ -27,13 +27,8 @@ struct Args {
     /// Where to write the result (default: <input>.continued.mid beside the input).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// local (offline, the default) or openai (OpenAI or any compatible server).
-    #[arg(long, default_value = "local", value_parser = ["local", "openai"])]
-    backend: String,
-    /// The model: for local, `local` (the prompt's own statistics) or a .fdlm file from
-    /// fine_tune; for openai, e.g. ft:babbage-002:org:drums:id.
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    backend: common::BackendArgs,
     /// The manifest.json written by `prepare`, so that prompts are built as in training
     /// (default: the default settings, or those of the local model file).
     #[arg(long)]
@@ -59,9 +54,6 @@ struct Args {
     /// Requests per window before giving up on a clean sample.
     #[arg(long, default_value_t = 3)]
     attempts: u32,
-    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
-    #[arg(long)]
-    base_url: Option<String>,
     /// HTTP retries per request (openai).
     #[arg(long, default_value_t = 4)]
     max_retries: u32,
@@ -76,41 +68,19 @@ fn default_out(input: &Path) -> PathBuf {
     input.with_file_name(format!("{stem}.continued.mid"))
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let started = Instant::now();
-    let midi = std::fs::read(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let model_name = args.model.clone().unwrap_or_else(|| PROMPT_MODEL.to_string());
-    let (manifest, backend): (Manifest, Box<dyn Complete>) = match args.backend.as_str() {
-        "openai" => {
-            args.model.as_deref().ok_or(
-                "--backend openai needs --model (e.g. ft:babbage-002:org:drums:id, or a model your server serves)",
-            )?;
-            let manifest = common::manifest(args.manifest.as_deref(), None)?;
-            let mut config = Config::from_env().map_err(|e| e.to_string())?;
-            if let Some(url) = &args.base_url {
-                config.base_url = url.clone();
-            }
-            config.retry.max_retries = args.max_retries;
-            config.retry.timeout = std::time::Duration::from_secs(args.timeout);
-            (manifest, Box::new(OpenAi::new(config).map_err(|e| e.to_string())?))
-        }
-        _ => {
-            let trained = if model_name == PROMPT_MODEL {
-                None
-            } else {
-                let bytes = std::fs::read(&model_name).map_err(|e| format!("{model_name}: {e}"))?;
-                Some(Model::from_bytes(&model_name, &bytes).map_err(|e| e.to_string())?)
-            };
-            let manifest =
-                common::manifest(args.manifest.as_deref(), trained.as_ref().map(Model::template))?;
-            let local = Local::new(manifest.template.clone()).with_top_k(args.top_k);
-            if let Some(m) = trained {
-                local.insert_model(&model_name, m);
-            }
-            (manifest, Box::new(local))
-        }
-    };
+    let midi = std::fs::read(&args.input).at(&args.input)?;
+    let mut settings = args.backend.settings()?;
+    settings.top_k = args.top_k;
+    settings.max_retries = Some(args.max_retries);
+    settings.timeout = Some(std::time::Duration::from_secs(args.timeout));
+    let model_name = settings.model_name()?;
+    let trained = settings.local_model()?;
+    let manifest =
+        common::manifest(args.manifest.as_deref(), trained.as_ref().map(Model::template))?;
+    let backend = settings.complete(&manifest.template, trained)?;
     let mut options = ContinueOptions::new(&model_name);
     options.bars = args.bars;
     options.temperature = args.temperature;
@@ -118,15 +88,13 @@ fn run() -> Result<(), String> {
     options.samples = args.samples;
     options.seed = args.seed;
     options.attempts = args.attempts;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("async runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().at("async runtime")?;
     let out = runtime
         .block_on(continue_midi(&midi, &manifest, backend.as_ref(), &options))
-        .map_err(|e| format!("{}: {e}", args.input.display()))?;
+        .at(&args.input)?;
     let path = args.out.clone().unwrap_or_else(|| default_out(&args.input));
-    fine_drums_dataset::fs::write_atomic(&path, &out.midi).map_err(|e| e.to_string())?;
+    fine_drums_dataset::fs::write_atomic(&path, &out.midi)?;
     let r = &out.report;
     println!(
         "{}: {} prompt bars{} + {} new bars from {} ({} via {}; {} request{}, {} tokens) -> {} in {:.2} s",
@@ -144,7 +112,7 @@ fn run() -> Result<(), String> {
         } else {
             format!("{} asked for", r.bars_asked)
         },
-        args.backend,
+        args.backend.backend,
         r.requests,
         if r.requests == 1 { "" } else { "s" },
         r.usage.total(),

@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::At;
 use fine_drums_codec::midi::{self, WriteOptions};
 use fine_drums_codec::{Channel, Context, Meter, Tempo};
 
@@ -40,31 +42,31 @@ struct Args {
     channel: u8,
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let format = args.format.format()?;
     let name = args.input.display().to_string();
     let text = if name == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+        std::io::read_to_string(std::io::stdin()).at("standard input")?
     } else {
-        std::fs::read_to_string(&args.input).map_err(|e| format!("{name}: {e}"))?
+        std::fs::read_to_string(&args.input).at(&name)?
     };
-    let tempo = Tempo::from_bpm(args.tempo).map_err(|e| e.to_string())?;
+    let tempo = Tempo::from_bpm(args.tempo)?;
     let context = Context::new(args.tpq, args.meter, tempo);
     let groove = if args.lenient {
-        let l = format.decode_lenient(&text, &context).map_err(|e| format!("{name}: {e}"))?;
+        let l = format.decode_lenient(&text, &context).at(&name)?;
         for e in &l.dropped {
             eprintln!("{name}: dropped: {e}");
         }
         l.groove
     } else {
-        format.decode(&text, &context).map_err(|e| format!("{name}: {e}"))?
+        format.decode(&text, &context).at(&name)?
     };
     let mut options = WriteOptions::default();
-    options.channel = Channel::try_from(args.channel).map_err(|e| e.to_string())?;
-    let bytes = midi::write(&groove, &options).map_err(|e| format!("{name}: {e}"))?;
+    options.channel = Channel::try_from(args.channel)?;
+    let bytes = midi::write(&groove, &options).at(&name)?;
     let out = args.out.unwrap_or_else(|| args.input.with_extension("mid"));
-    std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&out, &bytes).at(&out)?;
     eprintln!("wrote {} ({} bars, {} hits)", out.display(), groove.bars.len(), groove.hit_count());
     Ok(())
 }

@@ -6,10 +6,12 @@
 
 mod common;
 
+use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::{At, AtPath};
 use fine_drums_codec::midi::{self, ReadOptions};
 use fine_drums_codec::{Channel, Format, Grid, Meter, VoiceMap};
 
@@ -32,17 +34,17 @@ struct Args {
     meter: Option<Meter>,
 }
 
-fn encode_one(path: &Path, read: &ReadOptions, format: &Format) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let groove = midi::read(&bytes, read).map_err(|e| format!("{}: {e}", path.display()))?;
-    format.encode(&groove).map_err(|e| format!("{}: {e}", path.display()))
+fn encode_one(path: &Path, read: &ReadOptions, format: &Format) -> Result<String, AtPath> {
+    let bytes = std::fs::read(path).at(path)?;
+    let groove = midi::read(&bytes, read).at(path)?;
+    format.encode(&groove).at(path)
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let format = args.format.format()?;
     let mut read = ReadOptions::default();
-    read.channel = Channel::try_from(args.channel).map_err(|e| e.to_string())?;
+    read.channel = Channel::try_from(args.channel)?;
     read.meter = args.meter;
     // Read exactly; the format decides what to keep.
     read.voices = VoiceMap::Full;
@@ -52,8 +54,7 @@ fn run() -> Result<(), String> {
     };
     if args.input.is_dir() {
         let out = args.out.ok_or("a folder needs --out DIR for the text files")?;
-        let files = common::midi_files(&args.input)
-            .map_err(|e| format!("{}: {e}", args.input.display()))?;
+        let files = common::midi_files(&args.input).at(&args.input)?;
         let (mut done, mut failed) = (0, 0);
         for path in &files {
             match encode_one(path, &read, &format) {
@@ -61,11 +62,9 @@ fn run() -> Result<(), String> {
                     let rel = path.strip_prefix(&args.input).unwrap_or(path);
                     let target = out.join(rel).with_extension("txt");
                     if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| format!("{}: {e}", parent.display()))?;
+                        std::fs::create_dir_all(parent).at(parent)?;
                     }
-                    std::fs::write(&target, text)
-                        .map_err(|e| format!("{}: {e}", target.display()))?;
+                    std::fs::write(&target, text).at(&target)?;
                     done += 1;
                 }
                 Err(e) => {
@@ -83,7 +82,7 @@ fn run() -> Result<(), String> {
     }
     let text = encode_one(&args.input, &read, &format)?;
     match args.out {
-        Some(out) => std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display())),
+        Some(out) => Ok(std::fs::write(&out, text).at(&out)?),
         None => {
             print!("{text}");
             Ok(())

@@ -7,15 +7,18 @@
 
 mod common;
 
+use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::At;
 use fine_drums_dataset::{Manifest, Split};
-use fine_drums_llm::local::{Local, PROMPT_MODEL};
-use fine_drums_llm::openai::{BaseModel, Config, OpenAi, job_body};
-use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
+use fine_drums_llm::backend::Settings;
+use fine_drums_llm::local::PROMPT_MODEL;
+use fine_drums_llm::openai::{BaseModel, job_body};
+use fine_drums_llm::{JobEvent, JobRequest, Upload};
 
 /// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).
 #[derive(Parser)]
@@ -62,22 +65,21 @@ struct Args {
     poll: u64,
 }
 
-fn read(path: PathBuf) -> Result<Upload, String> {
-    let bytes =
-        std::fs::read(&path).map_err(|e| format!("{}: {e} (run prepare first)", path.display()))?;
+fn read(path: PathBuf) -> Result<Upload, Box<dyn Error>> {
+    let bytes = std::fs::read(&path).map_err(|e| format!("{e} (run prepare first)")).at(&path)?;
     let name =
         path.file_name().map_or_else(|| "train.jsonl".into(), |n| n.to_string_lossy().into_owned());
     Ok(Upload::new(name, bytes))
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let started = Instant::now();
     let manifest_path = args.data.join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| format!("{}: {e} (run prepare first)", manifest_path.display()))?;
-    let manifest =
-        Manifest::from_json(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        .map_err(|e| format!("{e} (run prepare first)"))
+        .at(&manifest_path)?;
+    let manifest = Manifest::from_json(&text).at(&manifest_path)?;
     let files = |s: Split| manifest.files.get(&s).map(|f| args.data.join(&f.legacy));
     let training = read(files(Split::Train).ok_or("the manifest names no training file")?)?;
     let validation = match (args.no_validation, files(Split::Validation)) {
@@ -98,20 +100,12 @@ fn run() -> Result<(), String> {
     if args.dry_run {
         return dry_run(&args, &manifest, &training, validation.as_ref(), &job);
     }
-    let backend: Box<dyn FineTune> = match args.backend.as_str() {
-        "openai" => {
-            let mut config = Config::from_env().map_err(|e| e.to_string())?;
-            if let Some(url) = &args.base_url {
-                config.base_url = url.clone();
-            }
-            config.poll_interval = Duration::from_secs(args.poll);
-            Box::new(OpenAi::new(config).map_err(|e| e.to_string())?)
-        }
-        _ => {
-            let dir = args.models_dir.clone().unwrap_or_else(|| args.data.join("models"));
-            Box::new(Local::new(manifest.template.clone()).with_models_dir(dir))
-        }
-    };
+    let mut settings = Settings::default();
+    settings.kind = args.backend.parse()?;
+    settings.base_url = args.base_url.clone();
+    settings.poll_interval = Some(Duration::from_secs(args.poll));
+    settings.models_dir = Some(args.models_dir.clone().unwrap_or_else(|| args.data.join("models")));
+    let backend = settings.fine_tune(&manifest.template)?;
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message(format!("fine-tuning {base} on {}", training.name));
@@ -125,14 +119,12 @@ fn run() -> Result<(), String> {
         }
         bar.set_message(e.message.clone());
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("async runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().at("async runtime")?;
     let result =
         runtime.block_on(backend.fine_tune(&training, validation.as_ref(), &job, &mut on_event));
     spinner.finish_and_clear();
-    let model = result.map_err(|e| e.to_string())?;
+    let model = result?;
     println!("fine-tuned model: {model} ({:.2} s)", started.elapsed().as_secs_f64());
     println!(
         "continue a groove with it: cargo run --release --example continue -- <file.mid> --backend {} --model {model} --manifest {}",
@@ -148,7 +140,7 @@ fn dry_run(
     training: &Upload,
     validation: Option<&Upload>,
     job: &JobRequest,
-) -> Result<(), String> {
+) -> Result<(), Box<dyn Error>> {
     println!("dry run: nothing is sent");
     let base_url = args.base_url.clone().unwrap_or_else(|| {
         std::env::var("OPENAI_BASE_URL")
@@ -174,7 +166,7 @@ fn dry_run(
     if validation.is_some() {
         shown.validation_file = Some("<id of the uploaded validation file>".into());
     }
-    let body = serde_json::to_string_pretty(&job_body(&shown)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_string_pretty(&job_body(&shown))?;
     println!("POST /fine_tuning/jobs\n{body}");
     let tokens =
         manifest.stats.iter().find(|s| s.split == Some(Split::Train)).map_or(0, |s| s.tokens);

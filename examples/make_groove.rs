@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::At;
 
 /// Write a straight rock beat (accents, a ghost note, a crash) as a MIDI file.
 #[derive(Parser)]
@@ -24,11 +25,10 @@ struct Args {
     bpm: f64,
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let bytes =
-        fine_drums_codec::pattern::rock_beat(args.bars, args.bpm).map_err(|e| e.to_string())?;
-    std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let bytes = fine_drums_codec::pattern::rock_beat(args.bars, args.bpm)?;
+    std::fs::write(&args.out, &bytes).at(&args.out)?;
     eprintln!("wrote {} ({} bars at {} BPM)", args.out.display(), args.bars, args.bpm);
     Ok(())
 }

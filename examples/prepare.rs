@@ -7,11 +7,13 @@
 
 mod common;
 
+use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use common::At;
 use fine_drums_codec::Channel;
 use fine_drums_dataset::export::{Prices, chat_jsonl, check_legacy, legacy_jsonl, plain_text};
 use fine_drums_dataset::{
@@ -81,12 +83,12 @@ struct Args {
     strict: bool,
 }
 
-fn run() -> Result<(), String> {
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let started = Instant::now();
     let mut preparer = Preparer::default();
     let format = args.format.format()?;
-    let channel = Channel::try_from(args.channel).map_err(|e| e.to_string())?;
+    let channel = Channel::try_from(args.channel)?;
     preparer.template.codec = CodecSettings::from_format(&format, channel);
     preparer.template.strip_silence = !args.keep_silence;
     let w = &mut preparer.windows;
@@ -104,17 +106,17 @@ fn run() -> Result<(), String> {
     f.meters = args.meters.clone();
     f.styles = args.styles.clone();
     f.min_bars = args.min_bars;
-    preparer.check().map_err(|e| e.to_string())?;
+    preparer.check()?;
     let prices = match &args.prices {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            Prices::from_json(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            let text = std::fs::read_to_string(p).at(p)?;
+            Prices::from_json(&text).at(p)?
         }
         None => Prices::default(),
     };
 
     let (entries, rule) = entries(&args)?;
-    let tokens = cl100k().map_err(|e| e.to_string())?;
+    let tokens = cl100k()?;
     let bar = common::progress(entries.len() as u64, "preparing");
     let mut prepared = Prepared::default();
     for entry in &entries {
@@ -125,7 +127,7 @@ fn run() -> Result<(), String> {
         if let Err(e) = added {
             if args.strict {
                 bar.abandon();
-                return Err(format!("{e} (stopped by --strict)"));
+                return Err(format!("{e} (stopped by --strict)").into());
             }
             bar.suspend(|| eprintln!("skipped {e}"));
         }
@@ -141,10 +143,10 @@ fn run() -> Result<(), String> {
         prices,
         &prepared,
     );
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).at(&args.out)?;
     let write = |name: &str, text: &str| {
         let path = args.out.join(name);
-        fs::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())
+        fs::write_atomic(&path, text.as_bytes())
     };
     for (split, files) in &manifest.files {
         let legacy = legacy_jsonl(prepared.split(*split));
@@ -168,12 +170,12 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn entries(args: &Args) -> Result<(Vec<Entry>, SplitRule), String> {
+fn entries(args: &Args) -> Result<(Vec<Entry>, SplitRule), Box<dyn Error>> {
     if args.dataset.join("info.csv").is_file() {
-        let index = fs::read_index(&args.dataset).map_err(|e| e.to_string())?;
+        let index = fs::read_index(&args.dataset)?;
         if let Some(e) = index.errors.first() {
             if args.strict {
-                return Err(format!("{e} (stopped by --strict)"));
+                return Err(format!("{e} (stopped by --strict)").into());
             }
             for e in &index.errors {
                 eprintln!("skipped {e}");
@@ -181,15 +183,14 @@ fn entries(args: &Args) -> Result<(Vec<Entry>, SplitRule), String> {
         }
         return Ok((index.entries, SplitRule::Index { file: "info.csv".into() }));
     }
-    let mut split = HashSplit::new(args.ratios[0], args.ratios[1], args.ratios[2])
-        .map_err(|e| e.to_string())?;
+    let mut split = HashSplit::new(args.ratios[0], args.ratios[1], args.ratios[2])?;
     split.group_by = match args.group_depth {
         Some(0) => GroupBy::File,
         depth => GroupBy::Folder { depth },
     };
-    let entries = fs::scan(&args.dataset, &split).map_err(|e| e.to_string())?;
+    let entries = fs::scan(&args.dataset, &split)?;
     if entries.is_empty() {
-        return Err(format!("{}: no .mid files found", args.dataset.display()));
+        return Err(format!("{}: no .mid files found", args.dataset.display()).into());
     }
     Ok((entries, SplitRule::Hash(split)))
 }

@@ -1,7 +1,8 @@
-//! Helpers the examples share: finding MIDI files, format options, progress bars, the
-//! default manifest and the exit code.
+//! Helpers the examples share: finding MIDI files, format and backend options, errors that
+//! name their file, progress bars, the default manifest and the exit code.
 #![allow(dead_code)]
 
+use std::error::Error;
 use std::path::{Path, PathBuf};
 
 /// Files below `dir` whose names end in `.mid` or `.midi`, sorted.
@@ -51,7 +52,7 @@ pub struct FormatArgs {
 }
 
 impl FormatArgs {
-    pub fn format(&self) -> Result<fine_drums_codec::Format, String> {
+    pub fn format(&self) -> Result<fine_drums_codec::Format, Box<dyn Error>> {
         use fine_drums_codec::{Format, Levels, beat::BeatOptions};
         Ok(match self.format.as_str() {
             "drumroll" => Format::DRUMROLL,
@@ -59,7 +60,7 @@ impl FormatArgs {
             _ => {
                 let mut o = BeatOptions::default();
                 o.grid = self.grid;
-                o.levels = Levels::new(self.levels).map_err(|e| e.to_string())?;
+                o.levels = Levels::new(self.levels)?;
                 o.microtiming = match self.micro.as_str() {
                     "off" => None,
                     m => Some(
@@ -75,12 +76,80 @@ impl FormatArgs {
     }
 }
 
-/// The end of every example's `main`: success, or the error on standard error and exit 1.
-pub fn exit(result: Result<(), String>) -> std::process::ExitCode {
+/// The backend options of `continue`, `evaluate` and `fine_tune`, turned into the llm
+/// crate's [`Settings`](fine_drums_llm::backend::Settings), which builds the backend.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// local (offline, the default) or openai (OpenAI or any compatible server).
+    #[arg(long, default_value = "local", value_parser = ["local", "openai"])]
+    pub backend: String,
+    /// The model: for local, `local` (the prompt's own statistics) or a .fdlm file from
+    /// fine_tune; for openai, e.g. ft:babbage-002:org:drums:id.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
+    #[arg(long)]
+    pub base_url: Option<String>,
+}
+
+impl BackendArgs {
+    pub fn settings(&self) -> Result<fine_drums_llm::backend::Settings, Box<dyn Error>> {
+        let mut s = fine_drums_llm::backend::Settings::default();
+        s.kind = self.backend.parse()?;
+        s.model = self.model.clone();
+        s.base_url = self.base_url.clone();
+        Ok(s)
+    }
+}
+
+/// An error with the file or stream it concerns.
+#[derive(Debug)]
+pub struct AtPath {
+    pub path: String,
+    pub source: Box<dyn Error + Send + Sync>,
+}
+
+impl std::fmt::Display for AtPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.source)
+    }
+}
+
+impl Error for AtPath {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// Names the file an error concerns: `std::fs::read(&p).at(&p)?`.
+pub trait At<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T, AtPath>;
+}
+
+impl<T, E: Into<Box<dyn Error + Send + Sync>>> At<T> for Result<T, E> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T, AtPath> {
+        self.map_err(|e| AtPath { path: path.as_ref().display().to_string(), source: e.into() })
+    }
+}
+
+/// The end of every example's `main`: success, or the error and the errors behind it on
+/// standard error, and exit 1.
+pub fn exit(result: Result<(), Box<dyn Error>>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            let mut told = e.to_string();
+            eprintln!("error: {told}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                let text = s.to_string();
+                // A message that already quotes its source is not repeated.
+                if !told.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                told = text;
+                source = s.source();
+            }
             std::process::ExitCode::FAILURE
         }
     }
@@ -102,11 +171,11 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 pub fn manifest(
     path: Option<&Path>,
     template: Option<&fine_drums_dataset::Template>,
-) -> Result<fine_drums_dataset::Manifest, String> {
+) -> Result<fine_drums_dataset::Manifest, Box<dyn Error>> {
     use fine_drums_dataset::{Manifest, Preparer};
     if let Some(p) = path {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        return Manifest::from_json(&text).map_err(|e| format!("{}: {e}", p.display()));
+        let text = std::fs::read_to_string(p).at(p)?;
+        return Ok(Manifest::from_json(&text).at(p)?);
     }
     let mut p = Preparer::default();
     if let Some(t) = template {

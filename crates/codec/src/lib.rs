@@ -121,23 +121,24 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-// Modules from the bottom up: each uses only those above it in this list.
-pub mod beat;
-mod chunk;
-pub mod drumroll;
+// Modules from the bottom up: each uses only those above it in this list (rustfmt.toml keeps
+// the order).
 mod error;
-pub mod exact;
-mod format;
-mod groove;
-pub mod midi;
-pub mod pattern;
-mod placement;
 mod primitive;
-mod quantise;
-mod smf;
-mod text;
 mod units;
 mod voice;
+mod groove;
+mod placement;
+mod quantise;
+mod text;
+pub mod beat;
+pub mod drumroll;
+pub mod exact;
+mod format;
+mod chunk;
+mod smf;
+pub mod midi;
+pub mod pattern;
 
 pub use error::{Error, Position, Result};
 pub use format::Format;

@@ -107,6 +107,20 @@ impl Windows {
         self.prompt_bars + self.min_completion_bars
     }
 
+    /// The first bars of the windows of a groove of `bars` bars that hold at least `len`
+    /// bars: every [`stride`](Windows::stride) bars from 0, never crossing the end.
+    ///
+    /// ```
+    /// use fine_drums_dataset::Windows;
+    ///
+    /// let w = Windows::default(); // a stride of 16
+    /// assert_eq!(w.starts(40, w.min_bars()).collect::<Vec<_>>(), [0, 16, 32]);
+    /// assert_eq!(w.starts(40, 16).collect::<Vec<_>>(), [0, 16]); // whole windows only
+    /// ```
+    pub fn starts(&self, bars: usize, len: usize) -> impl Iterator<Item = usize> + use<> {
+        (0..bars).step_by(self.stride.max(1)).take_while(move |s| s + len <= bars)
+    }
+
     /// Cuts `groove` (as [`Template::read`] gives it) into pairs.
     ///
     /// Windows start every [`stride`](Windows::stride) bars and never cross the end of the
@@ -121,8 +135,7 @@ impl Windows {
         self.check()?;
         let n = groove.bars.len();
         let mut cut = Cut::default();
-        let mut start = 0;
-        while start + self.min_bars() <= n {
+        for start in self.starts(n, self.min_bars()) {
             let p_end = start + self.prompt_bars;
             let prompt = template.prompt_text(&groove.slice(start..p_end))?;
             let prompt_tokens = tokens.count_tokens(&prompt);
@@ -147,7 +160,6 @@ impl Windows {
                 }
                 c -= 1;
             }
-            start += self.stride;
         }
         Ok(cut)
     }

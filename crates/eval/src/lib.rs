@@ -39,22 +39,33 @@
 //! Baselines: [`repeat`] (the prompt again and again) and [`random`] (each voice at each
 //! step with its human frequency). The `evaluate` example runs them, the offline local
 //! model and any backend on the GMD test split, and writes tables and pictures
-//! ([`svg`]). This crate does no I/O.
+//! ([`svg`]). The crate's only I/O is in [`fs`]; everything else takes values and returns
+//! values.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod accuracy;
-mod baseline;
-mod dist;
+// Modules from the bottom up: each uses only those above it in this list (rustfmt.toml keeps
+// the order).
 mod error;
 mod structure;
+mod accuracy;
+mod dist;
+mod baseline;
 pub mod svg;
+mod report;
+mod protocol;
+pub mod fs;
 
 pub use accuracy::{Accuracy, Validity};
 pub use baseline::{Density, random, repeat};
 pub use dist::{Comparison, Distributions, Histogram, compare, distributions, kl, overlap};
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
+pub use protocol::{
+    Cache, Data, FnSystem, Generated, Import, MemoryCache, Piece, Progress, Protocol, System,
+    system,
+};
+pub use report::{Evaluation, Scores};
 pub use structure::{
     RollPiece, Structure, TwoMeans, levenshtein, roll_bars, stabilities, structure, two_means,
 };

@@ -76,6 +76,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod backend;
 mod continuation;
 mod error;
 pub mod local;

@@ -1,0 +1,118 @@
+//! The evaluation protocol on grooves made by code: windows, systems, the cache, failures.
+
+use std::cell::Cell;
+
+use fine_drums_codec::pattern::rock_beat;
+use fine_drums_dataset::{CountTokens, Entry, Split};
+use fine_drums_eval::{
+    BoxError, Cache, Data, Error, Generated, MemoryCache, Piece, Protocol, System, system,
+};
+
+/// A byte per token: never under the true count, and no tokenizer to load.
+struct Bytes;
+
+impl CountTokens for Bytes {
+    fn count_tokens(&self, text: &str) -> usize {
+        text.len()
+    }
+}
+
+/// Two training files and two test files (of 40 and 20 bars).
+fn data(protocol: &Protocol) -> Data {
+    let mut data = Data::new(protocol);
+    for (path, split, bars, bpm) in [
+        ("a/train1.mid", Split::Train, 32, 100.0),
+        ("a/train2.mid", Split::Train, 16, 90.0),
+        ("b/test1.mid", Split::Test, 40, 110.0),
+        ("b/test2.mid", Split::Test, 20, 95.0),
+        ("c/valid.mid", Split::Validation, 16, 95.0),
+    ] {
+        let midi = rock_beat(bars, bpm).expect("a rock beat");
+        data.add(&Entry::new(path, split), &midi, &Bytes).expect("the file reads");
+    }
+    data
+}
+
+/// The prompt's bars again and again: a real, if simple, way to continue.
+fn repeating(calls: &Cell<usize>) -> impl System + '_ {
+    system("again", move |piece: &Piece, bars: usize, _seed: u64| -> Result<Generated, BoxError> {
+        calls.set(calls.get() + 1);
+        let mut continuation = piece.prompt.clone();
+        let n = continuation.bars.len();
+        continuation.bars = (0..bars).map(|i| piece.prompt.bars[i % n].clone()).collect();
+        Ok(Generated::new(vec!["Kh..h. Sh..h. Kh..Kh. Sh..h.\n<<<".into()], continuation))
+    })
+}
+
+#[test]
+fn test_files_are_cut_into_whole_windows_and_training_files_into_pairs() {
+    let protocol = Protocol::default(); // 2 + 14 bars
+    let data = data(&protocol);
+    let ids: Vec<&str> = data.pieces().iter().map(|p| p.id.as_str()).collect();
+    // 40 bars give windows at bars 0 and 16; 20 bars give one; validation files none.
+    assert_eq!(ids, ["b_test1@0", "b_test1@16", "b_test2@0"]);
+    let piece = &data.pieces()[1];
+    assert_eq!((piece.prompt.bars.len(), piece.truth.bars.len()), (2, 14));
+    assert_eq!(data.train_pairs().count(), 3); // 32 bars: 2 windows; 16 bars: 1
+}
+
+#[test]
+fn a_run_scores_every_system_and_a_rerun_reads_the_cache() {
+    let protocol = Protocol::default();
+    let data = data(&protocol);
+    let calls = Cell::new(0);
+    let mut cache = MemoryCache::default();
+    let mut progress = |_: fine_drums_eval::Progress<'_>| {};
+    let names = |e: &fine_drums_eval::Evaluation| {
+        e.scores.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+    };
+    let first = {
+        let mut systems: Vec<Box<dyn System + '_>> = vec![Box::new(repeating(&calls))];
+        protocol.run(&data, &mut systems, &[], &mut cache, &mut progress).expect("a run")
+    };
+    assert_eq!(names(&first), ["human", "repeat", "random", "again"]);
+    assert_eq!(calls.get(), 3);
+    let again = &first.scores[3];
+    let repeat = &first.scores[1];
+    // Repeating the two prompt bars is what the repeat baseline does: the same scores.
+    assert_eq!(again.onset_f1, repeat.onset_f1);
+    assert_eq!(again.validity.map(|v| v.strict), Some(3));
+    assert_eq!(first.pictures.len(), 3);
+    assert!(first.markdown().contains("| again | 3 | 100.0% |"), "{}", first.markdown());
+    let second = {
+        let mut systems: Vec<Box<dyn System + '_>> = vec![Box::new(repeating(&calls))];
+        protocol.run(&data, &mut systems, &[], &mut cache, &mut progress).expect("a rerun")
+    };
+    assert_eq!(calls.get(), 3, "every output came from the cache");
+    assert_eq!(second, first);
+}
+
+#[test]
+fn a_failing_system_names_its_piece_and_keeps_what_came_before() {
+    let protocol = Protocol::default();
+    let data = data(&protocol);
+    let mut cache = MemoryCache::default();
+    let mut calls = 0;
+    let flaky = system("flaky", |piece: &Piece, _bars: usize, _seed: u64| {
+        calls += 1;
+        if calls == 2 {
+            return Err::<Generated, BoxError>("the server went away".into());
+        }
+        Ok(Generated::new(Vec::new(), piece.truth.clone()))
+    });
+    let mut systems: Vec<Box<dyn System + '_>> = vec![Box::new(flaky)];
+    let err = protocol.run(&data, &mut systems, &[], &mut cache, &mut |_| {}).expect_err("fails");
+    assert!(matches!(&err, Error::System { piece, .. } if piece == "b_test1@16"), "{err}");
+    assert_eq!(err.to_string(), "flaky on b_test1@16: the server went away");
+    assert!(cache.load("flaky", "b_test1@0").is_some());
+    assert!(cache.load("flaky", "b_test1@16").is_none());
+}
+
+#[test]
+fn no_piece_is_an_error_not_an_empty_table() {
+    let mut protocol = Protocol::default();
+    protocol.bars = 60; // no test file has 62 bars
+    let data = data(&protocol);
+    let err = protocol.run(&data, &mut [], &[], &mut MemoryCache::default(), &mut |_| {});
+    assert!(matches!(err, Err(Error::Invalid { what: "pieces", .. })), "{err:?}");
+}

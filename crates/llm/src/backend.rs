@@ -1,0 +1,175 @@
+//! One way to build a backend from settings, as a command line gives them: the offline local
+//! backend (a trained model file, or the prompt's own statistics) or the OpenAI backend
+//! (OpenAI or any compatible server). The examples share it instead of each building its own.
+//!
+//! ```
+//! use fine_drums_dataset::Template;
+//! use fine_drums_llm::backend::{Kind, Settings};
+//!
+//! let settings = Settings::default(); // the local backend, model `local`
+//! assert_eq!(settings.kind, Kind::Local);
+//! assert_eq!(settings.model_name()?, "local");
+//! let backend = settings.complete(&Template::default(), settings.local_model()?)?;
+//! # let _ = backend;
+//! # Ok::<(), fine_drums_llm::Error>(())
+//! ```
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use fine_drums_dataset::Template;
+
+use crate::error::{Error, Result};
+use crate::local::{Local, Model, PROMPT_MODEL};
+use crate::traits::{Complete, FineTune};
+
+/// Which backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// The offline local backend: no key, no network.
+    #[default]
+    Local,
+    /// OpenAI, or any OpenAI-compatible server by base URL (feature `openai`).
+    OpenAi,
+}
+
+impl Kind {
+    /// `local` or `openai`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Local => "local",
+            Kind::OpenAi => "openai",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Kind> {
+        match s {
+            "local" => Ok(Kind::Local),
+            "openai" => Ok(Kind::OpenAi),
+            _ => Err(Error::invalid("backend", format!("{s:?} (expected local or openai)"))),
+        }
+    }
+}
+
+/// What a backend is built from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Which backend. Default: local.
+    pub kind: Kind,
+    /// The model: for the local backend, `local` (the prompt's own statistics) or the path
+    /// of a trained `.fdlm` file; for OpenAI, the model's name, which it needs. Default:
+    /// none (`local` for the local backend).
+    pub model: Option<String>,
+    /// The base URL of an OpenAI-compatible API. Default: `OPENAI_BASE_URL`, else OpenAI's.
+    pub base_url: Option<String>,
+    /// HTTP retries per request (OpenAI). Default: the backend's (4).
+    pub max_retries: Option<u32>,
+    /// How long one HTTP request may take (OpenAI). Default: the backend's (120 s).
+    pub timeout: Option<Duration>,
+    /// How long to wait between two looks at a running job (OpenAI). Default: 10 s.
+    pub poll_interval: Option<Duration>,
+    /// Sample among the k likeliest steps only (local; 0 = all). Default: 0.
+    pub top_k: usize,
+    /// Where the local backend saves the models it trains. Default: kept in memory.
+    pub models_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The model to ask for: the one named, or `local` for the local backend. OpenAI has no
+    /// default model.
+    pub fn model_name(&self) -> Result<String> {
+        match (&self.model, self.kind) {
+            (Some(m), _) => Ok(m.clone()),
+            (None, Kind::Local) => Ok(PROMPT_MODEL.to_string()),
+            (None, _) => Err(Error::invalid(
+                "model",
+                "the openai backend needs a model (e.g. ft:babbage-002:org:drums:id, or one your server serves)",
+            )),
+        }
+    }
+
+    /// The trained local model the settings name, read from its file: `None` for the
+    /// model `local` and for other backends.
+    pub fn local_model(&self) -> Result<Option<Model>> {
+        match (&self.model, self.kind) {
+            (Some(path), Kind::Local) if path != PROMPT_MODEL => {
+                let bytes =
+                    std::fs::read(path).map_err(|e| Error::model_from(path, e.to_string(), e))?;
+                Model::from_bytes(path, &bytes).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A backend that completes prompts built with `template`; `trained` is the model
+    /// [`local_model`](Settings::local_model) read, registered under its path.
+    pub fn complete(
+        &self,
+        template: &Template,
+        trained: Option<Model>,
+    ) -> Result<Box<dyn Complete>> {
+        match self.kind {
+            Kind::Local => {
+                let local = Local::new(template.clone()).with_top_k(self.top_k);
+                if let Some(m) = trained {
+                    local.insert_model(self.model_name()?, m);
+                }
+                Ok(Box::new(local))
+            }
+            Kind::OpenAi => Ok(self.openai()?),
+        }
+    }
+
+    /// A backend that fine-tunes on files prepared with `template`.
+    pub fn fine_tune(&self, template: &Template) -> Result<Box<dyn FineTune>> {
+        match self.kind {
+            Kind::Local => {
+                let local = Local::new(template.clone());
+                Ok(Box::new(match &self.models_dir {
+                    Some(dir) => local.with_models_dir(dir),
+                    None => local,
+                }))
+            }
+            Kind::OpenAi => Ok(self.openai()?),
+        }
+    }
+
+    #[cfg(feature = "openai")]
+    fn openai(&self) -> Result<Box<crate::openai::OpenAi>> {
+        let mut config = crate::openai::Config::from_env()?;
+        if let Some(url) = &self.base_url {
+            config.base_url = url.clone();
+        }
+        if let Some(n) = self.max_retries {
+            config.retry.max_retries = n;
+        }
+        if let Some(t) = self.timeout {
+            config.retry.timeout = t;
+        }
+        if let Some(p) = self.poll_interval {
+            config.poll_interval = p;
+        }
+        Ok(Box::new(crate::openai::OpenAi::new(config)?))
+    }
+
+    #[cfg(not(feature = "openai"))]
+    fn openai(&self) -> Result<Box<Local>> {
+        Err(Error::invalid(
+            "backend",
+            "this build has no OpenAI backend: enable the `openai` feature of fine-drums-llm",
+        ))
+    }
+}

@@ -40,6 +40,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Example: the seams for models
+//!
+//! Every format implements [`TextFormat`]; [`Format`] switches over them and is stored as
+//! text. The beat format's bars come apart into steps, and a step into hits, for models that
+//! work step by step.
+//!
+//! ```
+//! use fine_drums_codec::beat::{BeatOptions, split_bar};
+//! use fine_drums_codec::{Format, Mode, TextFormat, pattern::rock_groove};
+//!
+//! let format: Format = "beat:levels=4".parse()?;
+//! assert_eq!(format.to_string(), "beat:levels=4");
+//! let Format::Beat(beat) = format else { unreachable!() };
+//! let text = beat.encode(&rock_groove(1, 100.0)?)?;
+//! let bar = split_bar(text.lines().next().expect("a bar")).expect("a bar line");
+//! assert_eq!(bar.layout.steps(), 16);
+//! let step = beat.parse_step(bar.steps[0])?; // kick, hi-hat and crash on the one
+//! assert_eq!(step.hits.len(), 3);
+//! let mut again = String::new();
+//! beat.write_step(&step, &mut again);
+//! assert_eq!(again, bar.steps[0]);
+//! // Strict or lenient, by mode.
+//! let lenient = beat.decode_with("junk\n", &Default::default(), Mode::Lenient)?;
+//! assert_eq!(lenient.dropped.len(), 1);
+//! # Ok::<(), fine_drums_codec::Error>(())
+//! ```
+//!
 //! # The model of a groove
 //!
 //! A [`Groove`] is a list of [`Bar`]s, each with its [`Meter`], its tempo changes and its
@@ -105,7 +132,11 @@
 //!
 //! # Features
 //!
-//! The crate has no optional features; its only dependencies are midly and thiserror.
+//! | feature | default | what |
+//! |---|---|---|
+//! | `serde` | off | [`Format`] as its text and [`Channel`] as its number in serde formats |
+//!
+//! Without features its only dependencies are midly and thiserror.
 //!
 //! # Speed
 //!

@@ -18,6 +18,37 @@
 //! # Ok::<(), fine_drums_eval::Error>(())
 //! ```
 //!
+//! # Example: the protocol
+//!
+//! [`Protocol`] is the whole evaluation: [`Data`] cuts the test windows and gathers the
+//! training data from the dataset's files (as bytes), each [`System`] continues every window,
+//! a [`Cache`] keeps its outputs as they arrive, and [`Protocol::run`] scores every system
+//! next to the human drummers and the repeat and random baselines. [`fs`] reads a dataset
+//! folder and writes the results; the `evaluate` example is that plus a command line.
+//!
+//! ```
+//! use fine_drums_codec::pattern::rock_beat;
+//! use fine_drums_dataset::{Entry, Split};
+//! use fine_drums_eval::{Data, Generated, MemoryCache, Piece, Protocol, System, system};
+//!
+//! let protocol = Protocol::default(); // 2 prompt bars, 14 to continue
+//! let mut data = Data::new(&protocol);
+//! let tokens = fine_drums_dataset::cl100k()?;
+//! data.add(&Entry::new("train.mid", Split::Train), &rock_beat(32, 100.0)?, &tokens)?;
+//! data.add(&Entry::new("test.mid", Split::Test), &rock_beat(16, 100.0)?, &tokens)?;
+//! // A system that plays the drummer's own bars: any backend fits behind `system`.
+//! let oracle = system("oracle", |piece: &Piece, _bars, _seed| {
+//!     Ok(Generated::new(Vec::new(), piece.truth.clone()))
+//! });
+//! let mut systems: Vec<Box<dyn System>> = vec![Box::new(oracle)];
+//! let mut cache = MemoryCache::default();
+//! let evaluation = protocol.run(&data, &mut systems, &[], &mut cache, &mut |_| {})?;
+//! assert_eq!(evaluation.scores[3].name, "oracle");
+//! assert_eq!(evaluation.scores[3].onset_f1, 1.0);
+//! assert!(evaluation.markdown().starts_with("GMD test split: 1 pieces"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Metrics
 //!
 //! - **Structure** ([`structure`]), as Zhang & Callison-Burch 2023 ("Language Models are
@@ -37,7 +68,7 @@
 //!   tolerance in ticks, and the velocity error of matched onsets.
 //!
 //! Baselines: [`repeat`] (the prompt again and again) and [`random`] (each voice at each
-//! step with its human frequency). The `evaluate` example runs them, the offline local
+//! step with its human frequency, drawn from any seeded `rand_core` generator). The `evaluate` example runs them, the offline local
 //! model and any backend on the GMD test split, and writes tables and pictures
 //! ([`svg`]). The crate's only I/O is in [`fs`]; everything else takes values and returns
 //! values.

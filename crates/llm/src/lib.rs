@@ -67,12 +67,28 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Building a backend from settings
+//!
+//! [`backend::Settings`] builds the local or the OpenAI backend, for completion or for
+//! fine-tuning, from what a command line gives; the examples share it.
+//!
+//! ```
+//! use fine_drums_dataset::Template;
+//! use fine_drums_llm::backend::Settings;
+//!
+//! let settings = Settings::default(); // the offline local backend, model `local`
+//! let backend = settings.complete(&Template::default(), settings.local_model()?)?;
+//! # let _ = backend;
+//! # Ok::<(), fine_drums_llm::Error>(())
+//! ```
+//!
 //! # The pipeline
 //!
 //! [`continue_midi`] builds the prompt through the dataset manifest, exactly as the
 //! training files did, asks the backend, decodes leniently, resamples unusable samples,
 //! and returns the source's bars up to the end of the prompt, unchanged, followed by the
-//! new bars, as a MIDI file in the source's tempo and meter, with a [`Report`].
+//! new bars, as a MIDI file in the source's tempo and meter, with a [`Report`] that lists
+//! each bar the decoder dropped as a [`Dropped`] (request, line, column, reason).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use clap::Parser;
 use common::At;
-use fine_drums_llm::local::Model;
 use fine_drums_llm::{ContinueOptions, continue_midi};
 
 /// Continue a drum groove: the first bars of a MIDI file go to a model, its bars come back
@@ -72,15 +71,11 @@ fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let started = Instant::now();
     let midi = std::fs::read(&args.input).at(&args.input)?;
-    let mut settings = args.backend.settings()?;
-    settings.top_k = args.top_k;
-    settings.max_retries = Some(args.max_retries);
-    settings.timeout = Some(std::time::Duration::from_secs(args.timeout));
-    let model_name = settings.model_name()?;
-    let trained = settings.local_model()?;
-    let manifest =
-        common::manifest(args.manifest.as_deref(), trained.as_ref().map(Model::template))?;
-    let backend = settings.complete(&manifest.template, trained)?;
+    let common::Completer { backend, model: model_name, manifest } =
+        args.backend.completer(args.manifest.as_deref(), args.top_k, |s| {
+            s.max_retries = Some(args.max_retries);
+            s.timeout = Some(std::time::Duration::from_secs(args.timeout));
+        })?;
     let mut options = ContinueOptions::new(&model_name);
     options.bars = args.bars;
     options.temperature = args.temperature;

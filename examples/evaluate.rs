@@ -11,13 +11,14 @@ mod common;
 
 use std::error::Error;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use clap::Parser;
 use fine_drums_codec::midi::{self, WriteOptions};
 use fine_drums_dataset::{Manifest, cl100k};
 use fine_drums_eval::fs::{self, FolderCache};
-use fine_drums_eval::{BoxError, Generated, Piece, Progress, Protocol, System, system};
+use fine_drums_eval::{BoxError, Generated, Piece, Protocol, System, system};
 use fine_drums_llm::backend::{Kind, Settings};
 use fine_drums_llm::local::Model;
 use fine_drums_llm::{Complete, ContinueOptions, continue_midi};
@@ -61,7 +62,8 @@ struct Args {
 }
 
 /// A backend behind the continuation pipeline, as the protocol sees it: it continues a
-/// piece's prompt as `continue` would, with the protocol's seed.
+/// piece's prompt as `continue` would, with the protocol's seed, and scores the drummer's
+/// continuation when the backend can.
 fn backend(
     name: &str,
     model: String,
@@ -69,16 +71,19 @@ fn backend(
     manifest: &Manifest,
     temperature: f32,
 ) -> Result<impl System + use<>, Box<dyn Error>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let manifest = manifest.clone();
-    Ok(system(name, move |piece: &Piece, bars, seed| -> Result<Generated, BoxError> {
+    let runtime = Rc::new(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
+    let (manifest, backend) = (manifest.clone(), Rc::new(backend));
+    let (rt, scorer, scored) = (runtime.clone(), backend.clone(), model.clone());
+    let generate = move |piece: &Piece, bars, seed| -> Result<Generated, BoxError> {
         let mut options = ContinueOptions::new(&model);
         (options.bars, options.temperature, options.seed) = (bars, temperature, Some(seed));
         let midi = midi::write(&piece.prompt, &WriteOptions::default())?;
         let out = runtime.block_on(continue_midi(&midi, &manifest, backend.as_ref(), &options))?;
         let continuation = out.groove.slice(manifest.windows.prompt_bars..out.groove.bars.len());
         Ok(Generated::new(out.report.samples, continuation))
-    }))
+    };
+    Ok(system(name, generate)
+        .scoring(move |prompt, truth| Ok(rt.block_on(scorer.nll_per_bar(&scored, prompt, truth))?)))
 }
 
 fn run() -> Result<(), Box<dyn Error>> {
@@ -90,15 +95,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut protocol = Protocol::of_manifest(&manifest);
     (protocol.seed, protocol.tolerance) = (args.seed, args.tolerance);
     protocol.only = args.pieces.as_deref().map(fs::read_list).transpose()?;
-    let mut bars = std::collections::HashMap::new();
-    let mut progress = |p: Progress<'_>| {
-        let bar = bars.entry(p.system.to_string());
-        let bar = bar.or_insert_with(|| common::progress(p.total as u64, p.system));
-        bar.set_position(p.done as u64);
-        if p.done == p.total {
-            bar.finish_and_clear();
-        }
-    };
+    let mut progress = common::progress_bars();
     let data = fs::read_data(&protocol, &args.gmd, &cl100k()?, &mut progress)?;
     let (n, p, c) = (data.pieces().len(), args.prompt_bars, args.bars);
     eprintln!("{n} pieces of {p} + {c} bars from the test split");
@@ -120,10 +117,13 @@ fn run() -> Result<(), Box<dyn Error>> {
     let local = local.complete(&protocol.template, Some(local_model))?;
     let mut systems: Vec<Box<dyn System>> =
         vec![Box::new(backend("local", "gmd-train".into(), local, &eval_manifest, t)?)];
-    if settings.kind == Kind::OpenAi {
-        let (model, api) = (settings.model_name()?, settings.complete(&protocol.template, None)?);
-        let name = format!("openai:{model}");
-        systems.push(Box::new(backend(&name, model, api, &eval_manifest, t)?));
+    if settings.kind != Kind::Local || args.backend.backend == "gpt" {
+        let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
+        let name = match args.backend.backend.as_str() {
+            "gpt" => "gpt".to_string(),
+            _ => format!("openai:{}", extra.model),
+        };
+        systems.push(Box::new(backend(&name, extra.model, extra.backend, &eval_manifest, t)?));
     }
     let mut imports = Vec::new();
     for spec in &args.import {

@@ -18,7 +18,7 @@ use fine_drums_dataset::{Manifest, Split};
 use fine_drums_llm::backend::Settings;
 use fine_drums_llm::local::PROMPT_MODEL;
 use fine_drums_llm::openai::{BaseModel, job_body};
-use fine_drums_llm::{JobEvent, JobRequest, Upload};
+use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
 
 /// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).
 #[derive(Parser)]
@@ -26,13 +26,18 @@ use fine_drums_llm::{JobEvent, JobRequest, Upload};
 struct Args {
     /// The folder `prepare` wrote.
     data: PathBuf,
-    /// local (offline, the default) or openai (OpenAI or any compatible server).
-    #[arg(long, default_value = "local", value_parser = ["local", "openai"])]
+    /// local (the offline Markov model, the default), gpt (the offline drum GPT) or openai
+    /// (OpenAI or any compatible server).
+    #[arg(long, default_value = "local", value_parser = ["local", "gpt", "openai"])]
     backend: String,
-    /// Base model: `local` for the local backend; babbage-002, davinci-002 or any model
-    /// the server fine-tunes for openai.
+    /// Base model: `local` or `gpt` for the offline backends; babbage-002, davinci-002 or
+    /// any model the server fine-tunes for openai.
     #[arg(long)]
     model: Option<String>,
+    /// The drum GPT's size: tiny (tests), small (the default: minutes on 2 CPU cores) or
+    /// base (a GPU).
+    #[arg(long, default_value = "small", value_parser = ["tiny", "small", "base"])]
+    preset: String,
     /// Epochs (default: the service's choice).
     #[arg(long)]
     epochs: Option<u32>,
@@ -88,6 +93,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     };
     let base = args.model.clone().unwrap_or_else(|| match args.backend.as_str() {
         "openai" => BaseModel::Babbage002.as_str().to_string(),
+        "gpt" => fine_drums_gpt::BASE_MODEL.to_string(),
         _ => PROMPT_MODEL.to_string(),
     });
     let mut job = JobRequest::new(&base, "");
@@ -100,24 +106,52 @@ fn run() -> Result<(), Box<dyn Error>> {
     if args.dry_run {
         return dry_run(&args, &manifest, &training, validation.as_ref(), &job);
     }
-    let mut settings = Settings::default();
-    settings.kind = args.backend.parse()?;
-    settings.base_url = args.base_url.clone();
-    settings.poll_interval = Some(Duration::from_secs(args.poll));
-    settings.models_dir = Some(args.models_dir.clone().unwrap_or_else(|| args.data.join("models")));
-    let backend = settings.fine_tune(&manifest.template)?;
+    let models_dir = args.models_dir.clone().unwrap_or_else(|| args.data.join("models"));
+    let backend: Box<dyn FineTune> = if args.backend == "gpt" {
+        let mut options = fine_drums_gpt::train::TrainOptions::default();
+        options.preset = args.preset.clone();
+        eprintln!("training seed: {}", args.seed.unwrap_or(options.seed));
+        let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), options);
+        Box::new(gpt.with_models_dir(&models_dir))
+    } else {
+        let mut settings = Settings::default();
+        settings.kind = args.backend.parse()?;
+        settings.base_url = args.base_url.clone();
+        settings.poll_interval = Some(Duration::from_secs(args.poll));
+        settings.models_dir = Some(models_dir);
+        settings.fine_tune(&manifest.template)?
+    };
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message(format!("fine-tuning {base} on {}", training.name));
     let bar = spinner.clone();
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] step {pos}/{len} {elapsed_precise} (eta {eta})",
+    );
     let mut on_event = move |e: &JobEvent| {
+        // Training steps move the bar (loss and speed in its message); the rest is printed.
+        if let Some(m) = e.metrics {
+            if let (Some(total), Ok(style)) = (m.total_steps, &style)
+                && bar.length() != Some(total)
+            {
+                bar.set_style(style.clone().progress_chars("=> "));
+                bar.set_length(total);
+            }
+            bar.set_position(m.step);
+            let loss = m.train_loss.map_or(String::new(), |l| format!("loss {l:.3}"));
+            let speed = m.tokens_per_second.map_or(String::new(), |t| format!(", {t:.0} tokens/s"));
+            bar.set_message(format!("{loss}{speed}"));
+            if bar.is_hidden() && m.step % 50 == 0 {
+                eprintln!("[{}] {}", e.level, e.message);
+            }
+            return;
+        }
         let line = format!("[{}] {}", e.level, e.message);
         if bar.is_hidden() {
             eprintln!("{line}");
         } else {
             bar.println(line);
         }
-        bar.set_message(e.message.clone());
     };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().at("async runtime")?;

@@ -80,11 +80,13 @@ impl FormatArgs {
 /// crate's [`Settings`](fine_drums_llm::backend::Settings), which builds the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// local (offline, the default) or openai (OpenAI or any compatible server).
-    #[arg(long, default_value = "local", value_parser = ["local", "openai"])]
+    /// gpt (the drum GPT, offline), local (the offline Markov model), or openai (OpenAI or
+    /// any compatible server).
+    #[arg(long, default_value = "local", value_parser = ["gpt", "local", "openai"])]
     pub backend: String,
-    /// The model: for local, `local` (the prompt's own statistics) or a .fdlm file from
-    /// fine_tune; for openai, e.g. ft:babbage-002:org:drums:id.
+    /// The model: for gpt, a model folder from fine_tune; for local, `local` (the prompt's
+    /// own statistics) or a .fdlm file from fine_tune; for openai, e.g.
+    /// ft:babbage-002:org:drums:id.
     #[arg(long)]
     pub model: Option<String>,
     /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
@@ -92,9 +94,51 @@ pub struct BackendArgs {
     pub base_url: Option<String>,
 }
 
+/// A backend that continues prompts, the model to ask it for, and the manifest its prompts
+/// are built with.
+pub struct Completer {
+    pub backend: Box<dyn fine_drums_llm::Complete>,
+    pub model: String,
+    pub manifest: fine_drums_dataset::Manifest,
+}
+
 impl BackendArgs {
+    /// The backend these arguments name, for continuing; `manifest` is the --manifest path.
+    /// A trained model brings its own template when no manifest is given.
+    pub fn completer(
+        &self,
+        manifest: Option<&Path>,
+        top_k: usize,
+        tune: impl FnOnce(&mut fine_drums_llm::backend::Settings),
+    ) -> Result<Completer, Box<dyn Error>> {
+        if self.backend == "gpt" {
+            let dir = self.model.as_deref().ok_or("--backend gpt needs --model <model folder>")?;
+            let model = fine_drums_gpt::Model::load(Path::new(dir), &fine_drums_gpt::Device::Cpu)
+                .at(dir)?;
+            let manifest = self::manifest(manifest, Some(&model.template))?;
+            let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), Default::default())
+                .with_top_k(top_k);
+            gpt.insert_model(dir, model);
+            return Ok(Completer { backend: Box::new(gpt), model: dir.to_string(), manifest });
+        }
+        let mut settings = self.settings()?;
+        settings.top_k = top_k;
+        tune(&mut settings);
+        let model = settings.model_name()?;
+        let trained = settings.local_model()?;
+        let manifest =
+            self::manifest(manifest, trained.as_ref().map(fine_drums_llm::local::Model::template))?;
+        let backend = settings.complete(&manifest.template, trained)?;
+        Ok(Completer { backend, model, manifest })
+    }
+
+    /// The llm crate's settings for these arguments; for `gpt`, which the llm crate does not
+    /// build, the local backend's defaults.
     pub fn settings(&self) -> Result<fine_drums_llm::backend::Settings, Box<dyn Error>> {
         let mut s = fine_drums_llm::backend::Settings::default();
+        if self.backend == "gpt" {
+            return Ok(s);
+        }
         s.kind = self.backend.parse()?;
         s.model = self.model.clone();
         s.base_url = self.base_url.clone();
@@ -165,6 +209,20 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     }
     bar.set_message(what.to_string());
     bar
+}
+
+/// A progress bar per system of an evaluation (and for reading the data), each cleared
+/// when it is full.
+pub fn progress_bars() -> impl FnMut(fine_drums_eval::Progress<'_>) {
+    let mut bars = std::collections::HashMap::new();
+    move |p: fine_drums_eval::Progress<'_>| {
+        let bar = bars.entry(p.system.to_string());
+        let bar = bar.or_insert_with(|| progress(p.total as u64, p.system));
+        bar.set_position(p.done as u64);
+        if p.done == p.total {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The manifest at `path`, else one with the default settings (or `template`'s).

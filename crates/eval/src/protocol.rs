@@ -209,6 +209,18 @@ pub trait System {
         bars: usize,
         seed: u64,
     ) -> std::result::Result<Generated, BoxError>;
+
+    /// The negative log-likelihood (nats) per bar of `truth` (the drummer's bars, encoded)
+    /// after `prompt` (as the template writes it), for systems that can score text;
+    /// `Ok(None)` (the default) for those that cannot.
+    fn nll_per_bar(
+        &mut self,
+        prompt: &str,
+        truth: &str,
+    ) -> std::result::Result<Option<f64>, BoxError> {
+        let _ = (prompt, truth);
+        Ok(None)
+    }
 }
 
 impl<S: System + ?Sized> System for &mut S {
@@ -224,12 +236,36 @@ impl<S: System + ?Sized> System for &mut S {
     ) -> std::result::Result<Generated, BoxError> {
         (**self).generate(piece, bars, seed)
     }
+
+    fn nll_per_bar(
+        &mut self,
+        prompt: &str,
+        truth: &str,
+    ) -> std::result::Result<Option<f64>, BoxError> {
+        (**self).nll_per_bar(prompt, truth)
+    }
 }
+
+/// The scorer of an [`FnSystem`] made with [`FnSystem::scoring`].
+type Scorer = Box<dyn FnMut(&str, &str) -> std::result::Result<Option<f64>, BoxError>>;
 
 /// A [`System`] made of a name and a function: see [`system`].
 pub struct FnSystem<F> {
     name: String,
     generate: F,
+    score: Option<Scorer>,
+}
+
+impl<F> FnSystem<F> {
+    /// The same system, scoring text with `score(prompt, truth)` (see
+    /// [`System::nll_per_bar`]).
+    pub fn scoring(
+        mut self,
+        score: impl FnMut(&str, &str) -> std::result::Result<Option<f64>, BoxError> + 'static,
+    ) -> FnSystem<F> {
+        self.score = Some(Box::new(score));
+        self
+    }
 }
 
 /// A system named `name` that continues a piece with `generate(piece, bars, seed)`.
@@ -249,7 +285,7 @@ pub fn system<F>(name: impl Into<String>, generate: F) -> FnSystem<F>
 where
     F: FnMut(&Piece, usize, u64) -> std::result::Result<Generated, BoxError>,
 {
-    FnSystem { name: name.into(), generate }
+    FnSystem { name: name.into(), generate, score: None }
 }
 
 impl<F> System for FnSystem<F>
@@ -267,6 +303,14 @@ where
         seed: u64,
     ) -> std::result::Result<Generated, BoxError> {
         (self.generate)(piece, bars, seed)
+    }
+
+    fn nll_per_bar(
+        &mut self,
+        prompt: &str,
+        truth: &str,
+    ) -> std::result::Result<Option<f64>, BoxError> {
+        self.score.as_mut().map_or(Ok(None), |f| f(prompt, truth))
     }
 }
 
@@ -370,6 +414,7 @@ impl Protocol {
         let c = self.bars;
         let names = voice_names();
         let mut results: Vec<(String, Vec<Groove>, Option<Validity>)> = Vec::new();
+        let mut nll = vec![None; 3];
         results.push(("human".into(), pieces.iter().map(|x| x.truth.clone()).collect(), None));
         results.push((
             "repeat".into(),
@@ -384,14 +429,21 @@ impl Protocol {
         }
         results.push(("random".into(), baseline, None));
         for system in systems.iter_mut() {
-            let (grooves, validity) = self.generate(&mut **system, pieces, cache, progress)?;
+            let (grooves, validity, score) =
+                self.generate(&mut **system, pieces, cache, progress)?;
             results.push((system.name().to_string(), grooves, Some(validity)));
+            nll.push(score);
         }
         for import in imports {
             let (grooves, validity) = self.import(import, pieces)?;
             results.push((import.name.clone(), grooves, Some(validity)));
+            nll.push(None);
         }
-        Ok(self.score(data, &results, &names))
+        let mut evaluation = self.score(data, &results, &names);
+        for (s, n) in evaluation.scores.iter_mut().zip(nll) {
+            s.nll_per_bar = n;
+        }
+        Ok(evaluation)
     }
 
     /// One system's continuation of every piece, from the cache where it has them.
@@ -401,8 +453,9 @@ impl Protocol {
         pieces: &[Piece],
         cache: &mut dyn Cache,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<(Vec<Groove>, Validity)> {
+    ) -> Result<(Vec<Groove>, Validity, Option<f64>)> {
         let name = system.name().to_string();
+        let mut nll = Some(0.0);
         let format = &self.template.codec.format;
         let mut grooves = Vec::with_capacity(pieces.len());
         let mut validity = Validity::default();
@@ -440,9 +493,15 @@ impl Protocol {
                 .and_then(|g| g.with_voices(VoiceMap::Gmd9))
                 .map_err(|e| fail(e.into()))?;
             grooves.push(full);
+            let prompt = self.template.prompt_text(&piece.prompt).map_err(|e| fail(e.into()))?;
+            let truth = format.encode(&piece.truth).map_err(|e| fail(e.into()))?;
+            nll = match (nll, system.nll_per_bar(&prompt, &truth).map_err(fail)?) {
+                (Some(sum), Some(score)) => Some(sum + score),
+                _ => None,
+            };
             progress(Progress { system: &name, done: i + 1, total: pieces.len() });
         }
-        Ok((grooves, validity))
+        Ok((grooves, validity, nll.map(|sum| sum / pieces.len() as f64)))
     }
 
     /// An import's continuation of every piece.
@@ -513,6 +572,7 @@ impl Protocol {
                     .map(|(v, n)| (n.clone(), acc.f1(v)))
                     .collect(),
                 velocity_mae: acc.velocity_mae(),
+                nll_per_bar: None,
             });
         }
         let pictures = pieces

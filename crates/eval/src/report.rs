@@ -35,6 +35,9 @@ pub struct Scores {
     pub onset_f1_per_voice: BTreeMap<String, f64>,
     /// Velocity error of matched onsets.
     pub velocity_mae: f64,
+    /// The negative log-likelihood (nats) per bar of the drummers' true continuations, for
+    /// systems that can score text.
+    pub nll_per_bar: Option<f64>,
 }
 
 /// What an evaluation found: the scores of every system, the human drummers first, and the
@@ -131,6 +134,19 @@ impl Evaluation {
                 "| {} | {outputs} | {} | {} | {} | {} / {} |",
                 r.name, shares[0], shares[1], shares[2], r.bars_produced, r.bars_asked
             );
+        }
+        if self.scores.iter().any(|r| r.nll_per_bar.is_some()) {
+            let _ = writeln!(
+                s,
+                "\nLikelihood of the drummers' true continuations: negative log-likelihood per bar, in nats (lower is better).\n"
+            );
+            let _ = writeln!(s, "| system | NLL per bar |");
+            let _ = writeln!(s, "|---|---:|");
+            for r in &self.scores {
+                if let Some(n) = r.nll_per_bar {
+                    let _ = writeln!(s, "| {} | {n:.2} |", r.name);
+                }
+            }
         }
         s
     }

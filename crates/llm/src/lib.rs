@@ -107,5 +107,5 @@ pub use error::{Error, Result};
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{
     Choice, Completion, CompletionRequest, FinishReason, Job, JobEvent, JobRequest, JobStatus,
-    Upload, Usage,
+    Metrics, Upload, Usage,
 };

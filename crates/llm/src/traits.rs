@@ -19,6 +19,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Complete: Send + Sync {
     /// Samples `request.n` continuations of `request.prompt`.
     fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>>;
+
+    /// The negative log-likelihood (in nats) per bar of `continuation` (encoded bars) after
+    /// `prompt` (as the template writes it) under `model`, for backends that can score text;
+    /// `None` for those that cannot (the default).
+    fn nll_per_bar<'a>(
+        &'a self,
+        model: &'a str,
+        prompt: &'a str,
+        continuation: &'a str,
+    ) -> BoxFuture<'a, Result<Option<f64>>> {
+        let _ = (model, prompt, continuation);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A service that fine-tunes models.
@@ -124,6 +137,9 @@ macro_rules! forward {
         impl<T: Complete + ?Sized> Complete for $ptr {
             fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
                 (**self).complete(request)
+            }
+            fn nll_per_bar<'a>(&'a self, model: &'a str, prompt: &'a str, continuation: &'a str) -> BoxFuture<'a, Result<Option<f64>>> {
+                (**self).nll_per_bar(model, prompt, continuation)
             }
         }
 

@@ -239,7 +239,7 @@ impl Job {
 }
 
 /// A line of a fine-tuning job's log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobEvent {
     /// The event's id (events are listed after one of these).
@@ -250,6 +250,36 @@ pub struct JobEvent {
     pub level: String,
     /// What happened.
     pub message: String,
+    /// Training figures, for a progress bar: OpenAI's `metrics` events, and the drum GPT's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+}
+
+/// The figures of one training step, as OpenAI's `metrics` events give them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The step, from 1.
+    pub step: u64,
+    /// Steps the job will take at most, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_steps: Option<u64>,
+    /// The training loss of the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    /// The validation loss, when the step ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_loss: Option<f64>,
+    /// Training tokens per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_second: Option<f64>,
+}
+
+impl Metrics {
+    /// The figures of step `step`.
+    pub fn new(step: u64) -> Metrics {
+        Metrics { step, ..Metrics::default() }
+    }
 }
 
 impl JobEvent {
@@ -260,6 +290,18 @@ impl JobEvent {
         level: &str,
         message: impl Into<String>,
     ) -> Self {
-        JobEvent { id: id.into(), created_at, level: level.into(), message: message.into() }
+        JobEvent {
+            id: id.into(),
+            created_at,
+            level: level.into(),
+            message: message.into(),
+            metrics: None,
+        }
+    }
+
+    /// The same event with training figures.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }

@@ -159,7 +159,9 @@ async fn job_create_status_events_and_cancel() {
     let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["ev-1", "ev-2", "ev-3"], "oldest first");
     let newer = b.events("ftjob-1", Some("ev-2")).await.expect("events");
-    assert_eq!(newer, [JobEvent::new("ev-3", 30, "info", "Step 2/10: training loss=0.9")]);
+    // A `metrics` event's data come through as typed figures.
+    let step = JobEvent::new("ev-3", 30, "info", "Step 2/10: training loss=0.9");
+    assert_eq!(newer, [step.with_metrics(fine_drums_llm::Metrics::new(2))]);
     assert_eq!(b.cancel("ftjob-1").await.expect("cancel").status, JobStatus::Cancelled);
 }
 

@@ -227,6 +227,16 @@ impl Complete for Local {
     fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
         Box::pin(async move { self.complete_now(request) })
     }
+
+    /// Scores with [`Model::nll_per_bar`].
+    fn nll_per_bar<'a>(
+        &'a self,
+        model: &'a str,
+        prompt: &'a str,
+        continuation: &'a str,
+    ) -> BoxFuture<'a, Result<Option<f64>>> {
+        Box::pin(async move { Ok(self.model(model, prompt)?.nll_per_bar(prompt, continuation)) })
+    }
 }
 
 impl FineTune for Local {

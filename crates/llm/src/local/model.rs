@@ -192,6 +192,8 @@ const CACHE_WEIGHT: u32 = 1;
 /// The extra weight a cache context leaves to the trained model, so that a prompt of two
 /// bars steers the continuation without freezing it.
 const CACHE_ESCAPE: f64 = 1.0;
+/// The probability [`Model::nll_per_bar`] gives a step the model cannot write.
+const UNSEEN: f64 = 1e-6;
 
 /// Witten-Bell interpolation of one context's counts over the distribution below it.
 fn interpolate(node: Option<&Node>, escape: f64, probs: &mut [f64]) {
@@ -453,6 +455,46 @@ impl Model {
             history.push((layout, steps));
         }
         (out, false)
+    }
+
+    /// The negative log-likelihood (in nats) per bar of the bars of `continuation` after
+    /// those of `prompt`, under the same model that [`generate`](Model::generate) samples:
+    /// the trained counts and the cache of the prompt's bars. A step the model never saw
+    /// (which it could never write) counts as probability 1e-6. Lines that are not bars are
+    /// skipped; `None` when `continuation` holds no bar.
+    pub fn nll_per_bar(&self, prompt: &str, continuation: &str) -> Option<f64> {
+        let prompt = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
+        let mut history = self.prompt_bars(prompt);
+        let bars = self.prompt_bars(continuation);
+        if bars.is_empty() || self.vocab.is_empty() {
+            return None;
+        }
+        let mut cache = Map::default();
+        count(&mut cache, None, &history, 0, CACHE_WEIGHT);
+        let (mut s1, mut s2) = history.last().map_or((NONE, NONE), |(_, s)| {
+            (s[s.len() - 1], s.len().checked_sub(2).map_or(NONE, |j| s[j]))
+        });
+        let mut probs = vec![0f64; self.vocab.len()];
+        let mut nll = 0.0;
+        for (layout, steps) in &bars {
+            let n = history.len();
+            let back = |k: usize, pos: usize| {
+                n.checked_sub(k)
+                    .and_then(|j| history.get(j))
+                    .filter(|(l, _)| l == layout)
+                    .map_or(NONE, |(_, s)| s[pos])
+            };
+            for (pos, &sym) in steps.iter().enumerate() {
+                let ctx = contexts(back(1, pos), s1, s2, back(2, pos));
+                self.distribution(&cache, *layout, pos, ctx, &mut probs);
+                let p = probs.get(sym as usize).copied().unwrap_or(0.0).max(UNSEEN);
+                nll -= p.ln();
+                s2 = s1;
+                s1 = sym;
+            }
+            history.push((*layout, steps.clone()));
+        }
+        Some(nll / bars.len() as f64)
     }
 
     /// The interpolated distribution of the next step, into `probs`.

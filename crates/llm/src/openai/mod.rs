@@ -327,6 +327,12 @@ struct EventBody {
     level: String,
     #[serde(default)]
     message: String,
+    /// `metrics` for a training step's figures, else `message`.
+    #[serde(default, rename = "type")]
+    kind: String,
+    /// Kept as JSON: a `data` object this crate does not expect is no reason to lose the page.
+    #[serde(default)]
+    data: Option<Value>,
 }
 
 /// The JSON body of a completion request.
@@ -480,12 +486,18 @@ impl FineTune for OpenAi {
                     .map_err(|e| from_openai(e, "fine-tuning events"))?;
                 let page = body.data.len();
                 let before = out.len();
-                out.extend(
-                    body.data
-                        .into_iter()
-                        .take_while(|e| Some(e.id.as_str()) != after)
-                        .map(|e| JobEvent::new(e.id, e.created_at, &e.level, e.message)),
-                );
+                out.extend(body.data.into_iter().take_while(|e| Some(e.id.as_str()) != after).map(
+                    |e| {
+                        let metrics = (e.kind == "metrics")
+                            .then(|| e.data.and_then(|d| serde_json::from_value(d).ok()))
+                            .flatten();
+                        let event = JobEvent::new(e.id, e.created_at, &e.level, e.message);
+                        match metrics {
+                            Some(m) => event.with_metrics(m),
+                            None => event,
+                        }
+                    },
+                ));
                 if !body.has_more || page == 0 || out.len() - before < page {
                     break;
                 }

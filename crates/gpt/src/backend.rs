@@ -1,0 +1,504 @@
+//! The drum GPT as a backend: [`Complete`] samples continuations, [`FineTune`] trains a model
+//! on the files `prepare` wrote, in the background, with live events.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use candle_core::Device;
+use fine_drums_codec::beat::{Layout, split_bar};
+use fine_drums_codec::{Grid, Meter};
+use fine_drums_dataset::{CountTokens, Template};
+use fine_drums_llm::{
+    BoxFuture, Choice, Complete, Completion, CompletionRequest, FineTune, FinishReason, Job,
+    JobEvent, JobRequest, JobStatus, Metrics, Upload, Usage,
+};
+
+use crate::checkpoint;
+use crate::error::Error;
+use crate::sample::{Drummer, Sampling};
+use crate::train::{Event, TrainOptions, Trainer, examples_from_jsonl};
+
+/// The base model name of a GPT trained from scratch.
+pub const BASE_MODEL: &str = "gpt";
+
+/// A model ready to continue: the network, and how its prompts and completions are written.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The network and its tokens.
+    pub drummer: Drummer,
+    /// How prompts and completions are written.
+    pub template: Template,
+    /// Bars a completion holds.
+    pub completion_bars: usize,
+}
+
+impl Model {
+    /// Loads the model saved in `dir`.
+    pub fn load(dir: &Path, device: &Device) -> crate::Result<Model> {
+        let l = checkpoint::load(dir, device)?;
+        Ok(Model {
+            drummer: Drummer { gpt: l.gpt, vocab: l.vocab },
+            template: l.meta.template,
+            completion_bars: l.meta.training.completion_bars.max(1),
+        })
+    }
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<String, Upload>,
+    jobs: HashMap<String, (Job, Vec<JobEvent>)>,
+    models: HashMap<String, Arc<Model>>,
+    next_file: u64,
+    next_job: u64,
+}
+
+/// The drum GPT backend.
+///
+/// Models are named by the folder they are saved in, or by the name a job gave them.
+pub struct Gpt {
+    template: Template,
+    models_dir: Option<PathBuf>,
+    options: TrainOptions,
+    top_k: usize,
+    device: Device,
+    state: Arc<Mutex<State>>,
+    tokens: OnceLock<Option<Box<dyn CountTokens + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for Gpt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpt").field("models_dir", &self.models_dir).finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The meter whose beat-format layout is `layout` on `grid`, common meters first.
+fn meter_of(layout: Layout, grid: Grid) -> Option<Meter> {
+    let common = [(4, 4), (3, 4), (2, 4), (6, 8), (12, 8), (9, 8), (5, 4), (7, 8), (5, 8), (2, 2)];
+    let all = (1..=32u8).flat_map(|n| [4u8, 8, 2, 16, 1, 32, 64].map(move |d| (n, d)));
+    common
+        .into_iter()
+        .chain(all)
+        .filter_map(|(n, d)| Meter::new(n, d).ok())
+        .find(|m| Layout::of(*m, grid).ok() == Some(layout))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Gpt {
+    /// A backend on the CPU that trains on files written with `template` (the manifest's)
+    /// with `options`, and keeps the models it trains in memory.
+    pub fn new(template: Template, options: TrainOptions) -> Gpt {
+        Gpt {
+            template,
+            models_dir: None,
+            options,
+            top_k: 0,
+            device: Device::Cpu,
+            state: Arc::default(),
+            tokens: OnceLock::new(),
+        }
+    }
+
+    /// Runs on `device` (a GPU with the `cuda` feature).
+    pub fn with_device(mut self, device: Device) -> Gpt {
+        self.device = device;
+        self
+    }
+
+    /// Saves trained models (and the checkpoints of running jobs) in `dir`.
+    pub fn with_models_dir(mut self, dir: impl Into<PathBuf>) -> Gpt {
+        self.models_dir = Some(dir.into());
+        self
+    }
+
+    /// Samples among the `k` likeliest tokens only (0: all).
+    pub fn with_top_k(mut self, k: usize) -> Gpt {
+        self.top_k = k;
+        self
+    }
+
+    /// Registers a model under `name`.
+    pub fn insert_model(&self, name: impl Into<String>, model: Model) {
+        lock(&self.state).models.insert(name.into(), Arc::new(model));
+    }
+
+    /// The model named `name`: registered, or loaded from the folder of that name.
+    pub fn model(&self, name: &str) -> fine_drums_llm::Result<Arc<Model>> {
+        if let Some(m) = lock(&self.state).models.get(name) {
+            return Ok(m.clone());
+        }
+        let model = Arc::new(Model::load(Path::new(name), &self.device).map_err(llm_error)?);
+        lock(&self.state).models.insert(name.to_string(), model.clone());
+        Ok(model)
+    }
+
+    fn count(&self, text: &str) -> u64 {
+        let bpe = self.tokens.get_or_init(|| {
+            fine_drums_dataset::cl100k()
+                .ok()
+                .map(|b| Box::new(b) as Box<dyn CountTokens + Send + Sync>)
+        });
+        match bpe {
+            Some(b) => b.count_tokens(text) as u64,
+            None => text.len() as u64,
+        }
+    }
+
+    /// Completes synchronously: what [`Complete::complete`] does, without a runtime.
+    pub fn complete_now(&self, request: &CompletionRequest) -> fine_drums_llm::Result<Completion> {
+        if !(0.0..=2.0).contains(&request.temperature) || !(0.0..=1.0).contains(&request.top_p) {
+            return Err(invalid("sampling", "temperature must be 0 to 2 and top_p 0 to 1"));
+        }
+        let model = self.model(&request.model)?;
+        let t = &model.template;
+        let body = request.prompt.strip_suffix(t.separator.as_str()).unwrap_or(&request.prompt);
+        let grid = model.drummer.vocab.beat().grid;
+        let last = body.lines().rev().filter_map(|l| split_bar(l.trim())).next();
+        let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
+        let sampling =
+            Sampling { temperature: request.temperature, top_k: self.top_k, top_p: request.top_p };
+        let seed = request.seed.unwrap_or_else(|| now().wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let n = request.n.max(1) as usize;
+        let texts = model
+            .drummer
+            .continue_bars(body, meter, model.completion_bars, n, sampling, seed)
+            .map_err(llm_error)?;
+        let mut usage = Usage::new(self.count(&request.prompt), 0);
+        let budget = u64::from(request.max_tokens);
+        let mut choices = Vec::with_capacity(n);
+        for text in texts {
+            // Whole bars while they fit the token budget, as a model that stops mid-bar would
+            // leave a bar the decoder drops.
+            let mut out = String::from("\n");
+            let mut used = self.count("\n");
+            let mut cut = false;
+            for line in text.lines() {
+                let cost = self.count(line) + self.count("\n");
+                if used + cost > budget {
+                    cut = true;
+                    break;
+                }
+                used += cost;
+                out.push_str(line);
+                out.push('\n');
+            }
+            usage.completion_tokens += used;
+            let finish = if cut { FinishReason::Length } else { FinishReason::Stop };
+            choices.push(Choice::new(out, finish));
+        }
+        Ok(Completion::new(choices, usage))
+    }
+
+    /// The negative log-likelihood per bar of `continuation` after `prompt` (beat-format
+    /// bars) under the model named `model`.
+    pub fn nll_per_bar(
+        &self,
+        model: &str,
+        prompt: &str,
+        continuation: &str,
+    ) -> fine_drums_llm::Result<f64> {
+        let model = self.model(model)?;
+        let grid = model.drummer.vocab.beat().grid;
+        let last = prompt.lines().rev().filter_map(|l| split_bar(l.trim())).next();
+        let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
+        model.drummer.nll_per_bar(prompt, continuation, meter).map_err(llm_error)
+    }
+}
+
+fn invalid(what: &'static str, message: impl Into<String>) -> fine_drums_llm::Error {
+    fine_drums_llm::Error::Invalid { what, message: message.into() }
+}
+
+/// This crate's error as the llm crate's, keeping the message.
+fn llm_error(e: Error) -> fine_drums_llm::Error {
+    match e {
+        Error::Checkpoint { path, message, source } => {
+            fine_drums_llm::Error::Model { path, message, source }
+        }
+        Error::Codec(c) => fine_drums_llm::Error::Codec(c),
+        other => invalid("gpt", other.to_string()),
+    }
+}
+
+impl Complete for Gpt {
+    fn complete<'a>(
+        &'a self,
+        request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, fine_drums_llm::Result<Completion>> {
+        Box::pin(async move { self.complete_now(request) })
+    }
+
+    fn nll_per_bar<'a>(
+        &'a self,
+        model: &'a str,
+        prompt: &'a str,
+        continuation: &'a str,
+    ) -> BoxFuture<'a, fine_drums_llm::Result<Option<f64>>> {
+        Box::pin(async move {
+            let m = self.model(model)?;
+            let prompt = prompt.strip_suffix(m.template.separator.as_str()).unwrap_or(prompt);
+            Gpt::nll_per_bar(self, model, prompt, continuation).map(Some)
+        })
+    }
+}
+
+/// What a training job runs on.
+struct JobSpec {
+    id: String,
+    /// The fine-tuned model's name.
+    name: String,
+    template: Template,
+    /// The training and validation files.
+    files: (Upload, Option<Upload>),
+    options: TrainOptions,
+    /// The checkpoint folder and the model folder, when models are saved.
+    dirs: Option<(PathBuf, PathBuf)>,
+    device: Device,
+}
+
+/// Runs a training job to its end, recording its events.
+fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
+    let JobSpec { id, name, template, files, options, dirs, device } = spec;
+    let (id, name, template, options, device) = (&id, &name, &template, &options, &device);
+    let mut n = 0;
+    let mut record = |level: &str, message: String, metrics: Option<Metrics>| {
+        n += 1;
+        let mut st = lock(state);
+        if let Some((_, events)) = st.jobs.get_mut(id) {
+            let event = JobEvent::new(format!("{id}-ev{n}"), now(), level, message);
+            events.push(match metrics {
+                Some(m) => event.with_metrics(m),
+                None => event,
+            });
+        }
+    };
+    let text = |u: &Upload| {
+        std::str::from_utf8(&u.bytes)
+            .map(str::to_string)
+            .map_err(|e| Error::invalid("file", format!("{}: not UTF-8: {e}", u.name)))
+    };
+    let (train, completion_bars) = examples_from_jsonl(template, &files.0.name, &text(&files.0)?)?;
+    let valid = match &files.1 {
+        Some(v) => examples_from_jsonl(template, &v.name, &text(v)?)?.0,
+        None => Vec::new(),
+    };
+    let checkpoint_dir = dirs.as_ref().map(|(c, _)| c.clone());
+    let resumable = checkpoint_dir.as_ref().is_some_and(|c| c.join(checkpoint::CHECKSUMS).exists());
+    let mut trainer = match &checkpoint_dir {
+        Some(c) if resumable => {
+            record("info", format!("resuming from the checkpoint in {}", c.display()), None);
+            Trainer::resume(c, &train, &valid, options, device)?
+        }
+        _ => Trainer::new(template, &train, &valid, completion_bars, options, device)?,
+    };
+    let mut total = None;
+    let epochs = u64::from(options.epochs);
+    let mut on_event = |e: &Event| match e {
+        Event::Started { parameters, vocabulary, tokens, steps_per_epoch, from_step } => {
+            total = Some(steps_per_epoch * epochs);
+            let message = format!(
+                "training {name}: {parameters} parameters, {vocabulary} tokens in the vocabulary, {tokens} training tokens, {steps_per_epoch} steps per epoch, from step {from_step}"
+            );
+            record("info", message, None);
+        }
+        Event::Step { epoch, step, loss, tokens_per_second } => {
+            let mut m = Metrics::new(*step);
+            (m.total_steps, m.train_loss, m.tokens_per_second) =
+                (total, Some(*loss), Some(*tokens_per_second));
+            let message = format!(
+                "epoch {epoch}, step {step}: training loss {loss:.4}, {tokens_per_second:.0} tokens/s"
+            );
+            record("info", message, Some(m));
+        }
+        Event::Epoch { epoch, train_loss, validation_loss, best } => {
+            let message = format!(
+                "epoch {epoch}: training loss {train_loss:.4}, validation loss {validation_loss:.4}{}",
+                if *best { " (best so far)" } else { "" }
+            );
+            record("info", message, None);
+        }
+        Event::Finished { reason, validation_loss } => {
+            record(
+                "info",
+                format!("finished ({reason}); best validation loss {validation_loss:.4}"),
+                None,
+            );
+        }
+    };
+    trainer.run(checkpoint_dir.as_deref(), &mut on_event)?;
+    if let Some((_, out)) = &dirs {
+        trainer.save_model(out, false)?;
+        record("info", format!("saved {}", out.display()), None);
+    }
+    Ok(Model {
+        drummer: Drummer { gpt: trainer.gpt().clone(), vocab: trainer.vocab().clone() },
+        template: template.clone(),
+        completion_bars: trainer.meta().training.completion_bars.max(1),
+    })
+}
+
+impl Gpt {
+    fn file(&self, id: &str) -> fine_drums_llm::Result<Upload> {
+        lock(&self.state)
+            .files
+            .get(id)
+            .cloned()
+            .ok_or_else(|| invalid("file", format!("no uploaded file {id:?}")))
+    }
+
+    fn job_error(&self, id: &str) -> fine_drums_llm::Error {
+        invalid("job", format!("no job {id:?}"))
+    }
+}
+
+impl FineTune for Gpt {
+    fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, fine_drums_llm::Result<String>> {
+        Box::pin(async move {
+            let mut st = lock(&self.state);
+            st.next_file += 1;
+            let id = format!("file-gpt-{}", st.next_file);
+            st.files.insert(id.clone(), file.clone());
+            Ok(id)
+        })
+    }
+
+    fn create_job<'a>(
+        &'a self,
+        request: &'a JobRequest,
+    ) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
+        Box::pin(async move {
+            if request.model != BASE_MODEL {
+                return Err(invalid(
+                    "base model",
+                    format!(
+                        "the drum GPT trains from scratch: use the base model `{BASE_MODEL}`, not {:?}",
+                        request.model
+                    ),
+                ));
+            }
+            let training = self.file(&request.training_file)?;
+            let validation = match &request.validation_file {
+                Some(v) => Some(self.file(v)?),
+                None => None,
+            };
+            let template = self.template.clone();
+            let mut options = self.options.clone();
+            if let Some(e) = request.epochs {
+                options.epochs = e;
+            }
+            if let Some(b) = request.batch_size {
+                options.batch = b as usize;
+            }
+            if let Some(m) = request.learning_rate_multiplier {
+                options.lr *= m;
+            }
+            if let Some(s) = request.seed {
+                options.seed = s;
+            }
+            let suffix = request.suffix.clone().unwrap_or_else(|| "drums".into());
+            let id = {
+                let mut st = lock(&self.state);
+                st.next_job += 1;
+                format!("ftjob-gpt-{}", st.next_job)
+            };
+            // A job's checkpoint is named by its settings, so that the same job started
+            // again after a crash resumes it.
+            let (name, dirs) = match &self.models_dir {
+                Some(d) => {
+                    let key = format!("{suffix}-{}-seed{}", options.preset, options.seed);
+                    let out = d.join(&key);
+                    (out.display().to_string(), Some((d.join(format!(".{key}.checkpoint")), out)))
+                }
+                None => (format!("gpt:{suffix}:{id}"), None),
+            };
+            let job = Job::new(&id, &request.model, JobStatus::Running);
+            lock(&self.state).jobs.insert(id.clone(), (job.clone(), Vec::new()));
+            let (state, device) = (self.state.clone(), self.device.clone());
+            let (job_id, model_name) = (id.clone(), name.clone());
+            let spec = JobSpec {
+                id: id.clone(),
+                name: name.clone(),
+                template,
+                files: (training, validation),
+                options,
+                dirs,
+                device,
+            };
+            std::thread::spawn(move || {
+                let result = train_job(&state, spec);
+                let mut st = lock(&state);
+                let model = match result {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        if let Some((job, events)) = st.jobs.get_mut(&job_id) {
+                            job.status = JobStatus::Failed;
+                            job.error = Some(e.to_string());
+                            let n = events.len() + 1;
+                            events.push(JobEvent::new(
+                                format!("{job_id}-ev{n}"),
+                                now(),
+                                "error",
+                                e.to_string(),
+                            ));
+                        }
+                        None
+                    }
+                };
+                if let Some(m) = model {
+                    st.models.insert(model_name.clone(), Arc::new(m));
+                    if let Some((job, _)) = st.jobs.get_mut(&job_id) {
+                        job.status = JobStatus::Succeeded;
+                        job.fine_tuned_model = Some(model_name);
+                    }
+                }
+            });
+            Ok(job)
+        })
+    }
+
+    fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
+        Box::pin(async move {
+            lock(&self.state).jobs.get(id).map(|(j, _)| j.clone()).ok_or_else(|| self.job_error(id))
+        })
+    }
+
+    fn events<'a>(
+        &'a self,
+        id: &'a str,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, fine_drums_llm::Result<Vec<JobEvent>>> {
+        Box::pin(async move {
+            let st = lock(&self.state);
+            let (_, events) = st.jobs.get(id).ok_or_else(|| self.job_error(id))?;
+            let start =
+                after.and_then(|a| events.iter().position(|e| e.id == a)).map_or(0, |i| i + 1);
+            Ok(events[start..].to_vec())
+        })
+    }
+
+    fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
+        Box::pin(async move {
+            let st = lock(&self.state);
+            let (job, _) = st.jobs.get(id).ok_or_else(|| self.job_error(id))?;
+            Err(invalid(
+                "cancel",
+                format!(
+                    "job {id} ({:?}) cannot be cancelled: training runs to its checkpointed end; stop the process and start the job again to resume",
+                    job.status
+                ),
+            ))
+        })
+    }
+
+    fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(200)
+    }
+}

@@ -1,0 +1,214 @@
+//! Models and training checkpoints on disk: a folder of `config.json` (the shape, the
+//! template, what training did), `vocab.json`, `model.safetensors` and, for a checkpoint
+//! that training can resume from, `optimizer.safetensors`; `checksums.json`, written last,
+//! holds each file's length and FNV-1a hash.
+//!
+//! Each file is written to a temporary name and renamed, and `checksums.json` only after all
+//! of them: a killed process leaves the previous checkpoint or the new one, and a file that is
+//! cut short or corrupted, or that comes from another checkpoint, is an error naming it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use fine_drums_dataset::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::Gpt;
+use crate::tokens::Vocabulary;
+
+/// The files of a checkpoint.
+pub const CONFIG: &str = "config.json";
+/// The vocabulary file.
+pub const VOCAB: &str = "vocab.json";
+/// The weights.
+pub const WEIGHTS: &str = "model.safetensors";
+/// The optimiser's moments (training checkpoints only).
+pub const OPTIMIZER: &str = "optimizer.safetensors";
+/// The lengths and hashes of the others, written last.
+pub const CHECKSUMS: &str = "checksums.json";
+
+/// What a model's `config.json` holds besides its shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Meta {
+    /// The model's shape.
+    pub config: Config,
+    /// How prompts and completions are written (the manifest's template).
+    pub template: Template,
+    /// Where training stands: for a finished model, where it stopped.
+    pub training: Progress,
+}
+
+/// Where a training run stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The seed the run started from.
+    pub seed: u64,
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// Epochs finished.
+    pub epoch: u32,
+    /// The best validation loss so far (per token), and the step it was reached at.
+    pub best: Option<(f64, u64)>,
+    /// Evaluations since the best one.
+    pub stale: u32,
+    /// The state of the generator that orders the training windows.
+    pub rng: u64,
+    /// Bars a completion holds: the commonest completion length in training.
+    pub completion_bars: usize,
+    /// Whether training has ended (early stopping or the last epoch).
+    pub done: bool,
+}
+
+/// A model as loaded: its weights, vocabulary and meta.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The network.
+    pub gpt: Gpt,
+    /// Its tokens.
+    pub vocab: Vocabulary,
+    /// Its config, template and training progress.
+    pub meta: Meta,
+    /// The optimiser's moments, when the checkpoint has them.
+    pub optimizer: Option<HashMap<String, Tensor>>,
+}
+
+/// FNV-1a, 64 bits: enough to tell a damaged or swapped file.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Checksums {
+    files: BTreeMap<String, (u64, String)>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::checkpoint(path, e.to_string(), Some(Box::new(e)))
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename.
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))
+}
+
+fn safetensors_bytes(tensors: &HashMap<String, Tensor>, dir: &Path, name: &str) -> Result<Vec<u8>> {
+    // candle writes safetensors to a path: write to a scratch file and read it back, so that
+    // the checksum covers exactly the bytes on disk.
+    let tmp = dir.join(format!(".{name}.build"));
+    candle_core::safetensors::save(tensors, &tmp)
+        .map_err(|e| Error::checkpoint(&tmp, e.to_string(), Some(Box::new(e))))?;
+    let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
+    std::fs::remove_file(&tmp).map_err(io(&tmp))?;
+    Ok(bytes)
+}
+
+/// Saves a model (and, with `optimizer`, a checkpoint training can resume from) into `dir`.
+/// `half` stores the weights as f16, for a model to ship.
+pub fn save(
+    dir: &Path,
+    gpt: &Gpt,
+    vocab: &Vocabulary,
+    meta: &Meta,
+    optimizer: Option<&HashMap<String, Tensor>>,
+    half: bool,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+    files.push((CONFIG, serde_json::to_vec_pretty(meta).unwrap_or_default()));
+    files.push((VOCAB, serde_json::to_vec_pretty(vocab).unwrap_or_default()));
+    let dtype = if half { DType::F16 } else { DType::F32 };
+    let mut weights = HashMap::with_capacity(gpt.vars().len());
+    for (name, var) in gpt.vars() {
+        weights.insert(name.clone(), var.as_tensor().to_dtype(dtype)?);
+    }
+    files.push((WEIGHTS, safetensors_bytes(&weights, dir, WEIGHTS)?));
+    if let Some(state) = optimizer {
+        files.push((OPTIMIZER, safetensors_bytes(state, dir, OPTIMIZER)?));
+    } else if dir.join(OPTIMIZER).exists() {
+        std::fs::remove_file(dir.join(OPTIMIZER)).map_err(io(&dir.join(OPTIMIZER)))?;
+    }
+    let mut sums = Checksums::default();
+    for (name, bytes) in &files {
+        write_file(dir, name, bytes)?;
+        sums.files
+            .insert((*name).to_string(), (bytes.len() as u64, format!("{:016x}", fnv1a(bytes))));
+    }
+    write_file(dir, CHECKSUMS, &serde_json::to_vec_pretty(&sums).unwrap_or_default())
+}
+
+/// Reads a file of a checkpoint and checks it against `checksums.json`.
+fn read_checked(dir: &Path, name: &str, sums: &Checksums) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    let Some((len, hash)) = sums.files.get(name) else {
+        return Err(Error::checkpoint(&path, format!("not listed in {CHECKSUMS}"), None));
+    };
+    if bytes.len() as u64 != *len {
+        return Err(Error::checkpoint(
+            &path,
+            format!(
+                "{} bytes, but the checkpoint wrote {len}: the file is cut short or was replaced",
+                bytes.len()
+            ),
+            None,
+        ));
+    }
+    if format!("{:016x}", fnv1a(&bytes)) != *hash {
+        return Err(Error::checkpoint(
+            &path,
+            "its checksum does not match: the file is corrupted or comes from another checkpoint",
+            None,
+        ));
+    }
+    Ok(bytes)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: PathBuf, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::checkpoint(&path, e.to_string(), Some(Box::new(e))))
+}
+
+/// Loads the model (or checkpoint) in `dir` onto `device`.
+pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
+    let sums_path = dir.join(CHECKSUMS);
+    let sums_bytes = std::fs::read(&sums_path).map_err(io(&sums_path))?;
+    let sums: Checksums = parse(sums_path, &sums_bytes)?;
+    let meta: Meta = parse(dir.join(CONFIG), &read_checked(dir, CONFIG, &sums)?)?;
+    meta.config.check().map_err(|e| Error::checkpoint(&dir.join(CONFIG), e.to_string(), None))?;
+    let mut vocab: Vocabulary = parse(dir.join(VOCAB), &read_checked(dir, VOCAB, &sums)?)?;
+    vocab.settle().map_err(|e| Error::checkpoint(&dir.join(VOCAB), e.to_string(), None))?;
+    if vocab.len() != meta.config.vocab {
+        return Err(Error::checkpoint(
+            &dir.join(VOCAB),
+            format!("{} tokens, but the model in {CONFIG} has {}", vocab.len(), meta.config.vocab),
+            None,
+        ));
+    }
+    let weights_path = dir.join(WEIGHTS);
+    let weights =
+        candle_core::safetensors::load_buffer(&read_checked(dir, WEIGHTS, &sums)?, device)
+            .map_err(|e| Error::checkpoint(&weights_path, e.to_string(), Some(Box::new(e))))?;
+    let gpt = Gpt::new(&meta.config, 0, device)?;
+    gpt.load(&weights).map_err(|e| Error::checkpoint(&weights_path, e.to_string(), None))?;
+    let optimizer = if sums.files.contains_key(OPTIMIZER) {
+        let path = dir.join(OPTIMIZER);
+        let bytes = read_checked(dir, OPTIMIZER, &sums)?;
+        Some(
+            candle_core::safetensors::load_buffer(&bytes, device)
+                .map_err(|e| Error::checkpoint(&path, e.to_string(), Some(Box::new(e))))?,
+        )
+    } else {
+        None
+    };
+    Ok(Loaded { gpt, vocab, meta, optimizer })
+}

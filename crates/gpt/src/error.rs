@@ -1,0 +1,58 @@
+//! The crate's one error type.
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while tokenizing, training, saving, loading or sampling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The tensor library failed (a shape, a device, an allocation).
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// The codec refused a format, a text or a groove.
+    #[error(transparent)]
+    Codec(#[from] fine_drums_codec::Error),
+    /// A text given to the tokenizer is not beat-format bars.
+    #[error("line {line}: {message}")]
+    Text {
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A checkpoint file is missing, corrupted, cut short, of another version, or does not
+    /// match the others of its checkpoint.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+        /// The error behind it (the file system's, the JSON or safetensors parser's).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A setting or argument is unusable.
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// The setting.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid { what, message: message.into() }
+    }
+
+    pub(crate) fn checkpoint(
+        path: &std::path::Path,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Checkpoint { path: path.display().to_string(), message: message.into(), source }
+    }
+}

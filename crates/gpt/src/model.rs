@@ -1,0 +1,366 @@
+//! The transformer: a decoder-only, pre-norm GPT over the drum tokens, with learned positions
+//! in the sequence, in the bar and in the phrase.
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::SplitMix64;
+
+use crate::config::{Config, SLOTS};
+use crate::error::{Error, Result};
+use crate::tokens::Encoded;
+
+/// A batch of token windows and where each token sits, on the model's device.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Token ids, `[batch, time]`.
+    pub ids: Tensor,
+    /// Step in the bar, `[batch, time]`.
+    pub slot: Tensor,
+    /// Bar in the 4-, 8- and 16-bar phrase, each `[batch, time]`.
+    pub phrase: [Tensor; 3],
+}
+
+impl Batch {
+    /// Windows of `len` tokens starting at `starts` in `seq` (padded with token 0 past its
+    /// end). Bars keep the numbers `seq` gives them, so phrases count from each piece's start.
+    pub fn windows(seq: &Encoded, starts: &[usize], len: usize, device: &Device) -> Result<Batch> {
+        let mut ids = Vec::with_capacity(starts.len() * len);
+        let mut slot = Vec::with_capacity(starts.len() * len);
+        let mut bar = Vec::with_capacity(starts.len() * len);
+        for &s in starts {
+            for i in s..s + len {
+                ids.push(seq.ids.get(i).copied().unwrap_or(0));
+                slot.push(u32::from(seq.slot.get(i).copied().unwrap_or(0)).min(SLOTS as u32 - 1));
+                bar.push(u32::from(seq.bar.get(i).copied().unwrap_or(0)));
+            }
+        }
+        let shape = (starts.len(), len);
+        let phrase = |n: u32| -> Result<Tensor> {
+            Ok(Tensor::from_vec(bar.iter().map(|b| b % n).collect::<Vec<u32>>(), shape, device)?)
+        };
+        Ok(Batch {
+            phrase: [phrase(4)?, phrase(8)?, phrase(16)?],
+            ids: Tensor::from_vec(ids, shape, device)?,
+            slot: Tensor::from_vec(slot, shape, device)?,
+        })
+    }
+}
+
+/// Layer normalisation with a gain and a bias, written with differentiable primitives.
+#[derive(Clone, Debug)]
+struct Norm {
+    gain: Var,
+    bias: Var,
+}
+
+impl Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let x = x.broadcast_sub(&mean)?;
+        let var = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let x = x.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        Ok(x.broadcast_mul(self.gain.as_tensor())?.broadcast_add(self.bias.as_tensor())?)
+    }
+}
+
+/// A linear layer `x W + b`, `W` stored as `[in, out]`.
+#[derive(Clone, Debug)]
+struct Dense {
+    w: Var,
+    b: Var,
+}
+
+impl Dense {
+    /// `x` is `[batch, time, in]`: one matrix product over every token at once.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(matmul2(x, self.w.as_tensor())?.broadcast_add(self.b.as_tensor())?)
+    }
+}
+
+/// `[batch, time, in] x [in, out]` as one `[batch * time, in] x [in, out]` product.
+fn matmul2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (b, t, i) = x.dims3()?;
+    let o = w.dim(1)?;
+    Ok(x.reshape((b * t, i))?.matmul(w)?.reshape((b, t, o))?)
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    ln1: Norm,
+    qkv: Dense,
+    proj: Dense,
+    ln2: Norm,
+    fc: Dense,
+    out: Dense,
+}
+
+/// The keys and values of every block for the tokens seen so far: what sampling reuses
+/// instead of running the whole prefix again for each new token.
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    kv: Vec<Option<(Tensor, Tensor)>>,
+    /// Tokens cached.
+    pub len: usize,
+}
+
+/// The drum GPT.
+#[derive(Clone, Debug)]
+pub struct Gpt {
+    config: Config,
+    device: Device,
+    /// Every parameter, by name, in a fixed order.
+    vars: Vec<(String, Var)>,
+    tok: Var,
+    pos: Var,
+    slot: Var,
+    phrase: [Var; 3],
+    blocks: Vec<Block>,
+    ln_f: Norm,
+}
+
+/// Normal numbers from a seeded generator (Box-Muller), so that initialisation is the same on
+/// every machine.
+fn normal(rng: &mut SplitMix64, n: usize, std: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f64::consts::TAU * u2;
+        out.push((r * t.cos()) as f32 * std);
+        out.push((r * t.sin()) as f32 * std);
+    }
+    out.truncate(n);
+    out
+}
+
+impl Gpt {
+    /// A model of shape `config` with weights drawn from `seed` (GPT-2's initialisation:
+    /// normal with a standard deviation of 0.02, output projections scaled down by depth).
+    pub fn new(config: &Config, seed: u64, device: &Device) -> Result<Gpt> {
+        config.check()?;
+        let mut rng = SplitMix64::seed_from_u64(seed);
+        let d = config.d_model;
+        let mut vars = Vec::new();
+        let mut var = |name: String, shape: &[usize], std: Option<f32>, fill: f32| -> Result<Var> {
+            let n = shape.iter().product();
+            let data = match std {
+                Some(s) => normal(&mut rng, n, s),
+                None => vec![fill; n],
+            };
+            let v = Var::from_tensor(&Tensor::from_vec(data, shape, device)?)?;
+            vars.push((name, v.clone()));
+            Ok(v)
+        };
+        let tok = var("tok".into(), &[config.vocab, d], Some(0.02), 0.0)?;
+        let pos = var("pos".into(), &[config.context, d], Some(0.01), 0.0)?;
+        let slot = var("slot".into(), &[SLOTS, d], Some(0.01), 0.0)?;
+        let phrase = [
+            var("phrase4".into(), &[4, d], Some(0.01), 0.0)?,
+            var("phrase8".into(), &[8, d], Some(0.01), 0.0)?,
+            var("phrase16".into(), &[16, d], Some(0.01), 0.0)?,
+        ];
+        let deep = 0.02 / (2.0 * config.layers as f32).sqrt();
+        let mut blocks = Vec::with_capacity(config.layers);
+        for l in 0..config.layers {
+            let mut norm = |name: &str| -> Result<Norm> {
+                Ok(Norm {
+                    gain: var(format!("b{l}.{name}.gain"), &[d], None, 1.0)?,
+                    bias: var(format!("b{l}.{name}.bias"), &[d], None, 0.0)?,
+                })
+            };
+            let (ln1, ln2) = (norm("ln1")?, norm("ln2")?);
+            let mut dense = |name: &str, i: usize, o: usize, std: f32| -> Result<Dense> {
+                Ok(Dense {
+                    w: var(format!("b{l}.{name}.w"), &[i, o], Some(std), 0.0)?,
+                    b: var(format!("b{l}.{name}.b"), &[o], None, 0.0)?,
+                })
+            };
+            blocks.push(Block {
+                ln1,
+                qkv: dense("qkv", d, 3 * d, 0.02)?,
+                proj: dense("proj", d, d, deep)?,
+                ln2,
+                fc: dense("fc", d, config.d_ff, 0.02)?,
+                out: dense("out", config.d_ff, d, deep)?,
+            });
+        }
+        let ln_f = Norm {
+            gain: var("ln_f.gain".into(), &[d], None, 1.0)?,
+            bias: var("ln_f.bias".into(), &[d], None, 0.0)?,
+        };
+        Ok(Gpt {
+            config: config.clone(),
+            device: device.clone(),
+            vars,
+            tok,
+            pos,
+            slot,
+            phrase,
+            blocks,
+            ln_f,
+        })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every parameter by name, in a fixed order.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    /// Sets every parameter from `tensors` by name; a missing or misshapen one is an error.
+    pub fn load(&self, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in &self.vars {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| Error::invalid("weights", format!("no tensor {name:?}")))?;
+            if t.dims() != var.dims() {
+                return Err(Error::invalid(
+                    "weights",
+                    format!("{name:?} is {:?}, the config wants {:?}", t.dims(), var.dims()),
+                ));
+            }
+            var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+        }
+        Ok(())
+    }
+
+    /// The input of the first block: token, sequence position, bar position and phrase
+    /// position embeddings, summed. `offset` is the sequence position of the first token.
+    fn embed(&self, batch: &Batch, offset: usize) -> Result<Tensor> {
+        let (b, t) = batch.ids.dims2()?;
+        if offset + t > self.config.context {
+            return Err(Error::invalid(
+                "window",
+                format!(
+                    "{} tokens are more than the context of {}",
+                    offset + t,
+                    self.config.context
+                ),
+            ));
+        }
+        let look = |table: &Var, ids: &Tensor| -> Result<Tensor> {
+            Ok(table.as_tensor().embedding(&ids.flatten_all()?)?.reshape((
+                b,
+                t,
+                self.config.d_model,
+            ))?)
+        };
+        let mut x = look(&self.tok, &batch.ids)?;
+        let pos = self.pos.as_tensor().narrow(0, offset, t)?;
+        x = x.broadcast_add(&pos)?;
+        x = (x + look(&self.slot, &batch.slot)?)?;
+        for (table, place) in self.phrase.iter().zip(&batch.phrase) {
+            x = (x + look(table, place)?)?;
+        }
+        Ok(x)
+    }
+
+    /// Logits of the next token after each token of the batch, `[batch, time, vocab]`.
+    pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
+        let mut x = self.embed(batch, 0)?;
+        let t = x.dim(1)?;
+        let mask = causal_mask(t, &self.device)?;
+        for block in &self.blocks {
+            x = self.block(block, &x, Some(&mask), None)?;
+        }
+        self.head(&x)
+    }
+
+    /// Logits after the tokens of `batch`, which follow the `cache.len` tokens already in
+    /// `cache`; the cache takes them in.
+    pub fn forward_cached(&self, batch: &Batch, cache: &mut Cache) -> Result<Tensor> {
+        let mut x = self.embed(batch, cache.len)?;
+        let t = x.dim(1)?;
+        let mask = if t > 1 { Some(causal_mask(t, &self.device)?) } else { None };
+        if cache.kv.len() < self.blocks.len() {
+            cache.kv.resize(self.blocks.len(), None);
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = self.block(block, &x, mask.as_ref(), Some(&mut cache.kv[i]))?;
+        }
+        cache.len += t;
+        self.head(&x)
+    }
+
+    fn head(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.ln_f.forward(x)?;
+        // The output layer shares the token embedding.
+        matmul2(&x, &self.tok.as_tensor().t()?)
+    }
+
+    fn block(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let h = self.config.heads;
+        let hd = d / h;
+        let qkv = block.qkv.forward(&block.ln1.forward(x)?)?;
+        let split = |i: usize| -> Result<Tensor> {
+            Ok(qkv.narrow(2, i * d, d)?.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
+        if let Some(cache) = cache {
+            if let Some((pk, pv)) = cache.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *cache = Some((k.clone(), v.clone()));
+        }
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
+        let scores = match mask {
+            // With a cache, the new tokens see every cached one and each other causally.
+            Some(m) => {
+                let past = k.dim(2)? - t;
+                let m = if past > 0 {
+                    Tensor::cat(&[&Tensor::zeros((t, past), DType::F32, &self.device)?, m], 1)?
+                } else {
+                    m.clone()
+                };
+                scores.broadcast_add(&m)?
+            }
+            None => scores,
+        };
+        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        let x = (x + block.proj.forward(&y)?)?;
+        let hidden = block.fc.forward(&block.ln2.forward(&x)?)?.gelu()?;
+        Ok((x + block.out.forward(&hidden)?)?)
+    }
+
+    /// The mean cross-entropy of predicting each token of `batch` from those before it,
+    /// padding (token 0) not counted; and the number of tokens counted.
+    pub fn loss(&self, batch: &Batch) -> Result<(Tensor, usize)> {
+        let (b, t) = batch.ids.dims2()?;
+        let logits = self.forward(batch)?.narrow(1, 0, t - 1)?;
+        let targets = batch.ids.narrow(1, 1, t - 1)?.contiguous()?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
+        let weight = targets.ne(0u32)?.to_dtype(DType::F32)?;
+        let count = weight.sum_all()?.to_scalar::<f32>()? as usize;
+        let total = (picked * &weight)?.sum_all()?;
+        let loss = (total.neg()? / (count.max(1) as f64))?;
+        let _ = b;
+        Ok((loss, count))
+    }
+}
+
+/// `[t, t]`: 0 where a token may look (itself and before), minus infinity after.
+fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
+    let data: Vec<f32> =
+        (0..t * t).map(|i| if i % t <= i / t { 0.0 } else { f32::NEG_INFINITY }).collect();
+    Ok(Tensor::from_vec(data, (t, t), device)?)
+}

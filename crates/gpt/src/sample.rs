@@ -1,0 +1,245 @@
+//! Continuing bars, and scoring them: sampling with a KV cache under the grammar of bars, so
+//! that every output decodes strictly, and the negative log-likelihood of a continuation.
+
+use candle_core::{D, Tensor};
+use fine_drums_codec::Meter;
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::SplitMix64;
+
+use crate::error::{Error, Result};
+use crate::model::{Batch, Cache, Gpt};
+use crate::tokens::{self, Encoded, Grammar, Next, Vocabulary};
+
+/// Sampling settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Sampling {
+    /// 0 takes the likeliest token every time; 1 samples the model as it is. Default: 1.
+    pub temperature: f32,
+    /// Keep only the `top_k` likeliest tokens (0: all). Default: 0.
+    pub top_k: usize,
+    /// Keep the likeliest tokens whose probabilities sum to `top_p`. Default: 1.
+    pub top_p: f32,
+}
+
+impl Default for Sampling {
+    fn default() -> Sampling {
+        Sampling { temperature: 1.0, top_k: 0, top_p: 1.0 }
+    }
+}
+
+/// Draws a token from `logits` (changed in place), among those `allowed`.
+fn draw(logits: &mut [f32], allowed: &[bool], s: Sampling, rng: &mut SplitMix64) -> u32 {
+    for (l, &ok) in logits.iter_mut().zip(allowed) {
+        if !ok {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+    let best = logits
+        .iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |b, (i, &l)| if l > b.1 { (i, l) } else { b });
+    if s.temperature <= 0.0 {
+        return best.0 as u32;
+    }
+    let mut p: Vec<f64> =
+        logits.iter().map(|&l| f64::from((l - best.1) / s.temperature).exp()).collect();
+    if s.top_k > 0 || s.top_p < 1.0 {
+        let mut order: Vec<usize> = (0..p.len()).filter(|&i| p[i] > 0.0).collect();
+        order.sort_unstable_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+        let total: f64 = p.iter().sum();
+        let mut keep = if s.top_k > 0 { s.top_k.min(order.len()) } else { order.len() };
+        let mut mass = 0.0;
+        for (i, &t) in order.iter().enumerate().take(keep) {
+            mass += p[t] / total;
+            if mass >= f64::from(s.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        for &t in &order[keep.max(1)..] {
+            p[t] = 0.0;
+        }
+    }
+    let total: f64 = p.iter().sum();
+    let mut u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    let mut last = best.0;
+    for (i, &q) in p.iter().enumerate() {
+        if q > 0.0 {
+            last = i;
+            if u < q {
+                return i as u32;
+            }
+            u -= q;
+        }
+    }
+    last as u32
+}
+
+/// The model with its vocabulary: what continues and scores bars.
+#[derive(Clone, Debug)]
+pub struct Drummer {
+    /// The network.
+    pub gpt: Gpt,
+    /// Its tokens.
+    pub vocab: Vocabulary,
+}
+
+impl Drummer {
+    /// The prompt's tokens, its oldest bars dropped while it holds more than `keep` tokens
+    /// (and, for a single bar longer than that, its oldest tokens); the meter its last bar
+    /// is in; and its bars.
+    fn prompt(&self, prompt: &str, meter: Meter, keep: usize) -> Result<(Encoded, Meter, usize)> {
+        let full = self.vocab.encode(prompt)?;
+        let bars = full.bar.last().map_or(0, |&b| usize::from(b) + 1);
+        let mut e = full.clone();
+        while e.len() > keep {
+            let cut = match e.ids.iter().skip(1).position(|&t| t == tokens::BAR) {
+                Some(next) => next + 1,
+                None => e.len() - keep,
+            };
+            e.ids.drain(..cut);
+            e.slot.drain(..cut);
+            e.bar.drain(..cut);
+        }
+        // The meter the continuation is in: the prompt's last mark, else `meter`.
+        let mut grammar = Grammar::new(meter, self.vocab.beat());
+        let mut scratch = String::new();
+        for &id in &full.ids {
+            grammar.push(&self.vocab, id, &mut scratch)?;
+        }
+        Ok((e, grammar.meter(), bars))
+    }
+
+    /// `n` continuations of `prompt` (beat-format bars read in `meter`), `bars` bars each,
+    /// sampled together with `seed` (sample `i` uses `seed + i`). Each is beat-format text, a
+    /// bar a line, and decodes strictly: only tokens the grammar allows are drawn, in the
+    /// prompt's meter, with no marks. `fits(i, bars so far)` may stop a sample early.
+    pub fn continue_bars(
+        &self,
+        prompt: &str,
+        meter: Meter,
+        bars: usize,
+        n: usize,
+        sampling: Sampling,
+        seed: u64,
+    ) -> Result<Vec<String>> {
+        let n = n.max(1);
+        let (prompt, meter, first_bar) =
+            self.prompt(prompt, meter, self.gpt.config().context / 2)?;
+        let device = self.gpt.device();
+        let mut cache = Cache::default();
+        let mut rngs: Vec<SplitMix64> =
+            (0..n).map(|i| SplitMix64::seed_from_u64(seed.wrapping_add(i as u64))).collect();
+        let mut grammars: Vec<Grammar> =
+            (0..n).map(|_| Grammar::new(meter, self.vocab.beat())).collect();
+        let mut texts = vec![String::new(); n];
+        let mut done_bars = vec![0usize; n];
+        let vocab_len = self.vocab.len();
+        let mut allowed = vec![false; vocab_len];
+        // The prompt, once per sample; every row grows by one token a step, so the rows stay
+        // aligned and share one cache.
+        let mut rows: Vec<Encoded> = vec![prompt.clone(); n];
+        let starts: Vec<usize> = vec![0; n];
+        let batch = Batch::windows(&prompt, &starts, prompt.len(), device)?;
+        let mut logits = self.gpt.forward_cached(&batch, &mut cache)?;
+        let context = self.gpt.config().context;
+        loop {
+            if done_bars.iter().all(|&b| b >= bars) {
+                break;
+            }
+            if cache.len + 1 > context {
+                // The context is full: keep the newer half of every row and start again.
+                let keep = context / 2;
+                let mut all = Encoded::default();
+                let mut starts = Vec::with_capacity(n);
+                for row in &mut rows {
+                    let cut = row.len() - keep;
+                    row.ids.drain(..cut);
+                    row.slot.drain(..cut);
+                    row.bar.drain(..cut);
+                    starts.push(all.len());
+                    all.extend(row);
+                }
+                cache = Cache::default();
+                let batch = Batch::windows(&all, &starts, keep, device)?;
+                logits = self.gpt.forward_cached(&batch, &mut cache)?;
+            }
+            let last = logits.dim(1)? - 1;
+            let scores: Vec<Vec<f32>> = logits
+                .narrow(1, last, 1)?
+                .squeeze(1)?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec2()?;
+            let mut next = Encoded::default();
+            for (i, mut row) in scores.into_iter().enumerate() {
+                let g = &grammars[i];
+                let finished = done_bars[i] >= bars;
+                for (t, a) in allowed.iter_mut().enumerate() {
+                    let t = t as u32;
+                    *a = !finished
+                        && t != tokens::END
+                        && t != tokens::METER
+                        && t != tokens::TEMPO
+                        && g.allows(&self.vocab, t);
+                }
+                let id = if finished {
+                    tokens::PAD
+                } else {
+                    draw(&mut row, &allowed, sampling, &mut rngs[i])
+                };
+                let slot = if g.next() == Next::Bar { 0 } else { g.slot() };
+                next.push(id, slot, first_bar + done_bars[i]);
+                rows[i].push(id, slot, first_bar + done_bars[i]);
+                if !finished {
+                    grammars[i].push(&self.vocab, id, &mut texts[i])?;
+                    if !grammars[i].in_bar() && id != tokens::BAR {
+                        done_bars[i] += 1;
+                    }
+                }
+            }
+            let batch = Batch::windows(&next, &(0..n).collect::<Vec<_>>(), 1, device)?;
+            logits = self.gpt.forward_cached(&batch, &mut cache)?;
+        }
+        Ok(texts)
+    }
+
+    /// The negative log-likelihood (in nats) of `continuation`'s tokens after `prompt`'s,
+    /// per bar of the continuation. The prompt's oldest bars are dropped if both do not fit
+    /// the context.
+    pub fn nll_per_bar(&self, prompt: &str, continuation: &str, meter: Meter) -> Result<f64> {
+        let cont = self.vocab.encode(continuation)?;
+        let bars = cont.bar.last().map_or(0, |&b| usize::from(b) + 1);
+        if bars == 0 {
+            return Err(Error::invalid("continuation", "no bar to score"));
+        }
+        let context = self.gpt.config().context;
+        let (mut seq, _, first_bar) = self.prompt(prompt, meter, context / 2)?;
+        let p = seq.len();
+        if p == 0 {
+            return Err(Error::invalid("prompt", "no bar to continue from"));
+        }
+        for i in 0..cont.len() {
+            seq.push(cont.ids[i], usize::from(cont.slot[i]), first_bar + usize::from(cont.bar[i]));
+        }
+        // Windows of the context's length, each scoring the tokens the one before did not,
+        // with at least half a context before them.
+        let mut picked = 0f32;
+        let mut scored = p;
+        while scored < seq.len() {
+            let start = scored.saturating_sub(context / 2).min(scored.saturating_sub(1));
+            let len = (seq.len() - start).min(context);
+            let batch = Batch::windows(&seq, &[start], len, self.gpt.device())?;
+            let logits = self.gpt.forward(&batch)?.squeeze(0)?;
+            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            let new = start + len - scored;
+            let targets =
+                Tensor::from_vec(seq.ids[scored..start + len].to_vec(), new, self.gpt.device())?;
+            // Token k is predicted at position k - 1.
+            let rows = logp.narrow(0, scored - 1 - start, new)?;
+            picked += rows.gather(&targets.unsqueeze(1)?, 1)?.sum_all()?.to_scalar::<f32>()?;
+            scored = start + len;
+        }
+        Ok(-f64::from(picked) / bars as f64)
+    }
+}

@@ -1,0 +1,453 @@
+//! Training: windows of the training examples in a seeded order, AdamW with warm-up and
+//! cosine decay, a validation pass after every epoch, early stopping on it, and a checkpoint
+//! after every epoch that a killed run resumes from, to the same final weights.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use fine_drums_codec::Format;
+use fine_drums_dataset::Template;
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::SplitMix64;
+
+use crate::checkpoint::{self, Meta, Progress};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::{Batch, Gpt};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::tokens::{Encoded, Vocabulary};
+
+/// How a model is trained.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct TrainOptions {
+    /// The model's size: `tiny`, `small` or `base` (see [`Config::preset`]). Default: small.
+    pub preset: String,
+    /// The most epochs. Default: 12.
+    pub epochs: u32,
+    /// Examples per step. Default: 16.
+    pub batch: usize,
+    /// The peak learning rate. Default: 3e-3.
+    pub lr: f64,
+    /// Steps of linear warm-up. Default: 100.
+    pub warmup: u64,
+    /// Epochs without a better validation loss before training stops. Default: 2.
+    pub patience: u32,
+    /// The seed of the weights and of the order of the examples. Default: 0.
+    pub seed: u64,
+    /// A step needs this many occurrences in training to get its own token. Default: 2.
+    pub min_count: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> TrainOptions {
+        TrainOptions {
+            preset: "small".into(),
+            epochs: 12,
+            batch: 16,
+            lr: 3e-3,
+            warmup: 100,
+            patience: 2,
+            seed: 0,
+            min_count: 2,
+        }
+    }
+}
+
+/// What training reports as it goes.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Training starts (or resumes) with a model of this many parameters and tokens.
+    Started {
+        /// Trainable numbers.
+        parameters: usize,
+        /// Tokens in the vocabulary.
+        vocabulary: usize,
+        /// Training tokens per epoch.
+        tokens: usize,
+        /// Steps per epoch.
+        steps_per_epoch: u64,
+        /// The step it starts from (0, or a checkpoint's).
+        from_step: u64,
+    },
+    /// One optimiser step.
+    Step {
+        /// Its epoch, from 1.
+        epoch: u32,
+        /// The step, from 1.
+        step: u64,
+        /// The training loss of its batch, per token.
+        loss: f64,
+        /// Training tokens per second over the epoch so far.
+        tokens_per_second: f64,
+    },
+    /// An epoch ended.
+    Epoch {
+        /// The epoch, from 1.
+        epoch: u32,
+        /// The mean training loss over it, per token.
+        train_loss: f64,
+        /// The validation loss, per token.
+        validation_loss: f64,
+        /// Whether it is the best so far.
+        best: bool,
+    },
+    /// Training ended.
+    Finished {
+        /// Why: the last epoch, or early stopping.
+        reason: String,
+        /// The best validation loss, per token.
+        validation_loss: f64,
+    },
+}
+
+/// Training examples (one text per window: prompt bars then completion bars, one bar a line)
+/// from a fine-tuning file `prepare` wrote: legacy prompt/completion lines, or chat lines.
+/// Returns the examples and the commonest completion length in bars.
+pub fn examples_from_jsonl(
+    template: &Template,
+    name: &str,
+    jsonl: &str,
+) -> Result<(Vec<String>, usize)> {
+    let mut out = Vec::new();
+    let mut lengths = std::collections::BTreeMap::<usize, usize>::new();
+    for (i, line) in jsonl.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |m: String| Error::Text { line: i + 1, message: format!("{name}: {m}") };
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let (prompt, completion) =
+            if let Some(messages) = value.get("messages").and_then(|m| m.as_array()) {
+                let text = |role: &str| {
+                    messages
+                        .iter()
+                        .find(|m| m.get("role").and_then(|r| r.as_str()) == Some(role))
+                        .and_then(|m| m.get("content").and_then(|c| c.as_str()))
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (text("user"), text("assistant"))
+            } else {
+                let field = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                let (Some(p), Some(c)) = (field("prompt"), field("completion")) else {
+                    return Err(bad("neither a prompt/completion line nor a chat line".into()));
+                };
+                (p, c)
+            };
+        let prompt =
+            prompt.strip_suffix(template.separator.as_str()).unwrap_or(&prompt).to_string();
+        let completion = template.completion_body(&completion).to_string();
+        *lengths.entry(completion.lines().filter(|l| !l.trim().is_empty()).count()).or_default() +=
+            1;
+        out.push(format!("{}\n{}", prompt.trim_end(), completion));
+    }
+    let commonest = lengths.iter().max_by_key(|(b, n)| (**n, **b)).map_or(14, |(b, _)| *b);
+    Ok((out, commonest))
+}
+
+/// A training run.
+pub struct Trainer {
+    gpt: Gpt,
+    vocab: Vocabulary,
+    opt: AdamW,
+    meta: Meta,
+    options: TrainOptions,
+    train: Vec<Encoded>,
+    valid: Vec<Encoded>,
+    /// The best weights so far, as tensors by name.
+    best: Option<Vec<(String, Tensor)>>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+fn encode_all(vocab: &Vocabulary, texts: &[String], context: usize) -> Result<Vec<Encoded>> {
+    let mut out = Vec::with_capacity(texts.len());
+    for (i, t) in texts.iter().enumerate() {
+        let mut e = vocab
+            .encode(t)
+            .map_err(|e| Error::invalid("example", format!("example {}: {e}", i + 1)))?;
+        e.end();
+        if e.len() > context {
+            // Keep whole bars: cut at the last bar that starts inside the context.
+            let cut = (1..=context)
+                .rev()
+                .find(|&k| e.ids.get(k) == Some(&crate::tokens::BAR))
+                .unwrap_or(context);
+            e.ids.truncate(cut);
+            e.slot.truncate(cut);
+            e.bar.truncate(cut);
+        }
+        if e.len() >= 2 {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+impl Trainer {
+    /// A new run on `train` (with `valid` for early stopping), for texts written with
+    /// `template` in the beat format. The vocabulary is learnt from `train`.
+    pub fn new(
+        template: &Template,
+        train: &[String],
+        valid: &[String],
+        completion_bars: usize,
+        options: &TrainOptions,
+        device: &Device,
+    ) -> Result<Trainer> {
+        let Format::Beat(beat) = template.codec.format else {
+            return Err(Error::invalid(
+                "format",
+                format!("the drum GPT reads the beat format, not {}", template.codec.format.name()),
+            ));
+        };
+        if train.is_empty() {
+            return Err(Error::invalid("training data", "no training example"));
+        }
+        let vocab = Vocabulary::learn(beat, train.iter().map(String::as_str), options.min_count)?;
+        let config = Config::preset(&options.preset, vocab.len())?;
+        let gpt = Gpt::new(&config, options.seed, device)?;
+        let opt = AdamW::new(gpt.vars(), AdamWConfig { lr: options.lr, ..AdamWConfig::default() })?;
+        let meta = Meta {
+            config: config.clone(),
+            template: template.clone(),
+            training: Progress {
+                seed: options.seed,
+                rng: options.seed ^ 0x5851_f42d_4c95_7f2d,
+                completion_bars,
+                ..Progress::default()
+            },
+        };
+        Ok(Trainer {
+            train: encode_all(&vocab, train, config.context)?,
+            valid: encode_all(&vocab, valid, config.context)?,
+            gpt,
+            vocab,
+            opt,
+            meta,
+            options: options.clone(),
+            best: None,
+        })
+    }
+
+    /// Resumes the run checkpointed in `dir` on the same data: the weights, the optimiser,
+    /// the order of the examples and the early-stopping state all go on where they were.
+    pub fn resume(
+        dir: &Path,
+        train: &[String],
+        valid: &[String],
+        options: &TrainOptions,
+        device: &Device,
+    ) -> Result<Trainer> {
+        let loaded = checkpoint::load(dir, device)?;
+        let state = loaded.optimizer.ok_or_else(|| {
+            Error::checkpoint(
+                &dir.join(checkpoint::OPTIMIZER),
+                "missing: this is a finished model, not a training checkpoint",
+                None,
+            )
+        })?;
+        let mut opt = AdamW::new(
+            loaded.gpt.vars(),
+            AdamWConfig { lr: options.lr, ..AdamWConfig::default() },
+        )?;
+        opt.restore(&state, loaded.meta.training.step)?;
+        let best_dir = dir.join("best");
+        let best = if best_dir.join(checkpoint::CHECKSUMS).exists() {
+            let b = checkpoint::load(&best_dir, device)?;
+            Some(
+                b.gpt
+                    .vars()
+                    .iter()
+                    .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        } else {
+            None
+        };
+        let context = loaded.meta.config.context;
+        Ok(Trainer {
+            train: encode_all(&loaded.vocab, train, context)?,
+            valid: encode_all(&loaded.vocab, valid, context)?,
+            gpt: loaded.gpt,
+            vocab: loaded.vocab,
+            opt,
+            meta: loaded.meta,
+            options: options.clone(),
+            best,
+        })
+    }
+
+    /// The model as trained so far.
+    pub fn gpt(&self) -> &Gpt {
+        &self.gpt
+    }
+
+    /// Its vocabulary.
+    pub fn vocab(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    /// Its meta: config, template, progress.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn batch(&self, set: &[Encoded], idx: &[usize]) -> Result<Batch> {
+        let len = idx.iter().map(|&i| set[i].len()).max().unwrap_or(2);
+        let mut seq = Encoded::default();
+        let mut starts = Vec::with_capacity(idx.len());
+        for &i in idx {
+            starts.push(seq.len());
+            seq.extend(&set[i]);
+            // Pad each example to the batch's length.
+            for _ in set[i].len()..len {
+                seq.push(crate::tokens::PAD, 0, 0);
+            }
+        }
+        Batch::windows(&seq, &starts, len, self.gpt.device())
+    }
+
+    /// The validation loss per token.
+    pub fn validation_loss(&self) -> Result<f64> {
+        let (mut total, mut count) = (0.0, 0usize);
+        let idx: Vec<usize> = (0..self.valid.len()).collect();
+        for chunk in idx.chunks(self.options.batch.max(1)) {
+            let (loss, n) = self.gpt.loss(&self.batch(&self.valid, chunk)?)?;
+            total += f64::from(loss.to_scalar::<f32>()?) * n as f64;
+            count += n;
+        }
+        Ok(if count == 0 { f64::NAN } else { total / count as f64 })
+    }
+
+    fn lr_at(&self, step: u64, total: u64) -> f64 {
+        let peak = self.options.lr;
+        if step < self.options.warmup {
+            return peak * (step + 1) as f64 / self.options.warmup as f64;
+        }
+        let progress = (step - self.options.warmup) as f64
+            / total.saturating_sub(self.options.warmup).max(1) as f64;
+        peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
+    }
+
+    /// Trains until the last epoch or early stopping, checkpointing into `dir` after every
+    /// epoch when one is given; ends with the best weights in place.
+    pub fn run(&mut self, dir: Option<&Path>, on_event: &mut dyn FnMut(&Event)) -> Result<()> {
+        let b = self.options.batch.max(1);
+        let steps_per_epoch = self.train.len().div_ceil(b) as u64;
+        let total = steps_per_epoch * u64::from(self.options.epochs);
+        let tokens: usize = self.train.iter().map(Encoded::len).sum();
+        on_event(&Event::Started {
+            parameters: self.meta.config.parameters(),
+            vocabulary: self.vocab.len(),
+            tokens,
+            steps_per_epoch,
+            from_step: self.meta.training.step,
+        });
+        while !self.meta.training.done && self.meta.training.epoch < self.options.epochs {
+            let epoch = self.meta.training.epoch + 1;
+            let mut rng = SplitMix64::seed_from_u64(self.meta.training.rng);
+            let mut order: Vec<usize> = (0..self.train.len()).collect();
+            for i in (1..order.len()).rev() {
+                let j = ((u128::from(rng.next_u64()) * (i as u128 + 1)) >> 64) as usize;
+                order.swap(i, j);
+            }
+            let started = Instant::now();
+            let (mut sum, mut count, mut seen) = (0.0, 0usize, 0usize);
+            for chunk in order.chunks(b) {
+                let step = self.meta.training.step;
+                self.opt.set_lr(self.lr_at(step, total));
+                let batch = self.batch(&self.train, chunk)?;
+                let (loss, n) = self.gpt.loss(&batch)?;
+                let grads = loss.backward()?;
+                self.opt.step(&grads)?;
+                let loss = f64::from(loss.to_scalar::<f32>()?);
+                if !loss.is_finite() {
+                    return Err(Error::invalid(
+                        "training",
+                        format!("the loss became {loss} at step {}", step + 1),
+                    ));
+                }
+                (sum, count) = (sum + loss * n as f64, count + n);
+                seen += chunk.iter().map(|&i| self.train[i].len()).sum::<usize>();
+                self.meta.training.step += 1;
+                on_event(&Event::Step {
+                    epoch,
+                    step: self.meta.training.step,
+                    loss,
+                    tokens_per_second: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                });
+            }
+            let validation_loss = self.validation_loss()?;
+            let better = self.meta.training.best.is_none_or(|(b, _)| validation_loss < b);
+            if better {
+                self.meta.training.best = Some((validation_loss, self.meta.training.step));
+                self.meta.training.stale = 0;
+                self.best = Some(
+                    self.gpt
+                        .vars()
+                        .iter()
+                        .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+                        .collect::<Result<_>>()?,
+                );
+            } else {
+                self.meta.training.stale += 1;
+            }
+            self.meta.training.epoch = epoch;
+            self.meta.training.rng = rng.next_u64();
+            let stop =
+                self.meta.training.stale >= self.options.patience || epoch >= self.options.epochs;
+            if stop {
+                self.meta.training.done = true;
+            }
+            // The checkpoint comes first: an epoch reported is an epoch a resumed run keeps.
+            if let Some(dir) = dir {
+                self.checkpoint(dir, better)?;
+            }
+            on_event(&Event::Epoch {
+                epoch,
+                train_loss: sum / count.max(1) as f64,
+                validation_loss,
+                best: better,
+            });
+        }
+        if let Some(best) = &self.best {
+            let map = best.iter().cloned().collect();
+            self.gpt.load(&map)?;
+        }
+        let (validation_loss, _) = self.meta.training.best.unwrap_or((f64::NAN, 0));
+        let reason = if self.meta.training.stale >= self.options.patience {
+            format!(
+                "early stopping: no better validation loss for {} epochs",
+                self.meta.training.stale
+            )
+        } else {
+            format!("{} epochs done", self.meta.training.epoch)
+        };
+        on_event(&Event::Finished { reason, validation_loss });
+        Ok(())
+    }
+
+    /// Writes the training checkpoint (and the best model beside it when `better`).
+    fn checkpoint(&self, dir: &Path, better: bool) -> Result<()> {
+        let (state, _) = self.opt.state();
+        if better {
+            checkpoint::save(&dir.join("best"), &self.gpt, &self.vocab, &self.meta, None, false)?;
+        }
+        checkpoint::save(dir, &self.gpt, &self.vocab, &self.meta, Some(&state), false)
+    }
+
+    /// Saves the model (the best weights, once [`run`](Trainer::run) has ended) into `dir`,
+    /// in f16 when `half`.
+    pub fn save_model(&self, dir: &Path, half: bool) -> Result<()> {
+        checkpoint::save(dir, &self.gpt, &self.vocab, &self.meta, None, half)
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of fine-drums-gpt, built as one binary.
+
+mod model;
+mod tokens;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use fine_drums_codec::midi::{self, WriteOptions};
-use fine_drums_dataset::{Manifest, cl100k};
+use fine_drums_dataset::{Manifest, Split, cl100k};
 use fine_drums_eval::fs::{self, FolderCache};
 use fine_drums_eval::{BoxError, Generated, Piece, Protocol, System, system};
 use fine_drums_llm::backend::{Kind, Settings};
@@ -59,6 +59,9 @@ struct Args {
     /// Onset-matching tolerance in ticks at 480 per quarter (default: half a 16th).
     #[arg(long, default_value_t = 60)]
     tolerance: i64,
+    /// The split to score: test (to report) or validation (to choose settings on).
+    #[arg(long, default_value = "test", value_parser = ["test", "validation"])]
+    split: String,
 }
 
 /// A backend behind the continuation pipeline, as the protocol sees it: it continues a
@@ -94,11 +97,12 @@ fn run() -> Result<(), Box<dyn Error>> {
         (args.prompt_bars, args.bars);
     let mut protocol = Protocol::of_manifest(&manifest);
     (protocol.seed, protocol.tolerance) = (args.seed, args.tolerance);
+    protocol.split = if args.split == "validation" { Split::Validation } else { Split::Test };
     protocol.only = args.pieces.as_deref().map(fs::read_list).transpose()?;
     let mut progress = common::progress_bars();
     let data = fs::read_data(&protocol, &args.gmd, &cl100k()?, &mut progress)?;
     let (n, p, c) = (data.pieces().len(), args.prompt_bars, args.bars);
-    eprintln!("{n} pieces of {p} + {c} bars from the test split");
+    eprintln!("{n} pieces of {p} + {c} bars from the {} split", args.split);
 
     // The local model (trained on the train split, or --model), then the --backend openai one.
     let settings = args.backend.settings()?;

@@ -40,6 +40,9 @@ pub struct Protocol {
     pub tolerance: i64,
     /// Only the test files whose `midi_filename` is listed, when given. Default: all.
     pub only: Option<HashSet<String>>,
+    /// The split whose files are cut into pieces: the test split to report, the validation
+    /// split to choose settings on. Default: test.
+    pub split: Split,
 }
 
 impl Default for Protocol {
@@ -52,6 +55,7 @@ impl Default for Protocol {
             seed: 0,
             tolerance: 60,
             only: None,
+            split: Split::Test,
         }
     }
 }
@@ -103,14 +107,15 @@ impl Data {
         }
     }
 
-    /// Whether `entry` is one that [`add`](Data::add) uses: a training or test file the
-    /// filter keeps (validation files are never read).
+    /// Whether `entry` is one that [`add`](Data::add) uses: a training file or a file of the
+    /// protocol's split that the filter keeps.
     pub fn wants(&self, entry: &Entry) -> bool {
-        self.preparer.filter.reject(entry).is_none() && entry.split != Split::Validation
+        self.preparer.filter.reject(entry).is_none()
+            && (entry.split == Split::Train || entry.split == self.protocol.split)
     }
 
-    /// Adds one dataset file from its bytes: a training file to the training data, a test
-    /// file as its whole windows. A file that does not read is an error naming it.
+    /// Adds one dataset file from its bytes: a training file to the training data, a file of
+    /// the protocol's split as its whole windows. A file that does not read is an error naming it.
     pub fn add(&mut self, entry: &Entry, bytes: &[u8], tokens: &dyn CountTokens) -> Result<()> {
         if !self.wants(entry) {
             return Ok(());
@@ -586,6 +591,13 @@ impl Protocol {
                 (format!("{}.svg", piece.id), svg)
             })
             .collect();
-        Evaluation { pieces: pieces.len(), prompt_bars: p, bars: c, scores, pictures }
+        Evaluation {
+            split: self.split,
+            pieces: pieces.len(),
+            prompt_bars: p,
+            bars: c,
+            scores,
+            pictures,
+        }
     }
 }

@@ -45,6 +45,8 @@ pub struct Scores {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Evaluation {
+    /// The split the pieces come from.
+    pub split: fine_drums_dataset::Split,
     /// Pieces (windows) scored.
     pub pieces: usize,
     /// Prompt bars of a window.
@@ -75,7 +77,8 @@ impl Evaluation {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let (pieces, p, c) = (self.pieces, self.prompt_bars, self.bars);
-        let _ = writeln!(s, "GMD test split: {pieces} pieces of {p} prompt bars + {c} bars.\n");
+        let split = self.split.as_str();
+        let _ = writeln!(s, "GMD {split} split: {pieces} pieces of {p} prompt bars + {c} bars.\n");
         let _ = writeln!(
             s,
             "| system | stability | 2-means distance | spread | identical to a neighbour | bars seen in training | onset F1 | velocity MAE |"

@@ -7,6 +7,10 @@
 
 mod common;
 
+/// The drum GPT allocates a tensor per operation: see the workspace manifest.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,9 +39,10 @@ struct Args {
     /// Bars to add.
     #[arg(long, default_value_t = 14)]
     bars: usize,
-    /// Sampling temperature (0 = always the likeliest).
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
+    /// Sampling temperature (0 = always the likeliest; default: 0.8 for the built-in drum
+    /// GPT, chosen on the validation split, else 1).
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Nucleus sampling mass.
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
@@ -78,7 +83,11 @@ fn run() -> Result<(), Box<dyn Error>> {
         })?;
     let mut options = ContinueOptions::new(&model_name);
     options.bars = args.bars;
-    options.temperature = args.temperature;
+    options.temperature = args.temperature.unwrap_or(if args.backend.backend == "gpt" {
+        fine_drums_gpt::TEMPERATURE
+    } else {
+        1.0
+    });
     options.top_p = args.top_p;
     options.samples = args.samples;
     options.seed = args.seed;

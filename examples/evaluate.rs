@@ -4,10 +4,12 @@
 //! `cargo run --release --example evaluate -- ../shared/datasets/groove --out eval/` writes
 //! `eval/results.md`, `eval/results.json`, `eval/stability.svg` and a piano roll per piece
 //! in `eval/pictures/`. Model outputs are saved in `eval/outputs/` as they arrive, and a
-//! rerun reuses them, so an interrupted run loses nothing. The protocol itself is
+//! rerun reuses them, so an interrupted run loses nothing. The protocol is
 //! `fine_drums_eval::Protocol`; this file reads and writes files around it.
 
 mod common;
+#[global_allocator] // the drum GPT allocates a tensor per operation (see Cargo.toml)
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -50,9 +52,9 @@ struct Args {
     /// format (prompt bars first, or the continuation alone). Repeatable.
     #[arg(long)]
     import: Vec<String>,
-    /// Sampling temperature of the models.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
+    /// Sampling temperature of the models (default: 1 for the Markov model, 0.8 for the GPT).
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Base seed; piece i uses seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -108,24 +110,20 @@ fn run() -> Result<(), Box<dyn Error>> {
     let settings = args.backend.settings()?;
     let local_model = match settings.local_model()? {
         Some(m) => m,
-        None => {
-            let mut model = Model::new(&protocol.template)?;
-            model.train_pairs(data.train_pairs());
-            model
-        }
+        None => Model::from_pairs(&protocol.template, data.train_pairs())?,
     };
     let mut eval_manifest = manifest.clone();
     eval_manifest.template.strip_silence = false;
-    let (t, mut local) = (args.temperature, Settings::default());
+    let (t, mut local) = (args.temperature.unwrap_or(1.0), Settings::default());
     local.model = Some("gmd-train".into());
     let local = local.complete(&protocol.template, Some(local_model))?;
     let mut systems: Vec<Box<dyn System>> =
         vec![Box::new(backend("local", "gmd-train".into(), local, &eval_manifest, t)?)];
     if settings.kind != Kind::Local || args.backend.backend == "gpt" {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
-        let name = match args.backend.backend.as_str() {
-            "gpt" => "gpt".to_string(),
-            _ => format!("openai:{}", extra.model),
+        let (name, t) = match args.backend.backend.as_str() {
+            "gpt" => ("gpt".to_string(), args.temperature.unwrap_or(fine_drums_gpt::TEMPERATURE)),
+            _ => (format!("openai:{}", extra.model), t),
         };
         systems.push(Box::new(backend(&name, extra.model, extra.backend, &eval_manifest, t)?));
     }

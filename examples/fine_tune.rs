@@ -7,6 +7,10 @@
 
 mod common;
 
+/// The drum GPT allocates a tensor per operation: see the workspace manifest.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -132,8 +132,9 @@ fn continue_writes_the_prompt_unchanged_then_the_new_bars() {
             .unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let stdout = String::from_utf8_lossy(&run.stdout);
+        // The default backend: the built-in drum GPT, nothing to download or train.
         assert!(
-            stdout.contains(&format!("2 prompt bars + {bars} new bars from local")),
+            stdout.contains(&format!("2 prompt bars + {bars} new bars from drums-small-gmd")),
             "{stdout}"
         );
         let out =
@@ -208,7 +209,7 @@ fn fine_tune_dry_run_and_local_training() {
     let model = model.split(" (").next().unwrap();
     let run = example("continue")
         .arg(root().join("examples/grooves/rock.mid"))
-        .args(["--model", model, "--seed", "4", "--out"])
+        .args(["--backend", "local", "--model", model, "--seed", "4", "--out"])
         .arg(dir.join("c.mid"))
         .arg("--manifest")
         .arg(out.join("manifest.json"))
@@ -242,6 +243,7 @@ fn evaluate_writes_results_as_they_arrive_and_resumes() {
     };
     let first = run();
     assert!(first.contains("| local | 2 | 100.0% |"), "{first}");
+    assert!(first.contains("| gpt | 2 | 100.0% |"), "{first}");
     let outputs = out.join("outputs/local");
     let saved: Vec<_> = std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(saved.len(), 2, "one saved output per piece");

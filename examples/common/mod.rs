@@ -80,13 +80,13 @@ impl FormatArgs {
 /// crate's [`Settings`](fine_drums_llm::backend::Settings), which builds the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// gpt (the drum GPT, offline), local (the offline Markov model), or openai (OpenAI or
-    /// any compatible server).
-    #[arg(long, default_value = "local", value_parser = ["gpt", "local", "openai"])]
+    /// gpt (the drum GPT, offline, the default), local (the offline Markov model), or openai
+    /// (OpenAI or any compatible server).
+    #[arg(long, default_value = "gpt", value_parser = ["gpt", "local", "openai"])]
     pub backend: String,
-    /// The model: for gpt, a model folder from fine_tune; for local, `local` (the prompt's
-    /// own statistics) or a .fdlm file from fine_tune; for openai, e.g.
-    /// ft:babbage-002:org:drums:id.
+    /// The model: for gpt, a model folder from fine_tune (default: the built-in
+    /// drums-small-gmd); for local, `local` (the prompt's own statistics) or a .fdlm file
+    /// from fine_tune; for openai, e.g. ft:babbage-002:org:drums:id.
     #[arg(long)]
     pub model: Option<String>,
     /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
@@ -112,9 +112,12 @@ impl BackendArgs {
         tune: impl FnOnce(&mut fine_drums_llm::backend::Settings),
     ) -> Result<Completer, Box<dyn Error>> {
         if self.backend == "gpt" {
-            let dir = self.model.as_deref().ok_or("--backend gpt needs --model <model folder>")?;
-            let model = fine_drums_gpt::Model::load(Path::new(dir), &fine_drums_gpt::Device::Cpu)
-                .at(dir)?;
+            let dir = self.model.as_deref().unwrap_or(fine_drums_gpt::EMBEDDED);
+            let cpu = fine_drums_gpt::Device::Cpu;
+            let model = match self.model.as_deref() {
+                None => fine_drums_gpt::Model::embedded(&cpu)?,
+                Some(d) => fine_drums_gpt::Model::load(Path::new(d), &cpu).at(d)?,
+            };
             let manifest = self::manifest(manifest, Some(&model.template))?;
             let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), Default::default())
                 .with_top_k(top_k);

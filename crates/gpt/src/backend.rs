@@ -33,15 +33,48 @@ pub struct Model {
     pub completion_bars: usize,
 }
 
+/// The name of the model built into the crate.
+pub const EMBEDDED: &str = "drums-small-gmd";
+
+/// The sampling temperature of [`EMBEDDED`], chosen on the GMD validation split: of 0.5 to
+/// 1.0, the one whose stability and share of bars identical to a neighbour were together
+/// nearest the drummers' (see the crate README).
+pub const TEMPERATURE: f32 = 0.8;
+
+/// The files of the model built into the crate (see `model/README.md`, its model card).
+const EMBEDDED_FILES: [(&str, &[u8]); 4] = [
+    (checkpoint::CHECKSUMS, include_bytes!("../model/checksums.json")),
+    (checkpoint::CONFIG, include_bytes!("../model/config.json")),
+    (checkpoint::VOCAB, include_bytes!("../model/vocab.json")),
+    (checkpoint::WEIGHTS, include_bytes!("../model/model.safetensors")),
+];
+
 impl Model {
     /// Loads the model saved in `dir`.
     pub fn load(dir: &Path, device: &Device) -> crate::Result<Model> {
-        let l = checkpoint::load(dir, device)?;
-        Ok(Model {
+        Ok(Model::of(checkpoint::load(dir, device)?))
+    }
+
+    /// The model built into the crate, [`EMBEDDED`]: the `small` preset trained on the
+    /// Groove MIDI Dataset's train split (CC BY 4.0; see `model/README.md`).
+    pub fn embedded(device: &Device) -> crate::Result<Model> {
+        let dir = Path::new(EMBEDDED);
+        let loaded = checkpoint::load_with(dir, device, &mut |name| {
+            EMBEDDED_FILES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, bytes)| bytes.to_vec())
+                .ok_or_else(|| Error::checkpoint(&dir.join(name), "not built into the crate", None))
+        })?;
+        Ok(Model::of(loaded))
+    }
+
+    fn of(l: checkpoint::Loaded) -> Model {
+        Model {
             drummer: Drummer { gpt: l.gpt, vocab: l.vocab },
             template: l.meta.template,
             completion_bars: l.meta.training.completion_bars.max(1),
-        })
+        }
     }
 }
 
@@ -130,12 +163,18 @@ impl Gpt {
         lock(&self.state).models.insert(name.into(), Arc::new(model));
     }
 
-    /// The model named `name`: registered, or loaded from the folder of that name.
+    /// The model named `name`: registered, the built-in [`EMBEDDED`], or loaded from the
+    /// folder of that name.
     pub fn model(&self, name: &str) -> fine_drums_llm::Result<Arc<Model>> {
         if let Some(m) = lock(&self.state).models.get(name) {
             return Ok(m.clone());
         }
-        let model = Arc::new(Model::load(Path::new(name), &self.device).map_err(llm_error)?);
+        let model = if name == EMBEDDED {
+            Model::embedded(&self.device)
+        } else {
+            Model::load(Path::new(name), &self.device)
+        };
+        let model = Arc::new(model.map_err(llm_error)?);
         lock(&self.state).models.insert(name.to_string(), model.clone());
         Ok(model)
     }
@@ -335,7 +374,7 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
     };
     trainer.run(checkpoint_dir.as_deref(), &mut on_event)?;
     if let Some((_, out)) = &dirs {
-        trainer.save_model(out, false)?;
+        trainer.save_model(out, true)?;
         record("info", format!("saved {}", out.display()), None);
     }
     Ok(Model {

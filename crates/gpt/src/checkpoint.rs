@@ -8,7 +8,7 @@
 //! cut short or corrupted, or that comes from another checkpoint, is an error naming it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use fine_drums_dataset::Template;
@@ -146,16 +146,14 @@ pub fn save(
     write_file(dir, CHECKSUMS, &serde_json::to_vec_pretty(&sums).unwrap_or_default())
 }
 
-/// Reads a file of a checkpoint and checks it against `checksums.json`.
-fn read_checked(dir: &Path, name: &str, sums: &Checksums) -> Result<Vec<u8>> {
-    let path = dir.join(name);
-    let bytes = std::fs::read(&path).map_err(io(&path))?;
+/// Checks a file of a checkpoint against `checksums.json`.
+fn check(path: &Path, name: &str, bytes: &[u8], sums: &Checksums) -> Result<()> {
     let Some((len, hash)) = sums.files.get(name) else {
-        return Err(Error::checkpoint(&path, format!("not listed in {CHECKSUMS}"), None));
+        return Err(Error::checkpoint(path, format!("not listed in {CHECKSUMS}"), None));
     };
     if bytes.len() as u64 != *len {
         return Err(Error::checkpoint(
-            &path,
+            path,
             format!(
                 "{} bytes, but the checkpoint wrote {len}: the file is cut short or was replaced",
                 bytes.len()
@@ -163,29 +161,44 @@ fn read_checked(dir: &Path, name: &str, sums: &Checksums) -> Result<Vec<u8>> {
             None,
         ));
     }
-    if format!("{:016x}", fnv1a(&bytes)) != *hash {
+    if format!("{:016x}", fnv1a(bytes)) != *hash {
         return Err(Error::checkpoint(
-            &path,
+            path,
             "its checksum does not match: the file is corrupted or comes from another checkpoint",
             None,
         ));
     }
-    Ok(bytes)
+    Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(path: PathBuf, bytes: &[u8]) -> Result<T> {
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::checkpoint(&path, e.to_string(), Some(Box::new(e))))
+        .map_err(|e| Error::checkpoint(path, e.to_string(), Some(Box::new(e))))
 }
 
 /// Loads the model (or checkpoint) in `dir` onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
-    let sums_path = dir.join(CHECKSUMS);
-    let sums_bytes = std::fs::read(&sums_path).map_err(io(&sums_path))?;
-    let sums: Checksums = parse(sums_path, &sums_bytes)?;
-    let meta: Meta = parse(dir.join(CONFIG), &read_checked(dir, CONFIG, &sums)?)?;
+    load_with(dir, device, &mut |name| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(io(&path))
+    })
+}
+
+/// Loads a model from its files' bytes, `read(name)` giving each; `dir` names them in errors.
+pub fn load_with(
+    dir: &Path,
+    device: &Device,
+    read: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<Loaded> {
+    let sums: Checksums = parse(&dir.join(CHECKSUMS), &read(CHECKSUMS)?)?;
+    let mut read_checked = |name: &str| -> Result<Vec<u8>> {
+        let bytes = read(name)?;
+        check(&dir.join(name), name, &bytes, &sums)?;
+        Ok(bytes)
+    };
+    let meta: Meta = parse(&dir.join(CONFIG), &read_checked(CONFIG)?)?;
     meta.config.check().map_err(|e| Error::checkpoint(&dir.join(CONFIG), e.to_string(), None))?;
-    let mut vocab: Vocabulary = parse(dir.join(VOCAB), &read_checked(dir, VOCAB, &sums)?)?;
+    let mut vocab: Vocabulary = parse(&dir.join(VOCAB), &read_checked(VOCAB)?)?;
     vocab.settle().map_err(|e| Error::checkpoint(&dir.join(VOCAB), e.to_string(), None))?;
     if vocab.len() != meta.config.vocab {
         return Err(Error::checkpoint(
@@ -195,14 +208,13 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         ));
     }
     let weights_path = dir.join(WEIGHTS);
-    let weights =
-        candle_core::safetensors::load_buffer(&read_checked(dir, WEIGHTS, &sums)?, device)
-            .map_err(|e| Error::checkpoint(&weights_path, e.to_string(), Some(Box::new(e))))?;
+    let weights = candle_core::safetensors::load_buffer(&read_checked(WEIGHTS)?, device)
+        .map_err(|e| Error::checkpoint(&weights_path, e.to_string(), Some(Box::new(e))))?;
     let gpt = Gpt::new(&meta.config, 0, device)?;
     gpt.load(&weights).map_err(|e| Error::checkpoint(&weights_path, e.to_string(), None))?;
     let optimizer = if sums.files.contains_key(OPTIMIZER) {
         let path = dir.join(OPTIMIZER);
-        let bytes = read_checked(dir, OPTIMIZER, &sums)?;
+        let bytes = read_checked(OPTIMIZER)?;
         Some(
             candle_core::safetensors::load_buffer(&bytes, device)
                 .map_err(|e| Error::checkpoint(&path, e.to_string(), Some(Box::new(e))))?,

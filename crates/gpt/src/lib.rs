@@ -75,7 +75,7 @@ pub mod train;
 mod sample;
 mod backend;
 
-pub use backend::{BASE_MODEL, Gpt, Model};
+pub use backend::{BASE_MODEL, EMBEDDED, Gpt, Model, TEMPERATURE};
 pub use candle_core::Device;
 pub use config::{CONFIG_VERSION, Config, SLOTS};
 pub use error::{Error, Result};

@@ -321,20 +321,26 @@ impl Gpt {
             *cache = Some((k.clone(), v.clone()));
         }
         let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let scores = match mask {
-            // With a cache, the new tokens see every cached one and each other causally.
-            Some(m) => {
-                let past = k.dim(2)? - t;
-                let m = if past > 0 {
-                    Tensor::cat(&[&Tensor::zeros((t, past), DType::F32, &self.device)?, m], 1)?
-                } else {
-                    m.clone()
-                };
-                scores.broadcast_add(&m)?
-            }
-            None => scores,
+        let attn = if self.device.is_cpu() && scores.dtype() == DType::F32 {
+            // A mask is given whenever more than one new token attends; one token alone sees
+            // every cached key, which the fused op's rule also gives.
+            scores.contiguous()?.apply_op1(CausalSoftmax)?
+        } else {
+            let scores = match mask {
+                // With a cache, the new tokens see every cached one and each other causally.
+                Some(m) => {
+                    let past = k.dim(2)? - t;
+                    let m = if past > 0 {
+                        Tensor::cat(&[&Tensor::zeros((t, past), DType::F32, &self.device)?, m], 1)?
+                    } else {
+                        m.clone()
+                    };
+                    scores.broadcast_add(&m)?
+                }
+                None => scores,
+            };
+            candle_nn::ops::softmax(&scores, D::Minus1)?
         };
-        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + block.proj.forward(&y)?)?;
         let hidden = block.fc.forward(&block.ln2.forward(&x)?)?.gelu()?;
@@ -358,9 +364,109 @@ impl Gpt {
     }
 }
 
+/// Softmax over the last dimension of attention scores `[.., t, s]` under the causal mask in
+/// one pass (query `i` sees keys `0..=past + i`, `past = s - t`), with its gradient: on the
+/// CPU it replaces the six tensor operations (mask, max, subtract, exp, sum, divide) of the
+/// composed softmax and their backward passes, which took most of a training step.
+struct CausalSoftmax;
+
+impl candle_core::CustomOp1 for CausalSoftmax {
+    fn name(&self) -> &'static str {
+        "causal-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let dims = layout.dims();
+        let (t, s) = match dims {
+            [.., t, s] => (*t, *s),
+            _ => candle_core::bail!("causal softmax needs at least two dimensions, got {dims:?}"),
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("causal softmax needs contiguous scores");
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let past = s.saturating_sub(t);
+        let mut out = vec![0f32; x.len()];
+        for (row, (xr, yr)) in x.chunks_exact(s).zip(out.chunks_exact_mut(s)).enumerate() {
+            let seen = (past + row % t + 1).min(s);
+            let max = xr[..seen].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (y, &v) in yr[..seen].iter_mut().zip(&xr[..seen]) {
+                *y = (v - max).exp();
+                sum += *y;
+            }
+            let inv = 1.0 / sum;
+            for y in &mut yr[..seen] {
+                *y *= inv;
+            }
+        }
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        // d softmax: y * (g - sum(g * y)); masked entries have y = 0 and get no gradient.
+        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
+        Ok(Some(grad_res.broadcast_sub(&dot)?.mul(res)?))
+    }
+}
+
 /// `[t, t]`: 0 where a token may look (itself and before), minus infinity after.
 fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
     let data: Vec<f32> =
         (0..t * t).map(|i| if i % t <= i / t { 0.0 } else { f32::NEG_INFINITY }).collect();
     Ok(Tensor::from_vec(data, (t, t), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{D, DType, Device, Tensor, Var};
+
+    use super::{CausalSoftmax, causal_mask};
+
+    /// The fused op gives what mask + softmax give, and the same gradient.
+    #[test]
+    fn the_fused_causal_softmax_is_the_composed_one() {
+        let dev = Device::Cpu;
+        let (t, s) = (4, 6);
+        let data: Vec<f32> =
+            (0..2 * 3 * t * s).map(|i| ((i * 37 % 23) as f32 - 11.0) / 5.0).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(data, (2, 3, t, s), &dev).unwrap()).unwrap();
+        let w = Tensor::from_vec(
+            (0..2 * 3 * t * s).map(|i| (i % 7) as f32).collect(),
+            (2, 3, t, s),
+            &dev,
+        )
+        .unwrap();
+        let mask = Tensor::cat(
+            &[
+                &Tensor::zeros((t, s - t), DType::F32, &dev).unwrap(),
+                &causal_mask(t, &dev).unwrap(),
+            ],
+            1,
+        )
+        .unwrap();
+        let composed =
+            candle_nn::ops::softmax(&x.as_tensor().broadcast_add(&mask).unwrap(), D::Minus1)
+                .unwrap();
+        let fused = x.as_tensor().apply_op1(CausalSoftmax).unwrap();
+        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        for (a, b) in flat(&composed).iter().zip(flat(&fused)) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
+        let ga = (composed * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let (ga, gb) = (ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
+        for (a, b) in flat(ga).iter().zip(flat(gb)) {
+            assert!((a - b).abs() < 1e-5, "{a} {b}");
+        }
+    }
 }

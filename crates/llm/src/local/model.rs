@@ -353,6 +353,16 @@ impl Model {
         self.settle_completion_bars();
     }
 
+    /// A model for `template` counted from `pairs` (see [`train_pairs`](Model::train_pairs)).
+    pub fn from_pairs<'a>(
+        template: &Template,
+        pairs: impl IntoIterator<Item = &'a Pair>,
+    ) -> Result<Model> {
+        let mut model = Model::new(template)?;
+        model.train_pairs(pairs);
+        Ok(model)
+    }
+
     /// Learns from the pairs the dataset crate cut, as they are: no JSON in between.
     pub fn train_pairs<'a>(&mut self, pairs: impl IntoIterator<Item = &'a Pair>) {
         for pair in pairs {

@@ -42,6 +42,9 @@ struct Args {
     /// base (a GPU).
     #[arg(long, default_value = "small", value_parser = ["tiny", "small", "base"])]
     preset: String,
+    /// Train the drum GPT on the first CUDA GPU (build with `--features cuda`).
+    #[arg(long)]
+    cuda: bool,
     /// Epochs (default: the service's choice).
     #[arg(long)]
     epochs: Option<u32>,
@@ -115,7 +118,12 @@ fn run() -> Result<(), Box<dyn Error>> {
         let mut options = fine_drums_gpt::train::TrainOptions::default();
         options.preset = args.preset.clone();
         eprintln!("training seed: {}", args.seed.unwrap_or(options.seed));
-        let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), options);
+        let device = if args.cuda {
+            fine_drums_gpt::Device::new_cuda(0).at("CUDA device 0")?
+        } else {
+            fine_drums_gpt::Device::Cpu
+        };
+        let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), options).with_device(device);
         Box::new(gpt.with_models_dir(&models_dir))
     } else {
         let mut settings = Settings::default();

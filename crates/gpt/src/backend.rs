@@ -202,8 +202,9 @@ impl Gpt {
         let grid = model.drummer.vocab.beat().grid;
         let last = body.lines().rev().filter_map(|l| split_bar(l.trim())).next();
         let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
-        let sampling =
-            Sampling { temperature: request.temperature, top_k: self.top_k, top_p: request.top_p };
+        let mut sampling = Sampling::default();
+        (sampling.temperature, sampling.top_k, sampling.top_p) =
+            (request.temperature, self.top_k, request.top_p);
         let seed = request.seed.unwrap_or_else(|| now().wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let n = request.n.max(1) as usize;
         let texts = model

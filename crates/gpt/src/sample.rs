@@ -6,27 +6,11 @@ use fine_drums_codec::Meter;
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::SplitMix64;
 
+pub use fine_drums_llm::local::Sampling;
+
 use crate::error::{Error, Result};
 use crate::model::{Batch, Cache, Gpt};
 use crate::tokens::{self, Encoded, Grammar, Next, Vocabulary};
-
-/// Sampling settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Sampling {
-    /// 0 takes the likeliest token every time; 1 samples the model as it is. Default: 1.
-    pub temperature: f32,
-    /// Keep only the `top_k` likeliest tokens (0: all). Default: 0.
-    pub top_k: usize,
-    /// Keep the likeliest tokens whose probabilities sum to `top_p`. Default: 1.
-    pub top_p: f32,
-}
-
-impl Default for Sampling {
-    fn default() -> Sampling {
-        Sampling { temperature: 1.0, top_k: 0, top_p: 1.0 }
-    }
-}
 
 /// Draws a token from `logits` (changed in place), among those `allowed`.
 fn draw(logits: &mut [f32], allowed: &[bool], s: Sampling, rng: &mut SplitMix64) -> u32 {

@@ -14,6 +14,8 @@ use fine_drums_llm::{
     JobEvent, JobRequest, JobStatus, Metrics, Upload, Usage,
 };
 
+use fine_drums_llm::jobs::Jobs;
+
 use crate::checkpoint;
 use crate::error::Error;
 use crate::sample::{Drummer, Sampling};
@@ -78,13 +80,15 @@ impl Model {
     }
 }
 
-#[derive(Default)]
 struct State {
-    files: HashMap<String, Upload>,
-    jobs: HashMap<String, (Job, Vec<JobEvent>)>,
+    jobs: Jobs,
     models: HashMap<String, Arc<Model>>,
-    next_file: u64,
-    next_job: u64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State { jobs: Jobs::new("gpt"), models: HashMap::new() }
+    }
 }
 
 /// The drum GPT backend.
@@ -308,17 +312,8 @@ struct JobSpec {
 fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
     let JobSpec { id, name, template, files, options, dirs, device } = spec;
     let (id, name, template, options, device) = (&id, &name, &template, &options, &device);
-    let mut n = 0;
-    let mut record = |level: &str, message: String, metrics: Option<Metrics>| {
-        n += 1;
-        let mut st = lock(state);
-        if let Some((_, events)) = st.jobs.get_mut(id) {
-            let event = JobEvent::new(format!("{id}-ev{n}"), now(), level, message);
-            events.push(match metrics {
-                Some(m) => event.with_metrics(m),
-                None => event,
-            });
-        }
+    let record = |level: &str, message: String, metrics: Option<Metrics>| {
+        lock(state).jobs.event(id, now(), level, message, metrics);
     };
     let text = |u: &Upload| {
         std::str::from_utf8(&u.bytes)
@@ -387,27 +382,13 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
 
 impl Gpt {
     fn file(&self, id: &str) -> fine_drums_llm::Result<Upload> {
-        lock(&self.state)
-            .files
-            .get(id)
-            .cloned()
-            .ok_or_else(|| invalid("file", format!("no uploaded file {id:?}")))
-    }
-
-    fn job_error(&self, id: &str) -> fine_drums_llm::Error {
-        invalid("job", format!("no job {id:?}"))
+        lock(&self.state).jobs.file(id)
     }
 }
 
 impl FineTune for Gpt {
     fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, fine_drums_llm::Result<String>> {
-        Box::pin(async move {
-            let mut st = lock(&self.state);
-            st.next_file += 1;
-            let id = format!("file-gpt-{}", st.next_file);
-            st.files.insert(id.clone(), file.clone());
-            Ok(id)
-        })
+        Box::pin(async move { Ok(lock(&self.state).jobs.upload(file)) })
     }
 
     fn create_job<'a>(
@@ -444,11 +425,7 @@ impl FineTune for Gpt {
                 options.seed = s;
             }
             let suffix = request.suffix.clone().unwrap_or_else(|| "drums".into());
-            let id = {
-                let mut st = lock(&self.state);
-                st.next_job += 1;
-                format!("ftjob-gpt-{}", st.next_job)
-            };
+            let id = lock(&self.state).jobs.next_job_id();
             // A job's checkpoint is named by its settings, so that the same job started
             // again after a crash resumes it.
             let (name, dirs) = match &self.models_dir {
@@ -460,7 +437,7 @@ impl FineTune for Gpt {
                 None => (format!("gpt:{suffix}:{id}"), None),
             };
             let job = Job::new(&id, &request.model, JobStatus::Running);
-            lock(&self.state).jobs.insert(id.clone(), (job.clone(), Vec::new()));
+            lock(&self.state).jobs.insert(job.clone());
             let (state, device) = (self.state.clone(), self.device.clone());
             let (job_id, model_name) = (id.clone(), name.clone());
             let spec = JobSpec {
@@ -478,23 +455,17 @@ impl FineTune for Gpt {
                 let model = match result {
                     Ok(m) => Some(m),
                     Err(e) => {
-                        if let Some((job, events)) = st.jobs.get_mut(&job_id) {
+                        if let Ok(job) = st.jobs.job_mut(&job_id) {
                             job.status = JobStatus::Failed;
                             job.error = Some(e.to_string());
-                            let n = events.len() + 1;
-                            events.push(JobEvent::new(
-                                format!("{job_id}-ev{n}"),
-                                now(),
-                                "error",
-                                e.to_string(),
-                            ));
                         }
+                        st.jobs.event(&job_id, now(), "error", e.to_string(), None);
                         None
                     }
                 };
                 if let Some(m) = model {
                     st.models.insert(model_name.clone(), Arc::new(m));
-                    if let Some((job, _)) = st.jobs.get_mut(&job_id) {
+                    if let Ok(job) = st.jobs.job_mut(&job_id) {
                         job.status = JobStatus::Succeeded;
                         job.fine_tuned_model = Some(model_name);
                     }
@@ -505,9 +476,7 @@ impl FineTune for Gpt {
     }
 
     fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
-        Box::pin(async move {
-            lock(&self.state).jobs.get(id).map(|(j, _)| j.clone()).ok_or_else(|| self.job_error(id))
-        })
+        Box::pin(async move { lock(&self.state).jobs.job(id) })
     }
 
     fn events<'a>(
@@ -515,19 +484,12 @@ impl FineTune for Gpt {
         id: &'a str,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, fine_drums_llm::Result<Vec<JobEvent>>> {
-        Box::pin(async move {
-            let st = lock(&self.state);
-            let (_, events) = st.jobs.get(id).ok_or_else(|| self.job_error(id))?;
-            let start =
-                after.and_then(|a| events.iter().position(|e| e.id == a)).map_or(0, |i| i + 1);
-            Ok(events[start..].to_vec())
-        })
+        Box::pin(async move { lock(&self.state).jobs.events(id, after) })
     }
 
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
         Box::pin(async move {
-            let st = lock(&self.state);
-            let (job, _) = st.jobs.get(id).ok_or_else(|| self.job_error(id))?;
+            let job = lock(&self.state).jobs.job(id)?;
             Err(invalid(
                 "cancel",
                 format!(

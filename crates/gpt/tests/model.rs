@@ -223,3 +223,38 @@ fn the_built_in_model_writes_only_bars_that_decode() {
         .expect("14 bars");
     assert_eq!(beat.decode(&long[0], &Context::default()).expect("strict").bars.len(), 14);
 }
+
+/// The backend's fine-tuning flow: upload, a job that trains in the background with live
+/// events carrying metrics, then a model that completes prompts with whole bars.
+#[test]
+fn fine_tuning_through_the_backend_reports_metrics_and_gives_a_model() {
+    use fine_drums_llm::{Complete, CompletionRequest, FineTune, JobRequest, Upload};
+    let jsonl: String = examples(8, 0)
+        .iter()
+        .map(|t| {
+            let (p, c) = t.split_at(t.match_indices('\n').nth(1).map_or(0, |(i, _)| i + 1));
+            serde_json::json!({"prompt": format!("{p}>>>"), "completion": format!("\n{c}<<<")})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let gpt = fine_drums_gpt::Gpt::new(Template::default(), options());
+    let mut job = JobRequest::new(fine_drums_gpt::BASE_MODEL, "");
+    job.epochs = Some(2);
+    let mut steps = 0;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let training = Upload::new("train.jsonl", jsonl.into_bytes());
+    let model = runtime
+        .block_on(gpt.fine_tune(&training, None, &job, &mut |e| {
+            if e.metrics.is_some_and(|m| m.train_loss.is_some() && m.total_steps == Some(4)) {
+                steps += 1;
+            }
+        }))
+        .expect("a fine-tuned model");
+    assert_eq!(steps, 4, "two epochs of two steps, each with its loss");
+    let mut request = CompletionRequest::new(&model, "Kh..h. Sh..h. Kh..Kh. Sh..h.\n>>>", 4000);
+    request.seed = Some(3);
+    let out = runtime.block_on(gpt.complete(&request)).expect("a completion");
+    let g = Format::default().decode(out.choices[0].text.trim_start(), &Context::default());
+    assert_eq!(g.expect("strict").bars.len(), 6);
+}

@@ -95,6 +95,7 @@
 pub mod backend;
 mod continuation;
 mod error;
+pub mod jobs;
 pub mod local;
 #[cfg(feature = "openai")]
 pub mod openai;

@@ -25,6 +25,7 @@ pub use model::{Model, TrainStats};
 pub use sample::Sampling;
 
 use crate::error::{Error, Result};
+use crate::jobs::Jobs;
 use crate::random;
 use crate::traits::{BoxFuture, Complete, FineTune};
 use crate::types::{
@@ -38,13 +39,15 @@ pub const PROMPT_MODEL: &str = "local";
 /// The file extension of saved models.
 pub const MODEL_EXTENSION: &str = "fdlm";
 
-#[derive(Default)]
 struct State {
-    files: HashMap<String, Upload>,
-    jobs: HashMap<String, (Job, Vec<JobEvent>)>,
+    jobs: Jobs,
     models: HashMap<String, Arc<Model>>,
-    next_file: u64,
-    next_job: u64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State { jobs: Jobs::new("local"), models: HashMap::new() }
+    }
 }
 
 /// The offline backend.
@@ -172,13 +175,7 @@ impl Local {
                 ),
             ));
         }
-        let file = |id: &str| {
-            self.lock()
-                .files
-                .get(id)
-                .cloned()
-                .ok_or_else(|| Error::invalid("file", format!("no uploaded file {id:?}")))
-        };
+        let file = |id: &str| self.lock().jobs.file(id);
         let training = file(&request.training_file)?;
         let started = Instant::now();
         let mut model = Model::new(&self.template)?;
@@ -241,13 +238,7 @@ impl Complete for Local {
 
 impl FineTune for Local {
     fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, Result<String>> {
-        Box::pin(async move {
-            let mut st = self.lock();
-            st.next_file += 1;
-            let id = format!("file-local-{}", st.next_file);
-            st.files.insert(id.clone(), file.clone());
-            Ok(id)
-        })
+        Box::pin(async move { Ok(self.lock().jobs.upload(file)) })
     }
 
     fn create_job<'a>(&'a self, request: &'a JobRequest) -> BoxFuture<'a, Result<Job>> {
@@ -255,9 +246,7 @@ impl FineTune for Local {
             // Job ids never name a model file that is already there: nothing is overwritten.
             let suffix = request.suffix.as_deref().unwrap_or("drums");
             let id = loop {
-                let mut st = self.lock();
-                st.next_job += 1;
-                let id = format!("ftjob-local-{}", st.next_job);
+                let id = self.lock().jobs.next_job_id();
                 let taken = self
                     .models_dir
                     .as_ref()
@@ -285,26 +274,18 @@ impl FineTune for Local {
             job.fine_tuned_model = Some(name.clone());
             job.trained_tokens = None;
             let now = clock_seed() / 1_000_000_000;
-            let events = log
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| JobEvent::new(format!("{id}-ev{}", i + 1), now, "info", m))
-                .collect();
             let mut st = self.lock();
             st.models.insert(name, Arc::new(model));
-            st.jobs.insert(id, (job.clone(), events));
+            st.jobs.insert(job.clone());
+            for m in log {
+                st.jobs.event(&id, now, "info", m, None);
+            }
             Ok(job)
         })
     }
 
     fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>> {
-        Box::pin(async move {
-            self.lock()
-                .jobs
-                .get(id)
-                .map(|(j, _)| j.clone())
-                .ok_or_else(|| Error::invalid("job", format!("no job {id:?}")))
-        })
+        Box::pin(async move { self.lock().jobs.job(id) })
     }
 
     fn events<'a>(
@@ -312,21 +293,12 @@ impl FineTune for Local {
         id: &'a str,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<JobEvent>>> {
-        Box::pin(async move {
-            let st = self.lock();
-            let (_, events) =
-                st.jobs.get(id).ok_or_else(|| Error::invalid("job", format!("no job {id:?}")))?;
-            let start =
-                after.and_then(|a| events.iter().position(|e| e.id == a)).map_or(0, |i| i + 1);
-            Ok(events[start..].to_vec())
-        })
+        Box::pin(async move { self.lock().jobs.events(id, after) })
     }
 
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Job>> {
         Box::pin(async move {
-            let st = self.lock();
-            let (job, _) =
-                st.jobs.get(id).ok_or_else(|| Error::invalid("job", format!("no job {id:?}")))?;
+            let job = self.lock().jobs.job(id)?;
             Err(Error::invalid(
                 "cancel",
                 format!(

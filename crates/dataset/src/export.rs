@@ -37,6 +37,27 @@ pub struct ChatLine {
     pub messages: Vec<Message>,
 }
 
+/// The prompt and completion of one line of a fine-tuning file, as `prepare` writes them: a
+/// legacy line's two fields, or a chat line's user and assistant messages (empty when
+/// absent). Local models train on these; the parser's error says what is wrong with a line.
+pub fn parse_example(line: &str) -> std::result::Result<(String, String), serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_str(line)?;
+    if value.get("messages").is_some() {
+        let chat: ChatLine = serde_json::from_value(value)?;
+        let text = |role: &str| {
+            chat.messages
+                .iter()
+                .find(|m| m.role == role)
+                .map(|m| m.content.clone())
+                .unwrap_or_default()
+        };
+        Ok((text("user"), text("assistant")))
+    } else {
+        let l: LegacyLine = serde_json::from_value(value)?;
+        Ok((l.prompt, l.completion))
+    }
+}
+
 /// The system message of chat examples: what the text means.
 pub fn system_message(template: &Template) -> String {
     let format = &template.codec.format;

@@ -269,9 +269,9 @@ impl Gpt {
     pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
         let mut x = self.embed(batch, 0)?;
         let t = x.dim(1)?;
-        let mask = causal_mask(t, &self.device)?;
+        let mask = self.mask(t)?;
         for block in &self.blocks {
-            x = self.block(block, &x, Some(&mask), None)?;
+            x = self.block(block, &x, mask.as_ref(), None)?;
         }
         self.head(&x)
     }
@@ -281,7 +281,7 @@ impl Gpt {
     pub fn forward_cached(&self, batch: &Batch, cache: &mut Cache) -> Result<Tensor> {
         let mut x = self.embed(batch, cache.len)?;
         let t = x.dim(1)?;
-        let mask = if t > 1 { Some(causal_mask(t, &self.device)?) } else { None };
+        let mask = if t > 1 { self.mask(t)? } else { None };
         if cache.kv.len() < self.blocks.len() {
             cache.kv.resize(self.blocks.len(), None);
         }
@@ -290,6 +290,12 @@ impl Gpt {
         }
         cache.len += t;
         self.head(&x)
+    }
+
+    /// The causal mask of `t` new tokens, where the attention needs one: the CPU's fused
+    /// causal softmax applies the rule itself.
+    fn mask(&self, t: usize) -> Result<Option<Tensor>> {
+        if self.device.is_cpu() { Ok(None) } else { Ok(Some(causal_mask(t, &self.device)?)) }
     }
 
     fn head(&self, x: &Tensor) -> Result<Tensor> {
@@ -321,9 +327,8 @@ impl Gpt {
             *cache = Some((k.clone(), v.clone()));
         }
         let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let attn = if self.device.is_cpu() && scores.dtype() == DType::F32 {
-            // A mask is given whenever more than one new token attends; one token alone sees
-            // every cached key, which the fused op's rule also gives.
+        let attn = if self.device.is_cpu() {
+            // One new token alone sees every cached key, which the fused op's rule also gives.
             scores.contiguous()?.apply_op1(CausalSoftmax)?
         } else {
             let scores = match mask {
@@ -350,7 +355,7 @@ impl Gpt {
     /// The mean cross-entropy of predicting each token of `batch` from those before it,
     /// padding (token 0) not counted; and the number of tokens counted.
     pub fn loss(&self, batch: &Batch) -> Result<(Tensor, usize)> {
-        let (b, t) = batch.ids.dims2()?;
+        let t = batch.ids.dim(1)?;
         let logits = self.forward(batch)?.narrow(1, 0, t - 1)?;
         let targets = batch.ids.narrow(1, 1, t - 1)?.contiguous()?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
@@ -359,7 +364,6 @@ impl Gpt {
         let count = weight.sum_all()?.to_scalar::<f32>()? as usize;
         let total = (picked * &weight)?.sum_all()?;
         let loss = (total.neg()? / (count.max(1) as f64))?;
-        let _ = b;
         Ok((loss, count))
     }
 }

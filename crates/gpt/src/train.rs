@@ -117,27 +117,8 @@ pub fn examples_from_jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |m: String| Error::Text { line: i + 1, message: format!("{name}: {m}") };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        let (prompt, completion) =
-            if let Some(messages) = value.get("messages").and_then(|m| m.as_array()) {
-                let text = |role: &str| {
-                    messages
-                        .iter()
-                        .find(|m| m.get("role").and_then(|r| r.as_str()) == Some(role))
-                        .and_then(|m| m.get("content").and_then(|c| c.as_str()))
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                (text("user"), text("assistant"))
-            } else {
-                let field = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
-                let (Some(p), Some(c)) = (field("prompt"), field("completion")) else {
-                    return Err(bad("neither a prompt/completion line nor a chat line".into()));
-                };
-                (p, c)
-            };
+        let (prompt, completion) = fine_drums_dataset::export::parse_example(line)
+            .map_err(|e| Error::Text { line: i + 1, message: format!("{name}: {e}") })?;
         let prompt =
             prompt.strip_suffix(template.separator.as_str()).unwrap_or(&prompt).to_string();
         let completion = template.completion_body(&completion).to_string();

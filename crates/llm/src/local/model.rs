@@ -5,7 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use fine_drums_codec::beat::{BeatOptions, Layout, split_bar};
 use fine_drums_codec::{Format, Grid, Meter};
-use fine_drums_dataset::export::{ChatLine, LegacyLine};
+use fine_drums_dataset::export::parse_example;
 use fine_drums_dataset::{Pair, Template};
 use serde::{Deserialize, Serialize};
 
@@ -377,23 +377,10 @@ impl Model {
             if line.trim().is_empty() {
                 continue;
             }
-            let at = || format!("{name}, line {}", i + 1);
-            let bad = |e: serde_json::Error| Error::model_from(at(), e.to_string(), e);
-            let value: serde_json::Value = serde_json::from_str(line).map_err(bad)?;
-            if value.get("messages").is_some() {
-                let chat: ChatLine = serde_json::from_value(value).map_err(bad)?;
-                let text = |role: &str| {
-                    chat.messages
-                        .iter()
-                        .find(|m| m.role == role)
-                        .map(|m| m.content.as_str())
-                        .unwrap_or_default()
-                };
-                self.train_example(text("user"), text("assistant"));
-            } else {
-                let l: LegacyLine = serde_json::from_value(value).map_err(bad)?;
-                self.train_example(&l.prompt, &l.completion);
-            }
+            let (prompt, completion) = parse_example(line).map_err(|e| {
+                Error::model_from(format!("{name}, line {}", i + 1), e.to_string(), e)
+            })?;
+            self.train_example(&prompt, &completion);
         }
         Ok(())
     }

@@ -44,8 +44,8 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(16 * 256));
     group.bench_function("train/small-16x256", |b| {
         b.iter(|| {
-            let (loss, _) = net.loss(black_box(&batch)).expect("a loss");
-            opt.step(&loss.backward().expect("gradients")).expect("a step");
+            let (_, _, grads) = net.loss_and_grads(black_box(&batch)).expect("gradients");
+            opt.step(&grads).expect("a step");
         })
     });
     group.finish();

@@ -67,8 +67,10 @@
 // Modules from the bottom up: each uses only those above it in this list.
 mod error;
 mod config;
+mod ops;
 pub mod tokens;
 mod model;
+mod step;
 pub mod optim;
 pub mod checkpoint;
 pub mod train;

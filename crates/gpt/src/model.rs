@@ -1,12 +1,13 @@
 //! The transformer: a decoder-only, pre-norm GPT over the drum tokens, with learned positions
 //! in the sequence, in the bar and in the phrase.
 
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::SplitMix64;
 
 use crate::config::{Config, SLOTS};
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::tokens::Encoded;
 
 /// A batch of token windows and where each token sits, on the model's device.
@@ -46,34 +47,30 @@ impl Batch {
     }
 }
 
-/// Layer normalisation with a gain and a bias, written with differentiable primitives.
+/// Layer normalisation with a gain and a bias.
 #[derive(Clone, Debug)]
-struct Norm {
-    gain: Var,
-    bias: Var,
+pub(crate) struct Norm {
+    pub(crate) gain: Var,
+    pub(crate) bias: Var,
 }
 
 impl Norm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let x = x.broadcast_sub(&mean)?;
-        let var = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let x = x.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        Ok(x.broadcast_mul(self.gain.as_tensor())?.broadcast_add(self.bias.as_tensor())?)
+        ops::layer_norm(x, self.gain.as_tensor(), self.bias.as_tensor())
     }
 }
 
 /// A linear layer `x W + b`, `W` stored as `[in, out]`.
 #[derive(Clone, Debug)]
-struct Dense {
-    w: Var,
-    b: Var,
+pub(crate) struct Dense {
+    pub(crate) w: Var,
+    pub(crate) b: Var,
 }
 
 impl Dense {
     /// `x` is `[batch, time, in]`: one matrix product over every token at once.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(matmul2(x, self.w.as_tensor())?.broadcast_add(self.b.as_tensor())?)
+        ops::add_bias(&matmul2(x, self.w.as_tensor())?, self.b.as_tensor())
     }
 }
 
@@ -85,13 +82,13 @@ fn matmul2(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 #[derive(Clone, Debug)]
-struct Block {
-    ln1: Norm,
-    qkv: Dense,
-    proj: Dense,
-    ln2: Norm,
-    fc: Dense,
-    out: Dense,
+pub(crate) struct Block {
+    pub(crate) ln1: Norm,
+    pub(crate) qkv: Dense,
+    pub(crate) proj: Dense,
+    pub(crate) ln2: Norm,
+    pub(crate) fc: Dense,
+    pub(crate) out: Dense,
 }
 
 /// The keys and values of every block for the tokens seen so far: what sampling reuses
@@ -110,12 +107,12 @@ pub struct Gpt {
     device: Device,
     /// Every parameter, by name, in a fixed order.
     vars: Vec<(String, Var)>,
-    tok: Var,
-    pos: Var,
-    slot: Var,
-    phrase: [Var; 3],
-    blocks: Vec<Block>,
-    ln_f: Norm,
+    pub(crate) tok: Var,
+    pub(crate) pos: Var,
+    pub(crate) slot: Var,
+    pub(crate) phrase: [Var; 3],
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) ln_f: Norm,
 }
 
 /// Normal numbers from a seeded generator (Box-Muller), so that initialisation is the same on
@@ -268,10 +265,8 @@ impl Gpt {
     /// Logits of the next token after each token of the batch, `[batch, time, vocab]`.
     pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
         let mut x = self.embed(batch, 0)?;
-        let t = x.dim(1)?;
-        let mask = self.mask(t)?;
         for block in &self.blocks {
-            x = self.block(block, &x, mask.as_ref(), None)?;
+            x = self.block(block, &x, None)?;
         }
         self.head(&x)
     }
@@ -281,21 +276,14 @@ impl Gpt {
     pub fn forward_cached(&self, batch: &Batch, cache: &mut Cache) -> Result<Tensor> {
         let mut x = self.embed(batch, cache.len)?;
         let t = x.dim(1)?;
-        let mask = if t > 1 { self.mask(t)? } else { None };
         if cache.kv.len() < self.blocks.len() {
             cache.kv.resize(self.blocks.len(), None);
         }
         for (i, block) in self.blocks.iter().enumerate() {
-            x = self.block(block, &x, mask.as_ref(), Some(&mut cache.kv[i]))?;
+            x = self.block(block, &x, Some(&mut cache.kv[i]))?;
         }
         cache.len += t;
         self.head(&x)
-    }
-
-    /// The causal mask of `t` new tokens, where the attention needs one: the CPU's fused
-    /// causal softmax applies the rule itself.
-    fn mask(&self, t: usize) -> Result<Option<Tensor>> {
-        if self.device.is_cpu() { Ok(None) } else { Ok(Some(causal_mask(t, &self.device)?)) }
     }
 
     fn head(&self, x: &Tensor) -> Result<Tensor> {
@@ -308,7 +296,6 @@ impl Gpt {
         &self,
         block: &Block,
         x: &Tensor,
-        mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
@@ -326,29 +313,12 @@ impl Gpt {
             }
             *cache = Some((k.clone(), v.clone()));
         }
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let attn = if self.device.is_cpu() {
-            // One new token alone sees every cached key, which the fused op's rule also gives.
-            scores.contiguous()?.apply_op1(CausalSoftmax)?
-        } else {
-            let scores = match mask {
-                // With a cache, the new tokens see every cached one and each other causally.
-                Some(m) => {
-                    let past = k.dim(2)? - t;
-                    let m = if past > 0 {
-                        Tensor::cat(&[&Tensor::zeros((t, past), DType::F32, &self.device)?, m], 1)?
-                    } else {
-                        m.clone()
-                    };
-                    scores.broadcast_add(&m)?
-                }
-                None => scores,
-            };
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        };
+        // With a cache, the new tokens see every cached one and each other causally.
+        let attn = ops::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + block.proj.forward(&y)?)?;
-        let hidden = block.fc.forward(&block.ln2.forward(&x)?)?.gelu()?;
+        let hidden = block.fc.forward(&block.ln2.forward(&x)?)?;
+        let hidden = ops::gelu(&hidden)?;
         Ok((x + block.out.forward(&hidden)?)?)
     }
 
@@ -357,120 +327,9 @@ impl Gpt {
     pub fn loss(&self, batch: &Batch) -> Result<(Tensor, usize)> {
         let t = batch.ids.dim(1)?;
         let logits = self.forward(batch)?.narrow(1, 0, t - 1)?;
-        let targets = batch.ids.narrow(1, 1, t - 1)?.contiguous()?;
-        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
-        let weight = targets.ne(0u32)?.to_dtype(DType::F32)?;
-        let count = weight.sum_all()?.to_scalar::<f32>()? as usize;
-        let total = (picked * &weight)?.sum_all()?;
-        let loss = (total.neg()? / (count.max(1) as f64))?;
-        Ok((loss, count))
-    }
-}
-
-/// Softmax over the last dimension of attention scores `[.., t, s]` under the causal mask in
-/// one pass (query `i` sees keys `0..=past + i`, `past = s - t`), with its gradient: on the
-/// CPU it replaces the six tensor operations (mask, max, subtract, exp, sum, divide) of the
-/// composed softmax and their backward passes, which took most of a training step.
-struct CausalSoftmax;
-
-impl candle_core::CustomOp1 for CausalSoftmax {
-    fn name(&self) -> &'static str {
-        "causal-softmax"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let dims = layout.dims();
-        let (t, s) = match dims {
-            [.., t, s] => (*t, *s),
-            _ => candle_core::bail!("causal softmax needs at least two dimensions, got {dims:?}"),
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("causal softmax needs contiguous scores");
-        };
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let past = s.saturating_sub(t);
-        let mut out = vec![0f32; x.len()];
-        for (row, (xr, yr)) in x.chunks_exact(s).zip(out.chunks_exact_mut(s)).enumerate() {
-            let seen = (past + row % t + 1).min(s);
-            let max = xr[..seen].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (y, &v) in yr[..seen].iter_mut().zip(&xr[..seen]) {
-                *y = (v - max).exp();
-                sum += *y;
-            }
-            let inv = 1.0 / sum;
-            for y in &mut yr[..seen] {
-                *y *= inv;
-            }
-        }
-        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        // d softmax: y * (g - sum(g * y)); masked entries have y = 0 and get no gradient.
-        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
-        Ok(Some(grad_res.broadcast_sub(&dot)?.mul(res)?))
-    }
-}
-
-/// `[t, t]`: 0 where a token may look (itself and before), minus infinity after.
-fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
-    let data: Vec<f32> =
-        (0..t * t).map(|i| if i % t <= i / t { 0.0 } else { f32::NEG_INFINITY }).collect();
-    Ok(Tensor::from_vec(data, (t, t), device)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use candle_core::{D, DType, Device, Tensor, Var};
-
-    use super::{CausalSoftmax, causal_mask};
-
-    /// The fused op gives what mask + softmax give, and the same gradient.
-    #[test]
-    fn the_fused_causal_softmax_is_the_composed_one() {
-        let dev = Device::Cpu;
-        let (t, s) = (4, 6);
-        let data: Vec<f32> =
-            (0..2 * 3 * t * s).map(|i| ((i * 37 % 23) as f32 - 11.0) / 5.0).collect();
-        let x = Var::from_tensor(&Tensor::from_vec(data, (2, 3, t, s), &dev).unwrap()).unwrap();
-        let w = Tensor::from_vec(
-            (0..2 * 3 * t * s).map(|i| (i % 7) as f32).collect(),
-            (2, 3, t, s),
-            &dev,
-        )
-        .unwrap();
-        let mask = Tensor::cat(
-            &[
-                &Tensor::zeros((t, s - t), DType::F32, &dev).unwrap(),
-                &causal_mask(t, &dev).unwrap(),
-            ],
-            1,
-        )
-        .unwrap();
-        let composed =
-            candle_nn::ops::softmax(&x.as_tensor().broadcast_add(&mask).unwrap(), D::Minus1)
-                .unwrap();
-        let fused = x.as_tensor().apply_op1(CausalSoftmax).unwrap();
-        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
-        for (a, b) in flat(&composed).iter().zip(flat(&fused)) {
-            assert!((a - b).abs() < 1e-6, "{a} {b}");
-        }
-        let ga = (composed * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gb = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let (ga, gb) = (ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
-        for (a, b) in flat(ga).iter().zip(flat(gb)) {
-            assert!((a - b).abs() < 1e-5, "{a} {b}");
-        }
+        let targets = batch.ids.narrow(1, 1, t - 1)?.flatten_all()?;
+        let count = targets.ne(0u32)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize;
+        let nll = ops::cross_entropy(&logits.flatten_to(1)?, &targets)?;
+        Ok(((nll.sum_all()? / (count.max(1) as f64))?, count))
     }
 }

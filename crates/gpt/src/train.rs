@@ -347,10 +347,9 @@ impl Trainer {
                 let step = self.meta.training.step;
                 self.opt.set_lr(self.lr_at(step, total));
                 let batch = self.batch(&self.train, chunk)?;
-                let (loss, n) = self.gpt.loss(&batch)?;
-                let grads = loss.backward()?;
+                let (loss, n, grads) = self.gpt.loss_and_grads(&batch)?;
                 self.opt.step(&grads)?;
-                let loss = f64::from(loss.to_scalar::<f32>()?);
+                let loss = f64::from(loss);
                 if !loss.is_finite() {
                     return Err(Error::invalid(
                         "training",

@@ -39,13 +39,8 @@ struct Args {
     /// Bars to add.
     #[arg(long, default_value_t = 14)]
     bars: usize,
-    /// Sampling temperature (0 = always the likeliest; default: 0.8 for the built-in drum
-    /// GPT, chosen on the validation split, else 1).
-    #[arg(long)]
-    temperature: Option<f32>,
-    /// Nucleus sampling mass.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
+    #[command(flatten)]
+    sampling: common::SamplingArgs,
     /// Sample among the k likeliest steps only (local backend; 0 = all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
@@ -83,12 +78,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         })?;
     let mut options = ContinueOptions::new(&model_name);
     options.bars = args.bars;
-    options.temperature = args.temperature.unwrap_or(if args.backend.backend == "gpt" {
-        fine_drums_gpt::TEMPERATURE
-    } else {
-        1.0
-    });
-    options.top_p = args.top_p;
+    (options.temperature, options.top_p) = args.sampling.of(&args.backend.backend);
     options.samples = args.samples;
     options.seed = args.seed;
     options.attempts = args.attempts;

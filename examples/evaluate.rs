@@ -11,10 +11,7 @@ mod common;
 #[global_allocator] // the drum GPT allocates a tensor per operation (see Cargo.toml)
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::error::Error;
-use std::path::PathBuf;
-use std::rc::Rc;
-use std::time::Instant;
+use std::{error::Error, path::PathBuf, rc::Rc, time::Instant};
 
 use clap::Parser;
 use fine_drums_codec::midi::{self, WriteOptions};
@@ -52,9 +49,8 @@ struct Args {
     /// format (prompt bars first, or the continuation alone). Repeatable.
     #[arg(long)]
     import: Vec<String>,
-    /// Sampling temperature of the models (default: 1 for the Markov model, 0.8 for the GPT).
-    #[arg(long)]
-    temperature: Option<f32>,
+    #[command(flatten)]
+    sampling: common::SamplingArgs,
     /// Base seed; piece i uses seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -74,14 +70,15 @@ fn backend(
     model: String,
     backend: Box<dyn Complete>,
     manifest: &Manifest,
-    temperature: f32,
+    (temperature, top_p): (f32, f32),
 ) -> Result<impl System + use<>, Box<dyn Error>> {
     let runtime = Rc::new(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
     let (manifest, backend) = (manifest.clone(), Rc::new(backend));
     let (rt, scorer, scored) = (runtime.clone(), backend.clone(), model.clone());
     let generate = move |piece: &Piece, bars, seed| -> Result<Generated, BoxError> {
         let mut options = ContinueOptions::new(&model);
-        (options.bars, options.temperature, options.seed) = (bars, temperature, Some(seed));
+        (options.bars, options.temperature, options.top_p) = (bars, temperature, top_p);
+        options.seed = Some(seed);
         let midi = midi::write(&piece.prompt, &WriteOptions::default())?;
         let out = runtime.block_on(continue_midi(&midi, &manifest, backend.as_ref(), &options))?;
         let continuation = out.groove.slice(manifest.windows.prompt_bars..out.groove.bars.len());
@@ -114,18 +111,21 @@ fn run() -> Result<(), Box<dyn Error>> {
     };
     let mut eval_manifest = manifest.clone();
     eval_manifest.template.strip_silence = false;
-    let (t, mut local) = (args.temperature.unwrap_or(1.0), Settings::default());
+    let mut local = Settings::default();
     local.model = Some("gmd-train".into());
     let local = local.complete(&protocol.template, Some(local_model))?;
+    let sampling = args.sampling.of("local");
     let mut systems: Vec<Box<dyn System>> =
-        vec![Box::new(backend("local", "gmd-train".into(), local, &eval_manifest, t)?)];
+        vec![Box::new(backend("local", "gmd-train".into(), local, &eval_manifest, sampling)?)];
     if settings.kind != Kind::Local || args.backend.backend == "gpt" {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
-        let (name, t) = match args.backend.backend.as_str() {
-            "gpt" => ("gpt".to_string(), args.temperature.unwrap_or(fine_drums_gpt::TEMPERATURE)),
-            _ => (format!("openai:{}", extra.model), t),
+        let name = match args.backend.backend.as_str() {
+            "gpt" => "gpt".to_string(),
+            _ => format!("openai:{}", extra.model),
         };
-        systems.push(Box::new(backend(&name, extra.model, extra.backend, &eval_manifest, t)?));
+        let sampling = args.sampling.of(&args.backend.backend);
+        let gpt = backend(&name, extra.model, extra.backend, &eval_manifest, sampling)?;
+        systems.push(Box::new(gpt));
     }
     let mut imports = Vec::new();
     for spec in &args.import {

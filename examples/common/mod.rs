@@ -94,6 +94,30 @@ pub struct BackendArgs {
     pub base_url: Option<String>,
 }
 
+/// Sampling options of `continue` and `evaluate`; the defaults depend on the backend.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Sampling temperature (0 = always the likeliest; default: 1.25 for the drum GPT,
+    /// chosen on the validation split with its top-p, else 1).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass (default: 0.75 for the drum GPT, else 1).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+}
+
+impl SamplingArgs {
+    /// The temperature and top-p for `backend` (`gpt`, `local` or `openai`).
+    pub fn of(&self, backend: &str) -> (f32, f32) {
+        let (t, p) = if backend == "gpt" {
+            (fine_drums_gpt::TEMPERATURE, fine_drums_gpt::TOP_P)
+        } else {
+            (1.0, 1.0)
+        };
+        (self.temperature.unwrap_or(t), self.top_p.unwrap_or(p))
+    }
+}
+
 /// A backend that continues prompts, the model to ask it for, and the manifest its prompts
 /// are built with.
 pub struct Completer {

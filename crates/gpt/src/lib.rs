@@ -46,6 +46,10 @@
 //!
 //! [`train::Trainer`] trains with AdamW (warm-up, cosine decay), validates after every
 //! epoch and stops early on the validation loss; it is deterministic for a seed on the CPU.
+//! There each step's gradients are worked out by hand ([`Network::loss_and_grads`]) with
+//! fused single-pass kernels for layer norm, GELU, the causal softmax and the cross-entropy
+//! (the crate README has the figures); other devices use candle's autograd, which a test
+//! checks the hand-written gradients against.
 //! [`checkpoint`] writes a model as a folder of safetensors weights, a JSON config and a
 //! vocabulary, each file atomically and checksummed, so a killed run resumes from its last
 //! epoch to the same final weights, and a damaged file is an error that names it.
@@ -77,7 +81,7 @@ pub mod train;
 mod sample;
 mod backend;
 
-pub use backend::{BASE_MODEL, EMBEDDED, Gpt, Model, TEMPERATURE};
+pub use backend::{BASE_MODEL, EMBEDDED, Gpt, Model, TEMPERATURE, TOP_P};
 pub use candle_core::Device;
 pub use config::{CONFIG_VERSION, Config, SLOTS};
 pub use error::{Error, Result};

@@ -24,7 +24,8 @@ use crate::tokens::{Encoded, Vocabulary};
 pub struct TrainOptions {
     /// The model's size: `tiny`, `small` or `base` (see [`Config::preset`]). Default: small.
     pub preset: String,
-    /// The most epochs. Default: 6 (the small preset on the GMD in about 10 minutes on 2 cores).
+    /// The most epochs. Default: 13 (the small preset on the GMD in under 10 minutes on 2
+    /// cores).
     pub epochs: u32,
     /// Examples per step. Default: 16.
     pub batch: usize,
@@ -44,7 +45,7 @@ impl Default for TrainOptions {
     fn default() -> TrainOptions {
         TrainOptions {
             preset: "small".into(),
-            epochs: 6,
+            epochs: 13,
             batch: 16,
             lr: 3e-3,
             warmup: 100,

@@ -1,9 +1,9 @@
-//! Continues a drum MIDI file with a language model.
+//! Continues a drum MIDI file with a language model, after its last bar.
 //!
-//! `cargo run --release --example continue -- examples/grooves/rock.mid` uses the offline
-//! local backend (no key, no network) and writes `examples/grooves/rock.continued.mid`.
-//! `--model model.fdlm` uses a trained local model; `--backend openai --model ft:...`
-//! uses OpenAI or, with `--base-url`, any OpenAI-compatible server.
+//! `cargo run --release --example continue -- examples/grooves/rock.mid` uses the built-in
+//! drum GPT (no key, no network) and writes `examples/grooves/rock.continued.mid`: every bar
+//! of the input, then 14 new ones. `--backend local` uses the Markov model; `--backend openai
+//! --model ft:...` uses OpenAI or, with `--base-url`, any OpenAI-compatible server.
 
 mod common;
 
@@ -20,8 +20,8 @@ use clap::Parser;
 use common::At;
 use fine_drums_llm::{ContinueOptions, continue_midi};
 
-/// Continue a drum groove: the first bars of a MIDI file go to a model, its bars come back
-/// as a MIDI file that plays in any DAW.
+/// Continue a drum groove: the last bars of a MIDI file go to a model, and the file comes
+/// back with the model's bars after its own, as a MIDI file that plays in any DAW.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -30,6 +30,20 @@ struct Args {
     /// Where to write the result (default: <input>.continued.mid beside the input).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    force: bool,
+    /// MIDI channel of the drums, 1 to 16 (default: the manifest's, 10).
+    #[arg(long)]
+    channel: Option<u8>,
+    /// Bars of prompt: the last bars before the new ones (default: what the model was
+    /// trained with).
+    #[arg(long)]
+    prompt_bars: Option<usize>,
+    /// Start the new bars at this bar (from 1) instead of after the last: the bars before it
+    /// are kept, the rest replaced.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    from_bar: Option<u64>,
     #[command(flatten)]
     backend: common::BackendArgs,
     /// The manifest.json written by `prepare`, so that prompts are built as in training
@@ -47,7 +61,8 @@ struct Args {
     /// Samples per request; the best is kept.
     #[arg(long, default_value_t = 1)]
     samples: u32,
-    /// Seed: the same seed gives the same output (local backend; OpenAI tries its best).
+    /// Seed: the same seed gives the same output (OpenAI tries its best). Default: one drawn
+    /// from the clock, and printed.
     #[arg(long)]
     seed: Option<u64>,
     /// Requests per window before giving up on a clean sample.
@@ -71,35 +86,38 @@ fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let started = Instant::now();
     let midi = std::fs::read(&args.input).at(&args.input)?;
-    let common::Completer { backend, model: model_name, manifest } =
+    let path = args.out.clone().unwrap_or_else(|| default_out(&args.input));
+    if path.exists() && !args.force {
+        return Err(format!("{} exists; --force overwrites it", path.display()).into());
+    }
+    let common::Completer { backend, model: model_name, mut manifest } =
         args.backend.completer(args.manifest.as_deref(), args.top_k, |s| {
             s.max_retries = Some(args.max_retries);
             s.timeout = Some(std::time::Duration::from_secs(args.timeout));
         })?;
+    if let Some(c) = args.channel {
+        manifest.template.codec.channel = fine_drums_codec::Channel::try_from(c)?;
+    }
     let mut options = ContinueOptions::new(&model_name);
-    options.bars = args.bars;
+    (options.bars, options.prompt_bars) = (args.bars, args.prompt_bars);
+    options.from_bar = args.from_bar.map(|n| n as usize - 1);
     (options.temperature, options.top_p) = args.sampling.of(&args.backend.backend);
-    options.samples = args.samples;
-    options.seed = args.seed;
-    options.attempts = args.attempts;
+    let seed = args.seed.unwrap_or_else(common::clock_seed);
+    (options.samples, options.seed, options.attempts) = (args.samples, Some(seed), args.attempts);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().at("async runtime")?;
     let out = runtime
         .block_on(continue_midi(&midi, &manifest, backend.as_ref(), &options))
         .at(&args.input)?;
-    let path = args.out.clone().unwrap_or_else(|| default_out(&args.input));
     fine_drums_dataset::fs::write_atomic(&path, &out.midi)?;
     let r = &out.report;
     println!(
-        "{}: {} prompt bars{} + {} new bars from {} ({} via {}; {} request{}, {} tokens) -> {} in {:.2} s",
+        "{}: {} bars kept + {} new bars after a prompt of bars {}-{}, from {} ({} via {}; {} request{}, {} tokens; seed {seed}) -> {} in {:.2} s",
         args.input.display(),
-        r.prompt_bars,
-        if r.silent_bars > 0 {
-            format!(" (after {} silent)", r.silent_bars)
-        } else {
-            String::new()
-        },
+        r.prompt_start + r.prompt_bars,
         r.bars_kept,
+        r.prompt_start + 1,
+        r.prompt_start + r.prompt_bars,
         model_name,
         if r.bars_kept == r.bars_asked {
             "all asked for".to_string()
@@ -112,6 +130,14 @@ fn run() -> Result<(), Box<dyn Error>> {
         r.usage.total(),
         path.display(),
         started.elapsed().as_secs_f64()
+    );
+    let mut unmapped = [0; 128];
+    r.unmapped.iter().for_each(|&(p, n)| unmapped[usize::from(p & 127)] = n);
+    let map = manifest.template.codec.format.voices();
+    common::warn_unmapped(
+        &format_args!("{} (kept, not in the prompt)", args.input.display()),
+        map,
+        &unmapped,
     );
     for d in &r.dropped {
         println!("  dropped: {d}");

@@ -37,6 +37,8 @@ struct Args {
 fn encode_one(path: &Path, read: &ReadOptions, format: &Format) -> Result<String, AtPath> {
     let bytes = std::fs::read(path).at(path)?;
     let groove = midi::read(&bytes, read).at(path)?;
+    let map = format.voices();
+    common::warn_unmapped(&path.display(), map, &groove.unmapped(map));
     format.encode(&groove).at(path)
 }
 

@@ -161,6 +161,12 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     write("manifest.json", &manifest.to_json())?;
     print_stats(&manifest);
+    let mut unmapped = [0u32; 128];
+    for (&p, &n) in &prepared.unmapped {
+        unmapped[usize::from(p & 127)] = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    let what = args.dataset.display();
+    common::warn_unmapped(&what, manifest.template.codec.format.voices(), &unmapped);
     println!(
         "wrote {} examples to {} in {:.2} s",
         prepared.examples.len(),

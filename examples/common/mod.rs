@@ -94,6 +94,32 @@ pub struct BackendArgs {
     pub base_url: Option<String>,
 }
 
+/// Says on stderr which notes of `what` a voice map drops (`counts[pitch]`, from
+/// [`Groove::unmapped`](fine_drums_codec::Groove::unmapped)), if any: nothing is lost
+/// silently.
+pub fn warn_unmapped(
+    what: &dyn std::fmt::Display,
+    map: fine_drums_codec::VoiceMap,
+    counts: &[u32; 128],
+) {
+    let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();
+    if total > 0 {
+        let list: Vec<String> =
+            (0..128).filter(|&p| counts[p] > 0).map(|p| format!("{p} (x{})", counts[p])).collect();
+        eprintln!(
+            "{what}: {total} notes dropped, at pitches the {map} map does not list: {}",
+            list.join(", ")
+        );
+    }
+}
+
+/// A seed from the clock, for runs not given one (printed, so that they can be made again).
+pub fn clock_seed() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    // Small enough to type back.
+    now.map_or(0, |d| d.as_nanos() as u64 % 1_000_000)
+}
+
 /// Sampling options of `continue` and `evaluate`; the defaults depend on the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplingArgs {

@@ -10,6 +10,7 @@ use crate::exact::ExactOptions;
 use crate::groove::{Context, Groove, Limits};
 use crate::text::{Lenient, Mode, TextFormat, sealed};
 use crate::units::Levels;
+use crate::voice::VoiceMap;
 
 /// A text format and its settings.
 ///
@@ -65,6 +66,16 @@ impl Format {
     /// A short name: `beat`, `drumroll` or `exact`.
     pub fn name(&self) -> &'static str {
         self.get().name()
+    }
+
+    /// The voice map the format writes: the beat format's own, `paper6` for the drumroll,
+    /// `full` for the exact format.
+    pub fn voices(&self) -> VoiceMap {
+        match self {
+            Format::Beat(o) => o.voices,
+            Format::Drumroll(_) => VoiceMap::Paper6,
+            Format::Exact(_) => VoiceMap::Full,
+        }
     }
 
     /// The bounds the decoder enforces.

@@ -189,8 +189,22 @@ impl Groove {
         }
         Groove { bars, ..*self }
     }
+    /// The hits [`with_voices`](Groove::with_voices) would drop for `voices`, counted by
+    /// their written pitch (`[pitch] = hits`): what a map loses of a groove read with
+    /// [`VoiceMap::Full`].
+    pub fn unmapped(&self, voices: VoiceMap) -> [u32; 128] {
+        let mut out = [0; 128];
+        for hit in self.bars.iter().flat_map(|b| &b.hits) {
+            let pitch = self.voices.pitch_of(hit.voice);
+            if voices.voice_of(pitch).is_none() {
+                out[usize::from(pitch.as_int() & 127)] += 1;
+            }
+        }
+        out
+    }
+
     /// The same notes under another voice map, through each voice's written pitch.
-    /// Hits the new map does not know are dropped.
+    /// Hits the new map does not know are dropped (see [`unmapped`](Groove::unmapped)).
     pub fn with_voices(&self, voices: VoiceMap) -> Result<Groove> {
         if voices == self.voices {
             return Ok(self.clone());

@@ -26,13 +26,16 @@ impl Voice {
 ///
 /// | map | voices (letter: pitches) |
 /// |---|---|
-/// | `gmd9` (default) | kick `k` 36; snare `s` 38 37 40; closed hi-hat `h` 42 22 44; open hi-hat `o` 46 26; low tom `l` 43 58; mid tom `m` 47 45; high tom `t` 50 48; crash `c` 49 52 55 57; ride `r` 51 53 59 |
+/// | `gmd9` (default) | kick `k` 36 35; snare `s` 38 37 40 39 27 28 31–34 56 65 66 75 85; closed hi-hat `h` 42 22 44 54 68–71 73 78 80; open hi-hat `o` 46 26 67 72 74 79 81; low tom `l` 43 58 29 41 61 64 84; mid tom `m` 47 45 60 63 77 86 87; high tom `t` 50 48 30 62 76 83; crash `c` 49 52 55 57; ride `r` 51 53 59 82 |
 /// | `paper6` | crash `c`; ride `r`; snare `s`; kick `k`; hi-hat `h` (open and closed); tom `t` (all three): `gmd9` with hats and toms merged, in the column order of Zhang & Callison-Burch 2023 |
 /// | `full` | every pitch is its own voice (lossless) |
 ///
 /// `gmd9` is the 9-voice map of GrooVAE (Gillick et al. 2019). It keeps the Roland TD-11
-/// pitches 22, 26 and 58 that General MIDI does not name (10% of GMD's hits). Pitches a map
-/// does not list are dropped and counted when MIDI is read.
+/// pitches 22, 26 and 58 that General MIDI does not name (10% of GMD's hits) with their
+/// Roland meaning, and puts every other General MIDI percussion pitch, 27 to 87, where
+/// Magenta's drum-type table does (Acoustic Bass Drum 35 is a kick, Hand Clap 39 a snare, Low
+/// Floor Tom 41 a low tom). Pitches a map does not list are dropped and counted when MIDI is
+/// read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum VoiceMap {
@@ -64,16 +67,19 @@ const GMD9: Table = Table {
         "ride",
     ],
     letters: b"ksholmtcr",
+    // The Roland TD-11 assignments first (right for the GMD's kit, where 45 is the mid tom and
+    // 43 the floor tom), then every other General MIDI percussion pitch (27-87) where
+    // Magenta's drum-type table puts it.
     pitches: &[
-        &[36],
-        &[38, 37, 40],
-        &[42, 22, 44],
-        &[46, 26],
-        &[43, 58],
-        &[47, 45],
-        &[50, 48],
+        &[36, 35],
+        &[38, 37, 40, 39, 27, 28, 31, 32, 33, 34, 56, 65, 66, 75, 85],
+        &[42, 22, 44, 54, 68, 69, 70, 71, 73, 78, 80],
+        &[46, 26, 67, 72, 74, 79, 81],
+        &[43, 58, 29, 41, 61, 64, 84],
+        &[47, 45, 60, 63, 77, 86, 87],
+        &[50, 48, 30, 62, 76, 83],
         &[49, 52, 55, 57],
-        &[51, 53, 59],
+        &[51, 53, 59, 82],
     ],
 };
 

@@ -4,4 +4,5 @@ mod gmd;
 mod hostile;
 mod props;
 mod text;
+mod voices;
 mod util;

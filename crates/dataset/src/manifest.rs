@@ -91,7 +91,8 @@ pub struct Prompt {
     pub text: String,
     /// The prompt bars as the format keeps them.
     pub bars: Groove,
-    /// The first prompt bar's index in the source (leading silent bars before it).
+    /// The first prompt bar's index in the source, from 0 (for [`Manifest::prompt`], the
+    /// leading silent bars before it).
     pub first_bar: usize,
 }
 
@@ -178,5 +179,33 @@ impl Manifest {
         }
         let bars = all.slice(first_bar..end);
         Ok(Prompt { text: self.template.prompt_text(&bars)?, bars, first_bar })
+    }
+
+    /// The prompt to continue a MIDI file from bar `end` (from 0; `None`: after its last
+    /// bar): the `bars` bars before it, encoded as the training prompts were.
+    pub fn prompt_before(&self, midi: &[u8], end: Option<usize>, bars: usize) -> Result<Prompt> {
+        let all = self.template.read_all(midi)?;
+        let end = end.unwrap_or(all.bars.len());
+        if bars == 0 {
+            return Err(Error::invalid("prompt", "a prompt needs at least one bar"));
+        }
+        if end > all.bars.len() {
+            return Err(Error::invalid(
+                "prompt",
+                format!("the file has {} bars; there is no bar {}", all.bars.len(), end + 1),
+            ));
+        }
+        if end < bars {
+            return Err(Error::invalid(
+                "prompt",
+                format!("the prompt needs {bars} bars before bar {}, which has {end}", end + 1),
+            ));
+        }
+        let prompt = all.slice(end - bars..end);
+        Ok(Prompt {
+            text: self.template.prompt_text(&prompt)?,
+            bars: prompt,
+            first_bar: end - bars,
+        })
     }
 }

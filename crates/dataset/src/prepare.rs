@@ -151,6 +151,9 @@ pub struct Prepared {
     pub examples: Vec<Example>,
     /// Windows dropped for the token budget, inside files that kept others.
     pub windows_over_budget: usize,
+    /// Notes of the files read that the voice map does not list, by pitch: left out of
+    /// every example.
+    pub unmapped: BTreeMap<u8, u64>,
 }
 
 /// Figures for one split.
@@ -210,8 +213,13 @@ impl Preparer {
             prepared.skip(entry, reason, None);
             return Ok(Added::Skipped(reason));
         }
-        let groove = match self.template.read(bytes) {
-            Ok(g) => g,
+        let groove = match self.template.read_counting(bytes) {
+            Ok((g, unmapped)) => {
+                for (p, &n) in unmapped.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    *prepared.unmapped.entry(p as u8).or_default() += u64::from(n);
+                }
+                g
+            }
             Err(e) => {
                 let e = match e {
                     Error::Codec(source) => Error::Midi { path: entry.path.clone(), source },

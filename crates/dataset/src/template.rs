@@ -96,9 +96,16 @@ impl Template {
     /// keeps it, with leading silent bars dropped when
     /// [`strip_silence`](Template::strip_silence) is set.
     pub fn read(&self, midi: &[u8]) -> Result<Groove> {
-        let groove = self.read_all(midi)?;
+        self.read_counting(midi).map(|(g, _)| g)
+    }
+
+    /// Like [`read`](Template::read), and counts the notes the voice map drops, by pitch.
+    pub fn read_counting(&self, midi: &[u8]) -> Result<(Groove, [u32; 128])> {
+        let (groove, report) = midi::read_with_report(midi, &self.codec.read_options())?;
+        let groove = self.codec.format.quantise(&groove)?;
         let first = self.first_bar(&groove);
-        Ok(if first == 0 { groove } else { groove.slice(first..groove.bars.len()) })
+        let groove = if first == 0 { groove } else { groove.slice(first..groove.bars.len()) };
+        Ok((groove, report.dropped))
     }
 
     /// Reads MIDI quantised as the format keeps it, with every bar.

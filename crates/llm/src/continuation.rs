@@ -1,7 +1,7 @@
 //! The continuation pipeline: MIDI in, a model's bars appended, MIDI out.
 
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
-use fine_drums_codec::{Groove, VoiceMap};
+use fine_drums_codec::{Groove, Pitch, Voice, VoiceMap};
 use fine_drums_dataset::Manifest;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,12 @@ pub struct ContinueOptions {
     pub model: String,
     /// Bars to add. Default: 14.
     pub bars: usize,
+    /// Where the new bars start, as a bar index from 0: the bars before it are kept as they
+    /// were, and the last prompt bars of them are the prompt. Default: `None`, after the
+    /// source's last bar.
+    pub from_bar: Option<usize>,
+    /// Bars of prompt. Default: `None`, the manifest's (what the model was trained with).
+    pub prompt_bars: Option<usize>,
     /// Sampling temperature. Default: 1.
     pub temperature: f32,
     /// Nucleus sampling. Default: 1 (off).
@@ -38,6 +44,8 @@ impl ContinueOptions {
         ContinueOptions {
             model: model.into(),
             bars: 14,
+            from_bar: None,
+            prompt_bars: None,
             temperature: 1.0,
             top_p: 1.0,
             samples: 1,
@@ -74,8 +82,11 @@ pub struct Report {
     pub dropped: Vec<Dropped>,
     /// Why the continuation ended before the bars asked for, if it did.
     pub stopped_early: Option<String>,
-    /// Leading silent bars of the source before the prompt.
-    pub silent_bars: usize,
+    /// The first prompt bar's index in the source, from 0.
+    pub prompt_start: usize,
+    /// Notes of the kept source bars that the model's voice map does not list, as (pitch,
+    /// count): kept in the output, but not part of the prompt.
+    pub unmapped: Vec<(u8, u32)>,
     /// Prompt bars taken from the source.
     pub prompt_bars: usize,
 }
@@ -120,8 +131,9 @@ impl std::fmt::Display for Dropped {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Continuation {
-    /// A Standard MIDI File: the source up to the end of the prompt, unchanged, then the
-    /// new bars, in the source's tempo and meter.
+    /// A Standard MIDI File: the source up to the end of the prompt (every bar, unless
+    /// [`from_bar`](ContinueOptions::from_bar) says otherwise), unchanged, then the new bars,
+    /// in the source's tempo and meter.
     pub midi: Vec<u8>,
     /// The whole groove written to [`midi`](Continuation::midi).
     pub groove: Groove,
@@ -136,9 +148,33 @@ struct Sample {
     dropped: Vec<Dropped>,
 }
 
-/// Continues the drum groove in `midi` with `backend`.
+/// For each voice of `map`, the pitch that `source`'s hits (pitches as voices, as a lossless
+/// read gives them) played it with most often, as a table from the pitch `map` writes for the
+/// voice to that one; pitches of voices the source never played map to themselves.
+fn pitches_used(source: &Groove, map: VoiceMap) -> [u8; 128] {
+    let mut counts = vec![[0u32; 128]; map.len()];
+    for hit in source.bars.iter().flat_map(|b| &b.hits) {
+        let p = (hit.voice.index() & 127) as u8;
+        if let Some(v) = map.voice_of(Pitch::new(p)) {
+            counts[v.index()][usize::from(p)] += 1;
+        }
+    }
+    let mut table: [u8; 128] = std::array::from_fn(|p| p as u8);
+    for (v, count) in counts.iter().enumerate() {
+        let (best, n) =
+            count.iter().enumerate().fold((0, 0), |b, (p, &n)| if n > b.1 { (p, n) } else { b });
+        if n > 0 {
+            table[usize::from(map.pitch_of(Voice::new(v as u8)).as_int())] = best as u8;
+        }
+    }
+    table
+}
+
+/// Continues the drum groove in `midi` with `backend`, after its last bar (or from
+/// [`from_bar`](ContinueOptions::from_bar)).
 ///
-/// The first prompt is built by the manifest exactly as the training files were. Each
+/// The first prompt is the last [`prompt_bars`](ContinueOptions::prompt_bars) bars before
+/// the new ones, encoded by the manifest exactly as the training prompts were. Each
 /// sample is decoded leniently; a sample with no bar, or with bars the decoder had to
 /// drop, is resampled (seed plus one) up to [`attempts`](ContinueOptions::attempts)
 /// requests, keeping the best seen. A model trained on windows of C completion bars
@@ -157,8 +193,8 @@ pub async fn continue_midi(
     }
     let template = &manifest.template;
     let format = template.codec.format;
-    let prompt = manifest.prompt(midi)?;
-    let p = manifest.windows.prompt_bars;
+    let p = options.prompt_bars.unwrap_or(manifest.windows.prompt_bars);
+    let prompt = manifest.prompt_before(midi, options.from_bar, p)?;
     let longest = prompt.text.lines().map(str::len).max().unwrap_or(0);
     let max_tokens = options.max_tokens.unwrap_or_else(|| {
         // A token is at least one byte: twice the longest prompt line per bar is generous.
@@ -253,10 +289,18 @@ pub async fn continue_midi(
     let mut read = ReadOptions::lossless();
     read.channel = template.codec.channel;
     let source = midi::read(midi, &read)?;
-    let prompt_end = prompt.first_bar + p;
+    let prompt_end = (prompt.first_bar + p).min(source.bars.len());
     let mut out = source.slice(0..prompt_end);
-    let new =
+    let mut new =
         so_far.slice(p..so_far.bars.len()).with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
+    // Each voice keeps the pitch the prompt played it with (a pedal hi-hat stays 44).
+    let pitch =
+        pitches_used(&out.slice(prompt.first_bar.min(prompt_end)..prompt_end), so_far.voices);
+    for hit in new.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
+        hit.voice = Voice::new(pitch[hit.voice.index() & 127]);
+    }
+    let unmapped = out.unmapped(so_far.voices);
+    let unmapped = (0..128u8).map(|p| (p, unmapped[usize::from(p)])).filter(|u| u.1 > 0).collect();
     let bars_kept = new.bars.len();
     out.bars.extend(new.bars.into_iter().map(|mut b| {
         // The source's tempo carries on: the slice's restatement of it, and tempo marks
@@ -282,7 +326,8 @@ pub async fn continue_midi(
             bars_trimmed: trimmed,
             dropped: report_dropped,
             stopped_early,
-            silent_bars: prompt.first_bar,
+            prompt_start: prompt.first_bar,
+            unmapped,
             prompt_bars: p,
         },
     })

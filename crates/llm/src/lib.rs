@@ -31,7 +31,7 @@
 //! let future = continue_midi(&midi, &manifest, &OneBar, &options);
 //! let out = tokio::runtime::Builder::new_current_thread().build()?.block_on(future)?;
 //! assert_eq!(out.report.bars_kept, 4);
-//! assert_eq!(out.groove.bars.len(), 6); // 2 prompt bars, unchanged, then 4 new ones
+//! assert_eq!(out.groove.bars.len(), 6); // the 2 source bars, unchanged, then 4 new ones
 //! # Ok(())
 //! # }
 //! ```

@@ -2,8 +2,9 @@
 
 use std::sync::Mutex;
 
-use fine_drums_codec::midi::{self, ReadOptions};
-use fine_drums_codec::pattern::rock_beat;
+use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
+use fine_drums_codec::pattern::{rock_beat, rock_groove};
+use fine_drums_codec::{Voice, VoiceMap};
 use fine_drums_dataset::{Manifest, Preparer};
 use fine_drums_llm::{
     BoxFuture, Choice, Complete, Completion, CompletionRequest, ContinueOptions, Error,
@@ -65,17 +66,83 @@ fn a_garbage_sample_is_resampled_and_the_prompt_kept_unchanged() {
     let seen = backend.seen.lock().expect("lock");
     assert_eq!(seen.iter().map(|r| r.seed).collect::<Vec<_>>(), [Some(9), Some(10), Some(11)]);
     assert_eq!(seen[0].stop, ["<<<"]);
-    assert_eq!(
-        seen[0].prompt,
-        "KhC..h. Sh..h. Kh..Kh. Sh..h.\nKh..h. Sh..h. Kh..Kh.ss Sh..h.\n>>>"
-    );
-    // The MIDI holds the two source bars exactly, then the two new ones.
+    // The prompt is the last two bars.
+    assert_eq!(seen[0].prompt, "Kh..h. Sh..h. Kh..Kh. Sh..h.\nKh..h. Sh..h. Kh..Kh.ss Sh..h.\n>>>");
+    // The MIDI holds the four source bars exactly, then the three new ones.
+    let back = midi::read(&out.midi, &ReadOptions::lossless()).expect("valid MIDI");
+    let source = midi::read(&midi, &ReadOptions::lossless()).expect("source");
+    assert_eq!(back.bars.len(), 7);
+    assert_eq!(back.bars[..4], source.bars[..4]);
+    assert_eq!(back.context().tempo, source.context().tempo);
+    assert_eq!(back.bars[4].hits.len(), 14);
+    assert_eq!((r.prompt_start, r.prompt_bars), (2, 2));
+}
+
+#[test]
+fn from_bar_continues_inside_the_file_after_a_prompt_of_any_length() {
+    let midi = rock_beat(4, 96.0).expect("rock");
+    let answer: &'static str = Box::leak(format!("\n{BAR}\n{BAR}\n<<<").into_boxed_str());
+    let backend = Script::new(&[answer]);
+    let mut options = ContinueOptions::new("any");
+    (options.bars, options.from_bar, options.prompt_bars) = (2, Some(3), Some(3));
+    let out = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect("continued");
+    // Bars 1-3 are the prompt and are kept; bar 4 is replaced by the two new bars.
+    assert_eq!((out.report.prompt_start, out.report.prompt_bars), (0, 3));
+    assert_eq!(backend.seen.lock().expect("lock")[0].prompt.lines().count(), 4);
     let back = midi::read(&out.midi, &ReadOptions::lossless()).expect("valid MIDI");
     let source = midi::read(&midi, &ReadOptions::lossless()).expect("source");
     assert_eq!(back.bars.len(), 5);
-    assert_eq!(back.bars[..2], source.bars[..2]);
-    assert_eq!(back.context().tempo, source.context().tempo);
-    assert_eq!(back.bars[2].hits.len(), 14);
+    assert_eq!(back.bars[..3], source.bars[..3]);
+    // Past the end, or with too few bars before it, the error says which bar.
+    options.from_bar = Some(5);
+    let err = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect_err("past");
+    assert!(err.to_string().contains("there is no bar 6"), "{err}");
+    options.from_bar = Some(1);
+    let err = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect_err("early");
+    assert!(err.to_string().contains("needs 3 bars before bar 2"), "{err}");
+}
+
+/// A General MIDI groove that plays its kick on Acoustic Bass Drum (35), its backbeat on Hand
+/// Clap (39), its hats on the pedal (44) and a Low Floor Tom (41).
+fn general_midi_groove() -> Vec<u8> {
+    let mut g = rock_groove(2, 100.0).expect("rock").with_voices(VoiceMap::Full).expect("full");
+    for hit in g.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
+        let to = match hit.voice.index() {
+            36 => 35,
+            38 => 39,
+            42 => 44,
+            p => p as u8,
+        };
+        hit.voice = Voice::new(to);
+    }
+    let mut tom = g.bars[1].hits[0];
+    (tom.step, tom.voice) = (14, Voice::new(41));
+    g.bars[1].hits.push(tom);
+    midi::write(&g, &WriteOptions::default()).expect("write")
+}
+
+#[test]
+fn general_midi_drums_keep_their_voices_and_their_pitches() {
+    let midi = general_midi_groove();
+    let answer: &'static str =
+        Box::leak(format!("\n{BAR}\nl... ... ... ...\n<<<").into_boxed_str());
+    let backend = Script::new(&[answer]);
+    let mut options = ContinueOptions::new("any");
+    options.bars = 2;
+    let out = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect("continued");
+    // The prompt has every kick (35), clap (39), pedal hat (44) and the tom (41): the rock
+    // beat's own prompt, and the tom.
+    assert_eq!(
+        backend.seen.lock().expect("lock")[0].prompt,
+        "KhC..h. Sh..h. Kh..Kh. Sh..h.\nKh..h. Sh..h. Kh..Kh.ss Sh..hL.\n>>>"
+    );
+    assert!(out.report.unmapped.is_empty(), "{:?}", out.report.unmapped);
+    // The new bars play each voice on the pitch the prompt used for it; the tom, which the
+    // prompt played on 41, too.
+    let back = midi::read(&out.midi, &ReadOptions::lossless()).expect("valid MIDI");
+    let pitches: std::collections::BTreeSet<usize> =
+        back.bars[2..].iter().flat_map(|b| &b.hits).map(|h| h.voice.index()).collect();
+    assert_eq!(pitches.into_iter().collect::<Vec<_>>(), [35, 39, 41, 44]);
 }
 
 #[test]

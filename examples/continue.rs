@@ -33,6 +33,10 @@ struct Args {
     /// Overwrite the output if it exists.
     #[arg(long)]
     force: bool,
+    /// Leave the new bars on the grid at the format's loudness levels, without a drummer's
+    /// velocity and microtiming.
+    #[arg(long)]
+    on_grid: bool,
     /// MIDI channel of the drums, 1 to 16 (default: the manifest's, 10).
     #[arg(long)]
     channel: Option<u8>,
@@ -101,6 +105,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut options = ContinueOptions::new(&model_name);
     (options.bars, options.prompt_bars) = (args.bars, args.prompt_bars);
     options.from_bar = args.from_bar.map(|n| n as usize - 1);
+    options.humanise = !args.on_grid;
     (options.temperature, options.top_p) = args.sampling.of(&args.backend.backend);
     let seed = args.seed.unwrap_or_else(common::clock_seed);
     (options.samples, options.seed, options.attempts) = (args.samples, Some(seed), args.attempts);

@@ -119,32 +119,48 @@ fn prepare_splits_a_folder_without_an_index() {
 }
 
 #[test]
-fn continue_writes_the_prompt_unchanged_then_the_new_bars() {
+fn continue_keeps_every_bar_then_adds_new_ones_and_never_overwrites() {
     use fine_drums_codec::midi::{ReadOptions, read};
     let dir = scratch("continue");
     let input = dir.join("rock.mid");
     std::fs::copy(root().join("examples/grooves/rock.mid"), &input).unwrap();
+    let source = read(&std::fs::read(&input).unwrap(), &ReadOptions::lossless()).unwrap();
+    let n = source.bars.len();
+    assert_eq!(n, 4);
     for (bars, seed) in [(14, "1"), (30, "2")] {
         let run = example("continue")
             .arg(&input)
-            .args(["--bars", &bars.to_string(), "--seed", seed])
+            .args(["--bars", &bars.to_string(), "--seed", seed, "--force"])
             .output()
             .unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let stdout = String::from_utf8_lossy(&run.stdout);
-        // The default backend: the built-in drum GPT, nothing to download or train.
-        assert!(
-            stdout.contains(&format!("2 prompt bars + {bars} new bars from drums-small-gmd")),
-            "{stdout}"
+        // The default backend: the built-in drum GPT, nothing to download or train; the
+        // prompt is the last two bars.
+        let said = format!(
+            "4 bars kept + {bars} new bars after a prompt of bars 3-4, from drums-small-gmd"
         );
+        assert!(stdout.contains(&said), "{stdout}");
+        assert!(stdout.contains(&format!("seed {seed})")), "{stdout}");
         let out =
             read(&std::fs::read(dir.join("rock.continued.mid")).unwrap(), &ReadOptions::lossless())
                 .expect("midly reads the output back");
-        let source = read(&std::fs::read(&input).unwrap(), &ReadOptions::lossless()).unwrap();
-        assert_eq!(out.bars.len(), 2 + bars);
-        assert_eq!(out.bars[..2], source.bars[..2], "the prompt bars are unchanged");
+        assert_eq!(out.bars.len(), n + bars);
+        assert_eq!(out.bars[..n], source.bars[..], "every input bar, unchanged");
         assert_eq!(out.context().tempo, source.context().tempo);
+        // The new bars are played, not on the grid: offsets and more than three loudnesses.
+        let new: Vec<_> = out.bars[n..].iter().flat_map(|b| &b.hits).collect();
+        assert!(new.iter().any(|h| h.offset != 0));
+        let loud: std::collections::BTreeSet<u8> =
+            new.iter().map(|h| h.velocity.as_int()).collect();
+        assert!(loud.len() > 3, "{loud:?}");
     }
+    // An existing output is not overwritten without --force.
+    let before = std::fs::read(dir.join("rock.continued.mid")).unwrap();
+    let run = example("continue").arg(&input).output().unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("exists; --force overwrites it"));
+    assert_eq!(std::fs::read(dir.join("rock.continued.mid")).unwrap(), before);
     // The same seed gives the same file.
     let again = dir.join("again.mid");
     let run = example("continue")
@@ -154,10 +170,28 @@ fn continue_writes_the_prompt_unchanged_then_the_new_bars() {
         .output()
         .unwrap();
     assert!(run.status.success());
-    assert_eq!(
-        std::fs::read(&again).unwrap(),
-        std::fs::read(dir.join("rock.continued.mid")).unwrap()
-    );
+    assert_eq!(std::fs::read(&again).unwrap(), before);
+    // Without a seed, one is drawn and printed; with it, the output comes again.
+    let drawn = dir.join("drawn.mid");
+    let run = example("continue").arg(&input).arg("--out").arg(&drawn).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let seed = stdout.split("seed ").nth(1).and_then(|s| s.split(')').next()).expect("a seed");
+    let redo = dir.join("redo.mid");
+    let run = example("continue").arg(&input).args(["--seed", seed, "--out"]).arg(&redo).output();
+    assert!(run.unwrap().status.success());
+    assert_eq!(std::fs::read(&drawn).unwrap(), std::fs::read(&redo).unwrap());
+    // --from-bar continues inside the file: bars 1-2 kept, then 3 new ones.
+    let inside = dir.join("inside.mid");
+    let run = example("continue")
+        .arg(&input)
+        .args(["--from-bar", "3", "--bars", "3", "--out"])
+        .arg(&inside)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out = read(&std::fs::read(&inside).unwrap(), &ReadOptions::lossless()).unwrap();
+    assert_eq!(out.bars.len(), 5);
+    assert_eq!(out.bars[..2], source.bars[..2]);
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The continuation pipeline: MIDI in, a model's bars appended, MIDI out.
 
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
-use fine_drums_codec::{Groove, Pitch, Voice, VoiceMap};
+use fine_drums_codec::{Format, Groove, Pitch, Voice, VoiceMap};
 use fine_drums_dataset::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::feel::Feel;
 use crate::traits::Complete;
 use crate::types::{CompletionRequest, FinishReason, Usage};
 
@@ -23,6 +24,10 @@ pub struct ContinueOptions {
     pub from_bar: Option<usize>,
     /// Bars of prompt. Default: `None`, the manifest's (what the model was trained with).
     pub prompt_bars: Option<usize>,
+    /// Give the new bars a drummer's velocity and microtiming ([`Feel::gmd`], shifted to the
+    /// prompt's own feel) when the format writes hits on the grid with a few loudness levels
+    /// (the beat format without microtiming, in gmd9). Default: true.
+    pub humanise: bool,
     /// Sampling temperature. Default: 1.
     pub temperature: f32,
     /// Nucleus sampling. Default: 1 (off).
@@ -46,6 +51,7 @@ impl ContinueOptions {
             bars: 14,
             from_bar: None,
             prompt_bars: None,
+            humanise: true,
             temperature: 1.0,
             top_p: 1.0,
             samples: 1,
@@ -146,6 +152,12 @@ struct Sample {
     finish: FinishReason,
     groove: Groove,
     dropped: Vec<Dropped>,
+}
+
+/// The built-in feel, read once.
+fn gmd_feel() -> &'static Feel {
+    static FEEL: std::sync::OnceLock<Feel> = std::sync::OnceLock::new();
+    FEEL.get_or_init(Feel::gmd)
 }
 
 /// For each voice of `map`, the pitch that `source`'s hits (pitches as voices, as a lossless
@@ -291,8 +303,17 @@ pub async fn continue_midi(
     let source = midi::read(midi, &read)?;
     let prompt_end = (prompt.first_bar + p).min(source.bars.len());
     let mut out = source.slice(0..prompt_end);
-    let mut new =
-        so_far.slice(p..so_far.bars.len()).with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
+    let mut fresh = so_far.slice(p..so_far.bars.len());
+    let on_grid =
+        matches!(format, Format::Beat(o) if o.microtiming.is_none() && o.voices == VoiceMap::Gmd9);
+    if options.humanise && on_grid {
+        // The prompt as the drummer played it, in the model's voices.
+        let played = out.slice(prompt.first_bar.min(prompt_end)..prompt_end);
+        let played = played.with_voices(so_far.voices)?.with_grid(so_far.grid)?;
+        let seed = options.seed.unwrap_or(0) ^ 0x6665_656c; // "feel"
+        gmd_feel().humanise(&mut fresh, &played, seed);
+    }
+    let mut new = fresh.with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
     // Each voice keeps the pitch the prompt played it with (a pedal hi-hat stays 44).
     let pitch =
         pitches_used(&out.slice(prompt.first_bar.min(prompt_end)..prompt_end), so_far.voices);

@@ -1,5 +1,6 @@
 //! Integration tests of fine-drums-llm, built as one binary.
 
+mod feel;
 mod local;
 #[cfg(feature = "openai")]
 mod openai;

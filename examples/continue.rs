@@ -33,6 +33,13 @@ struct Args {
     /// Overwrite the output if it exists.
     #[arg(long)]
     force: bool,
+    /// Also render the result (every bar) to this WAV file with the built-in drum kit.
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// Also draw the result as a piano roll in this SVG file: the input shaded, bars
+    /// numbered, beat lines, a row per drum, loudness as shade.
+    #[arg(long)]
+    svg: Option<PathBuf>,
     /// Leave the new bars on the grid at the format's loudness levels, without a drummer's
     /// velocity and microtiming.
     #[arg(long)]
@@ -91,8 +98,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let midi = std::fs::read(&args.input).at(&args.input)?;
     let path = args.out.clone().unwrap_or_else(|| default_out(&args.input));
-    if path.exists() && !args.force {
-        return Err(format!("{} exists; --force overwrites it", path.display()).into());
+    for p in std::iter::once(&path).chain(&args.wav).chain(&args.svg) {
+        if p.exists() && !args.force {
+            return Err(format!("{} exists; --force overwrites it", p.display()).into());
+        }
     }
     let common::Completer { backend, model: model_name, mut manifest } =
         args.backend.completer(args.manifest.as_deref(), args.top_k, |s| {
@@ -136,6 +145,21 @@ fn run() -> Result<(), Box<dyn Error>> {
         path.display(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(wav) = &args.wav {
+        let seconds = common::write_wav(&out.groove, 44_100, wav)?;
+        println!("{}: {seconds:.1} s of audio", wav.display());
+    }
+    if let Some(svg) = &args.svg {
+        use fine_drums_codec::{Voice, VoiceMap};
+        let map = VoiceMap::Gmd9;
+        let names: Vec<String> = (0..map.len()).map(|v| map.name(Voice::new(v as u8))).collect();
+        let title = format!("{} continued by {model_name} (seed {seed})", args.input.display());
+        let groove = out.groove.with_voices(map)?;
+        let kept = r.prompt_start + r.prompt_bars;
+        let picture = fine_drums_eval::svg::piano_roll(&title, &names, kept, &[("", &groove)]);
+        fine_drums_dataset::fs::write_atomic(svg, picture.as_bytes())?;
+        println!("{}: a piano roll of {} bars", svg.display(), groove.bars.len());
+    }
     let mut unmapped = [0; 128];
     r.unmapped.iter().for_each(|&(p, n)| unmapped[usize::from(p & 127)] = n);
     let map = manifest.template.codec.format.voices();

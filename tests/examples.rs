@@ -180,6 +180,30 @@ fn continue_keeps_every_bar_then_adds_new_ones_and_never_overwrites() {
     let run = example("continue").arg(&input).args(["--seed", seed, "--out"]).arg(&redo).output();
     assert!(run.unwrap().status.success());
     assert_eq!(std::fs::read(&drawn).unwrap(), std::fs::read(&redo).unwrap());
+    // Heard and seen: a WAV as long as the 18 bars at 96 beats a minute (2.5 s each), not
+    // silent, and a piano roll with every bar numbered.
+    let (wav, svg) = (dir.join("heard.wav"), dir.join("seen.svg"));
+    let run = example("continue")
+        .arg(&input)
+        .args(["--seed", "4", "--out"])
+        .arg(dir.join("heard.mid"))
+        .arg("--wav")
+        .arg(&wav)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let bytes = std::fs::read(&wav).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(bytes.len(), 44 + 2 * (18.0 * 2.5 * 44_100.0) as usize);
+    let loud = bytes[44..].chunks(2).map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs()).max();
+    assert!(loud.unwrap() > 3000, "{loud:?}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains(">18</text>"), "{picture}");
+    let run = example("render").arg(&input).arg("--out").arg(dir.join("in.wav")).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::read(dir.join("in.wav")).unwrap().len(), 44 + 2 * 10 * 44_100);
     // --from-bar continues inside the file: bars 1-2 kept, then 3 new ones.
     let inside = dir.join("inside.mid");
     let run = example("continue")

@@ -113,6 +113,26 @@ pub fn warn_unmapped(
     }
 }
 
+/// Renders `groove` with the built-in kit at `rate` and writes it to `path` as WAV
+/// (atomically); the audio's length in seconds. Hits of pitches the kit has no drum for are
+/// said on stderr.
+pub fn write_wav(
+    groove: &fine_drums_codec::Groove,
+    rate: u32,
+    path: &Path,
+) -> Result<f64, Box<dyn Error>> {
+    let audio = fine_drums_audio::Kit::built_in(rate)?.render(groove).at(path)?;
+    if audio.skipped > 0 {
+        eprintln!(
+            "{}: {} hits of pitches the kit has no drum for, left silent",
+            path.display(),
+            audio.skipped
+        );
+    }
+    fine_drums_dataset::fs::write_atomic(path, &audio.wav())?;
+    Ok(audio.seconds())
+}
+
 /// A seed from the clock, for runs not given one (printed, so that they can be made again).
 pub fn clock_seed() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);

@@ -14,7 +14,9 @@ fn escape(s: &str) -> String {
 }
 
 /// A piano roll of one piece: a panel per system (name, prompt + continuation), one row
-/// per voice, a square per onset shaded by velocity, the prompt bars on grey.
+/// per voice (named), a square per onset where it was played (microtiming included), darker
+/// the louder, the prompt bars on grey, bars numbered from 1, a line on every beat, and a
+/// legend of the shading under the title.
 pub fn piano_roll(
     title: &str,
     voices: &[String],
@@ -28,9 +30,9 @@ pub fn piano_roll(
         })
         .max()
         .unwrap_or(0);
-    let panel_h = ROW * voices.len() as f64 + 18.0;
-    let width = LABEL + STEP * steps as f64 + 10.0;
-    let height = 24.0 + panel_h * panels.len() as f64;
+    let panel_h = ROW * voices.len() as f64 + 26.0;
+    let width = (LABEL + STEP * steps as f64 + 10.0).max(420.0);
+    let height = 40.0 + panel_h * panels.len() as f64;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -41,18 +43,51 @@ pub fn piano_roll(
         r#"<rect width="100%" height="100%" fill="white"/><text x="4" y="14" font-size="12">{}</text>"#,
         escape(title)
     );
+    // The legend: what the grey, the squares and their shades mean.
+    let _ = writeln!(
+        s,
+        r##"<rect x="4" y="21" width="10" height="8" fill="#e8e8e8" stroke="#cccccc" stroke-width="0.5"/><text x="17" y="28">prompt</text>"##
+    );
+    for (i, (v, label)) in [(20.0, "soft"), (70.0, ""), (127.0, "loud")].iter().enumerate() {
+        let opacity = 0.25 + 0.75 * v / 127.0;
+        let x = 80.0 + 10.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="21" width="{}" height="{}" fill="{}" fill-opacity="{opacity:.2}"/>"#,
+            STEP * 2.0 - 0.5,
+            ROW,
+            COLORS[0]
+        );
+        if !label.is_empty() {
+            let tx = if i == 0 { x - 3.0 } else { x + 12.0 };
+            let anchor = if i == 0 { "end" } else { "start" };
+            let _ = writeln!(s, r#"<text x="{tx}" y="28" text-anchor="{anchor}">{label}</text>"#);
+        }
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="150" y="28">a square per hit, where it was played; a line on every beat</text>"#
+    );
     for (p, (name, g)) in panels.iter().enumerate() {
-        let top = 24.0 + panel_h * p as f64;
+        let top = 40.0 + panel_h * p as f64;
         let _ = writeln!(
             s,
             r#"<text x="4" y="{}" font-weight="bold">{}</text>"#,
             top + 10.0,
             escape(name)
         );
-        let grid_top = top + 14.0;
+        let grid_top = top + 22.0;
+        let step_ticks = (g.grid.step_tick(1, g.ticks_per_quarter) as f64).max(1.0);
         let mut x0 = LABEL;
         for (i, bar) in g.bars.iter().enumerate() {
             let n = bar.meter.steps(g.grid).unwrap_or(16) as f64;
+            let _ = writeln!(
+                s,
+                r##"<text x="{}" y="{}" fill="#555555">{}</text>"##,
+                x0 + 1.0,
+                grid_top - 2.0,
+                i + 1
+            );
             let fill = if i < prompt_bars {
                 "#e8e8e8"
             } else if i % 2 == 0 {
@@ -66,16 +101,26 @@ pub fn piano_roll(
                 n * STEP,
                 ROW * voices.len() as f64
             );
+            let beats = f64::from(bar.meter.numerator().max(1));
+            for b in 1..bar.meter.numerator() {
+                let x = x0 + n * STEP * f64::from(b) / beats;
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{x}" y1="{grid_top}" x2="{x}" y2="{}" stroke="#dddddd" stroke-width="0.5"/>"##,
+                    grid_top + ROW * voices.len() as f64
+                );
+            }
             for h in &bar.hits {
                 let v = h.voice.index();
                 if v >= voices.len() {
                     continue;
                 }
                 let opacity = 0.25 + 0.75 * f64::from(h.velocity.as_int()) / 127.0;
+                let played = f64::from(h.step) + f64::from(h.offset) / step_ticks;
                 let _ = writeln!(
                     s,
-                    r#"<rect x="{}" y="{}" width="{}" height="{}" fill="{}" fill-opacity="{opacity:.2}"/>"#,
-                    x0 + f64::from(h.step) * STEP,
+                    r#"<rect x="{:.2}" y="{}" width="{}" height="{}" fill="{}" fill-opacity="{opacity:.2}"/>"#,
+                    x0 + played * STEP,
                     grid_top + ROW * v as f64 + 0.5,
                     STEP - 0.5,
                     ROW - 1.0,
@@ -142,7 +187,7 @@ pub fn stability_curves(curves: &[(&str, Vec<f64>)]) -> String {
         writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">bar</text>"#, x(n / 2), h - 6.0);
     let _ = writeln!(
         s,
-        r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">mean stability (Levenshtein)</text>"#,
+        r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">mean stability (Levenshtein; lower = steadier)</text>"#,
         h / 2.0,
         h / 2.0
     );

@@ -1,0 +1,3 @@
+//! Integration tests of fine-drums-audio, built as one binary.
+
+mod render;

@@ -33,9 +33,12 @@ struct Args {
     /// Overwrite the output if it exists.
     #[arg(long)]
     force: bool,
-    /// Also render the result (every bar) to this WAV file with the built-in drum kit.
+    /// Also render the result (every bar) to this WAV file, with the built-in drum kit.
     #[arg(long)]
     wav: Option<PathBuf>,
+    /// Render --wav through this General MIDI SoundFont (.sf2) instead of the built-in kit.
+    #[arg(long, requires = "wav")]
+    soundfont: Option<PathBuf>,
     /// Also draw the result as a piano roll in this SVG file: the input shaded, bars
     /// numbered, beat lines, a row per drum, loudness as shade.
     #[arg(long)]
@@ -146,7 +149,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         started.elapsed().as_secs_f64()
     );
     if let Some(wav) = &args.wav {
-        let seconds = common::write_wav(&out.groove, 44_100, wav)?;
+        let seconds = common::write_wav(&out.groove, 44_100, args.soundfont.as_deref(), wav)?;
         println!("{}: {seconds:.1} s of audio", wav.display());
     }
     if let Some(svg) = &args.svg {

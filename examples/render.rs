@@ -1,5 +1,6 @@
 //! Renders a drum MIDI file to a WAV file with the built-in synthesised kit (nothing to
-//! download): `cargo run --release --example render -- examples/grooves/rock.mid`.
+//! download), or through any General MIDI SoundFont with `--soundfont`:
+//! `cargo run --release --example render -- examples/grooves/rock.mid`.
 
 mod common;
 
@@ -13,7 +14,8 @@ use common::At;
 use fine_drums_codec::Channel;
 use fine_drums_codec::midi::{self, ReadOptions};
 
-/// Hear a drum MIDI file: render it to WAV with a drum kit synthesised in code.
+/// Hear a drum MIDI file: render it to WAV with a drum kit synthesised in code, or a
+/// General MIDI SoundFont.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -28,6 +30,9 @@ struct Args {
     /// MIDI channel of the drums, 1 to 16.
     #[arg(long, default_value_t = 10)]
     channel: u8,
+    /// Render through this General MIDI SoundFont (.sf2) instead of the built-in kit.
+    #[arg(long)]
+    soundfont: Option<PathBuf>,
     /// Samples a second.
     #[arg(long, default_value_t = 44_100)]
     rate: u32,
@@ -44,7 +49,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut read = ReadOptions::lossless();
     read.channel = Channel::try_from(args.channel)?;
     let groove = midi::read(&bytes, &read).at(&args.input)?;
-    let seconds = common::write_wav(&groove, args.rate, &out)?;
+    let seconds = common::write_wav(&groove, args.rate, args.soundfont.as_deref(), &out)?;
     println!(
         "{}: {} bars, {} hits -> {} ({seconds:.1} s of audio) in {:.2} s",
         args.input.display(),

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "common/soundfont.rs"]
+mod soundfont;
 #[path = "common/gmd.rs"]
 mod gmd_dir;
 
@@ -204,6 +206,18 @@ fn continue_keeps_every_bar_then_adds_new_ones_and_never_overwrites() {
     let run = example("render").arg(&input).arg("--out").arg(dir.join("in.wav")).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(std::fs::read(dir.join("in.wav")).unwrap().len(), 44 + 2 * 10 * 44_100);
+    if let Some((font, _)) = soundfont::soundfont() {
+        let run = example("render")
+            .arg(&input)
+            .arg("--soundfont")
+            .arg(&font)
+            .arg("--out")
+            .arg(dir.join("sf.wav"))
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(std::fs::read(dir.join("sf.wav")).unwrap().len(), 44 + 2 * 10 * 44_100);
+    }
     // --from-bar continues inside the file: bars 1-2 kept, then 3 new ones.
     let inside = dir.join("inside.mid");
     let run = example("continue")

@@ -113,15 +113,23 @@ pub fn warn_unmapped(
     }
 }
 
-/// Renders `groove` with the built-in kit at `rate` and writes it to `path` as WAV
-/// (atomically); the audio's length in seconds. Hits of pitches the kit has no drum for are
-/// said on stderr.
+/// Renders `groove` at `rate`, through the SoundFont at `soundfont` or else the built-in
+/// kit, and writes it to `path` as WAV (atomically); the audio's length in seconds. Hits of
+/// pitches the kit has no drum for are said on stderr.
 pub fn write_wav(
     groove: &fine_drums_codec::Groove,
     rate: u32,
+    soundfont: Option<&Path>,
     path: &Path,
 ) -> Result<f64, Box<dyn Error>> {
-    let audio = fine_drums_audio::Kit::built_in(rate)?.render(groove).at(path)?;
+    let audio = match soundfont {
+        Some(sf) => {
+            let font =
+                fine_drums_audio::SoundFont::from_bytes(&std::fs::read(sf).at(sf)?).at(sf)?;
+            font.render(groove, rate).at(path)?
+        }
+        None => fine_drums_audio::Kit::built_in(rate)?.render(groove).at(path)?,
+    };
     if audio.skipped > 0 {
         eprintln!(
             "{}: {} hits of pitches the kit has no drum for, left silent",

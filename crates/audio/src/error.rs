@@ -22,6 +22,9 @@ pub enum Error {
         /// The limit, in seconds.
         limit: u32,
     },
+    /// A SoundFont could not be read or played.
+    #[error("SoundFont: {0}")]
+    SoundFont(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The groove's meter or grid cannot be timed.
     #[error("bar {bar}: {source}")]
     Codec {

@@ -19,15 +19,19 @@
 //! Each of the nine gmd9 drums is a short synthesised sound: swept sines for the kick and the
 //! toms, a tone and noise for the snare, high-passed noise for the hi-hats, inharmonic square
 //! waves for the cymbals. A hit sounds at its exact tick (microtiming included), louder with
-//! its velocity; the tempo and meter of each bar place it in time. The crate takes a groove
-//! and returns bytes: it does no I/O.
+//! its velocity; the tempo and meter of each bar place it in time. [`SoundFont`] renders
+//! the same way through any General MIDI SoundFont (rustysynth), each hit a note of its own
+//! pitch on the percussion channel. The crate takes a groove (and a SoundFont's bytes) and
+//! returns samples and bytes: it does no I/O.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod error;
 mod kit;
 mod render;
+mod soundfont;
 
 pub use error::{Error, Result};
 pub use kit::Kit;
 pub use render::{Audio, MAX_SECONDS};
+pub use soundfont::SoundFont;

@@ -1,7 +1,7 @@
 //! Groove to samples: each hit's time from the bars, their meters and tempos; each hit's sound
 //! from the kit, louder with its velocity; the sum, kept below full scale.
 
-use fine_drums_codec::{Groove, VoiceMap};
+use fine_drums_codec::{Groove, Pitch, VoiceMap};
 
 use crate::error::{Error, Result};
 use crate::kit::Kit;
@@ -56,14 +56,14 @@ impl Audio {
     }
 }
 
-/// A hit as heard: when (seconds), which gmd9 drum, how hard.
-type Heard = (f64, usize, u8);
+/// A hit as heard: when (seconds), which General MIDI pitch, how hard.
+pub(crate) type Heard = (f64, u8, u8);
 
-/// When each hit sounds, the groove's end in seconds, and the hits of no gmd9 drum.
-fn timeline(groove: &Groove) -> Result<(Vec<Heard>, f64, usize)> {
+/// When each hit sounds, and the groove's end in seconds.
+pub(crate) fn timeline(groove: &Groove) -> Result<(Vec<Heard>, f64)> {
     let tpq = f64::from(groove.ticks_per_quarter.max(1));
     let mut tempo = groove.tempo_at_bar(0);
-    let (mut start, mut skipped) = (0f64, 0);
+    let mut start = 0f64;
     let mut hits = Vec::with_capacity(groove.hit_count());
     for (i, bar) in groove.bars.iter().enumerate() {
         let ticks = bar
@@ -91,17 +91,24 @@ fn timeline(groove: &Groove) -> Result<(Vec<Heard>, f64, usize)> {
         for h in &bar.hits {
             let tick =
                 groove.grid.step_tick(h.step, groove.ticks_per_quarter) + i64::from(h.offset);
-            match VoiceMap::Gmd9.voice_of(groove.voices.pitch_of(h.voice)) {
-                Some(v) => hits.push((at(tick), v.index(), h.velocity.as_int())),
-                None => skipped += 1,
-            }
+            let pitch = groove.voices.pitch_of(h.voice).as_int();
+            hits.push((at(tick), pitch, h.velocity.as_int()));
         }
         start = at(i64::from(ticks));
         if start > f64::from(MAX_SECONDS) {
             return Err(Error::TooLong { bar: i + 1, seconds: start, limit: MAX_SECONDS });
         }
     }
-    Ok((hits, start, skipped))
+    Ok((hits, start))
+}
+
+/// Scales `samples` below full scale if they reach it.
+pub(crate) fn limit(samples: &mut [f32]) {
+    let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+    if peak > 0.99 {
+        let k = 0.99 / peak;
+        samples.iter_mut().for_each(|s| *s *= k);
+    }
 }
 
 impl Kit {
@@ -109,11 +116,16 @@ impl Kit {
     /// to) to exactly its length: every bar, at its meter and tempo. Sounds still ringing at
     /// the end are cut there.
     pub fn render(&self, groove: &Groove) -> Result<Audio> {
-        let (hits, end, skipped) = timeline(groove)?;
+        let (hits, end) = timeline(groove)?;
         let rate = f64::from(self.rate());
         let mut samples = vec![0f32; (end * rate).round() as usize];
-        for (at, voice, velocity) in hits {
-            let Some(sound) = self.sound(voice) else { continue };
+        let mut skipped = 0;
+        for (at, pitch, velocity) in hits {
+            let voice = VoiceMap::Gmd9.voice_of(Pitch::new(pitch));
+            let Some(sound) = voice.and_then(|v| self.sound(v.index())) else {
+                skipped += 1;
+                continue;
+            };
             let gain = (f32::from(velocity) / 127.0).powf(1.5);
             let first = (at * rate).round() as i64;
             // A hit played just before the start keeps what falls after it.
@@ -126,11 +138,7 @@ impl Kit {
                 *out += gain * s;
             }
         }
-        let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
-        if peak > 0.99 {
-            let k = 0.99 / peak;
-            samples.iter_mut().for_each(|s| *s *= k);
-        }
+        limit(&mut samples);
         Ok(Audio { rate: self.rate(), samples, skipped })
     }
 }

@@ -71,3 +71,33 @@ fn bad_input_is_an_error_that_says_what() {
     g.bars[0].hits.push(odd);
     assert_eq!(kit().render(&g).unwrap().skipped, 1);
 }
+
+#[path = "../../../tests/common/soundfont.rs"]
+mod soundfont_file;
+use soundfont_file::soundfont;
+
+#[test]
+fn a_general_midi_soundfont_plays_every_pitch_in_time() {
+    use fine_drums_audio::SoundFont;
+    let Some((_, bytes)) = soundfont() else { return };
+    let font = SoundFont::from_bytes(&bytes).expect("the SoundFont reads");
+    // A General MIDI groove, kicks on Acoustic Bass Drum (35): 4 bars at 120, 8 s.
+    let mut g = rock_groove(4, 120.0).unwrap().with_voices(VoiceMap::Full).unwrap();
+    for h in g.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
+        if h.voice.index() == 36 {
+            h.voice = Voice::new(35);
+        }
+    }
+    let audio = font.render(&g, 44_100).expect("rendered");
+    assert_eq!(audio.samples.len(), 8 * 44_100);
+    assert!(audio.peak() > 0.05, "{}", audio.peak());
+    // Sound from the first hit on, in every bar.
+    for bar in 0..4 {
+        let s = &audio.samples[bar * 2 * 44_100..(bar * 2 + 1) * 44_100];
+        assert!(power(s) > 1e-5, "bar {} is silent", bar + 1);
+    }
+    // Bytes that are no SoundFont are an error that says so.
+    let err = SoundFont::from_bytes(b"RIFF\x04\x00\x00\x00junk").expect_err("not a SoundFont");
+    assert!(err.to_string().starts_with("SoundFont: "), "{err}");
+    assert!(matches!(font.render(&g, 8_000), Err(Error::Invalid { .. })));
+}

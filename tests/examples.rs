@@ -233,6 +233,31 @@ fn continue_keeps_every_bar_then_adds_new_ones_and_never_overwrites() {
 }
 
 #[test]
+fn continue_finds_drums_on_any_channel_it_is_told() {
+    use fine_drums_codec::midi::{self, WriteOptions};
+    let dir = scratch("channel");
+    let input = dir.join("channel1.mid");
+    let mut write = WriteOptions::default();
+    write.channel = fine_drums_codec::Channel::try_from(1).unwrap();
+    let groove = fine_drums_codec::pattern::rock_groove(4, 100.0).unwrap();
+    std::fs::write(&input, midi::write(&groove, &write).unwrap()).unwrap();
+    // On channel 10, the default, the file has no drums: the error says so.
+    let run = example("continue").arg(&input).args(["--seed", "1"]).output().unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no drum notes on MIDI channel 10"));
+    let run = example("continue")
+        .arg(&input)
+        .args(["--seed", "1", "--channel", "1", "--bars", "4"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out = std::fs::read(dir.join("channel1.continued.mid")).unwrap();
+    let mut read = midi::ReadOptions::lossless();
+    read.channel = write.channel;
+    assert_eq!(midi::read(&out, &read).unwrap().bars.len(), 8);
+}
+
+#[test]
 fn openai_examples_fail_clearly_without_a_key() {
     let dir = scratch("nokey");
     let run = example("continue")

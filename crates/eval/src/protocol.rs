@@ -398,6 +398,21 @@ fn voice_names() -> Vec<String> {
     (0..VoiceMap::Gmd9.len()).map(|v| VoiceMap::Gmd9.name(Voice::new(v as u8))).collect()
 }
 
+/// One system's continuations of every piece, as the scoring takes them.
+struct Run {
+    name: String,
+    grooves: Vec<Groove>,
+    validity: Option<Validity>,
+    /// Pieces with no output at all.
+    missing: usize,
+}
+
+impl Run {
+    fn new(name: &str, grooves: Vec<Groove>, validity: Option<Validity>) -> Run {
+        Run { name: name.to_string(), grooves, validity, missing: 0 }
+    }
+}
+
 impl Protocol {
     /// Runs the evaluation: the human continuations, the repeat and random baselines, each
     /// system (through `cache`), and each import, all scored on the same pieces.
@@ -418,11 +433,11 @@ impl Protocol {
         }
         let c = self.bars;
         let names = voice_names();
-        let mut results: Vec<(String, Vec<Groove>, Option<Validity>)> = Vec::new();
+        let mut results: Vec<Run> = Vec::new();
         let mut nll = vec![None; 3];
-        results.push(("human".into(), pieces.iter().map(|x| x.truth.clone()).collect(), None));
-        results.push((
-            "repeat".into(),
+        results.push(Run::new("human", pieces.iter().map(|x| x.truth.clone()).collect(), None));
+        results.push(Run::new(
+            "repeat",
             pieces.iter().map(|x| repeat(&x.prompt, c)).collect(),
             None,
         ));
@@ -432,16 +447,18 @@ impl Protocol {
             let mut rng = SplitMix64::seed_from_u64(self.seed + i as u64);
             baseline.push(random(&x.prompt, &density, c, &mut rng));
         }
-        results.push(("random".into(), baseline, None));
+        results.push(Run::new("random", baseline, None));
         for system in systems.iter_mut() {
             let (grooves, validity, score) =
                 self.generate(&mut **system, pieces, cache, progress)?;
-            results.push((system.name().to_string(), grooves, Some(validity)));
+            results.push(Run::new(system.name(), grooves, Some(validity)));
             nll.push(score);
         }
         for import in imports {
-            let (grooves, validity) = self.import(import, pieces)?;
-            results.push((import.name.clone(), grooves, Some(validity)));
+            let (grooves, validity, missing) = self.import(import, pieces)?;
+            let mut run = Run::new(&import.name, grooves, Some(validity));
+            run.missing = missing;
+            results.push(run);
             nll.push(None);
         }
         let mut evaluation = self.score(data, &results, &names);
@@ -509,35 +526,40 @@ impl Protocol {
         Ok((grooves, validity, nll.map(|sum| sum / pieces.len() as f64)))
     }
 
-    /// An import's continuation of every piece.
-    fn import(&self, import: &Import, pieces: &[Piece]) -> Result<(Vec<Groove>, Validity)> {
+    /// An import's continuation of every piece, and how many pieces it has no file for. A
+    /// file may hold the prompt bars first: they are recognised by their content (or by the
+    /// file holding the whole window) and left out.
+    fn import(&self, import: &Import, pieces: &[Piece]) -> Result<(Vec<Groove>, Validity, usize)> {
         let (p, c) = (self.prompt_bars, self.bars);
         let mut grooves = Vec::with_capacity(pieces.len());
         let mut validity = Validity::default();
+        let mut missing = 0;
         for piece in pieces {
-            let text = import.texts.get(&piece.id).map_or("", String::as_str);
+            let Some(text) = import.texts.get(&piece.id) else {
+                missing += 1;
+                grooves.push(Groove::new(480, fine_drums_codec::Grid::SIXTEENTH, VoiceMap::Gmd9));
+                continue;
+            };
             let ctx = piece.prompt.context_after();
             validity.add(&Format::DRUMROLL, text, &ctx);
             let mut g =
                 Format::DRUMROLL.decode_lenient(text, &ctx).map(|l| l.groove).unwrap_or_else(
                     |_| Groove::new(480, fine_drums_codec::Grid::SIXTEENTH, VoiceMap::Paper6),
                 );
-            if g.bars.len() >= p + c {
+            let starts_with_prompt = g.bars.len() >= p
+                && roll_bars(&g.slice(0..p)).ok()
+                    == roll_bars(&piece.prompt.with_voices(VoiceMap::Paper6)?).ok();
+            if g.bars.len() >= p + c || starts_with_prompt {
                 g = g.slice(p..g.bars.len());
             }
             g.bars.truncate(c);
             grooves.push(g.with_voices(VoiceMap::Gmd9)?);
         }
-        Ok((grooves, validity))
+        Ok((grooves, validity, missing))
     }
 
     /// Scores every system's continuations, and draws every piece.
-    fn score(
-        &self,
-        data: &Data,
-        results: &[(String, Vec<Groove>, Option<Validity>)],
-        names: &[String],
-    ) -> Evaluation {
+    fn score(&self, data: &Data, results: &[Run], names: &[String]) -> Evaluation {
         let pieces = &data.pieces;
         let (p, c) = (self.prompt_bars, self.bars);
         let whole = |piece: &Piece, g: &Groove| {
@@ -545,12 +567,15 @@ impl Protocol {
             whole.bars.extend(g.bars.iter().cloned());
             whole
         };
-        let human = distributions(&results[0].1, names);
+        let human = distributions(&results[0].grooves, names);
         let mut scores = Vec::with_capacity(results.len());
-        for (name, grooves, validity) in results {
+        for Run { name, grooves, validity, missing } in results {
+            // Structure is scored only where the continuation is whole: a missing or short
+            // one would otherwise count as a steady, or a shorter, piece.
             let rolls: Vec<RollPiece> = pieces
                 .iter()
                 .zip(grooves)
+                .filter(|(_, g)| g.bars.len() == c)
                 .map(|(piece, g)| RollPiece {
                     bars: roll_bars(&whole(piece, g)).unwrap_or_default(),
                     continuation: p,
@@ -566,6 +591,7 @@ impl Protocol {
                 pieces: pieces.len(),
                 bars_asked: pieces.len() * c,
                 bars_produced: grooves.iter().map(|g| g.bars.len()).sum(),
+                missing: *missing,
                 validity: *validity,
                 structure: structure(&rolls, &data.train_bars),
                 versus_human: compare(&human, &dist),
@@ -584,8 +610,10 @@ impl Protocol {
             .iter()
             .enumerate()
             .map(|(i, piece)| {
-                let wholes: Vec<(&str, Groove)> =
-                    results.iter().map(|(n, g, _)| (n.as_str(), whole(piece, &g[i]))).collect();
+                let wholes: Vec<(&str, Groove)> = results
+                    .iter()
+                    .map(|r| (r.name.as_str(), whole(piece, &r.grooves[i])))
+                    .collect();
                 let panels: Vec<(&str, &Groove)> = wholes.iter().map(|(n, g)| (*n, g)).collect();
                 let svg = crate::svg::piano_roll(&piece.id, names, p, &panels);
                 (format!("{}.svg", piece.id), svg)

@@ -21,9 +21,12 @@ pub struct Scores {
     pub bars_asked: usize,
     /// Bars produced.
     pub bars_produced: usize,
+    /// Pieces it gave no output for at all (an import without the piece's file).
+    pub missing: usize,
     /// How its raw outputs decoded (`None` for systems that write no text).
     pub validity: Option<Validity>,
-    /// Structure, as Zhang & Callison-Burch 2023 define it.
+    /// Structure, as Zhang & Callison-Burch 2023 define it, over the pieces whose
+    /// continuation has every bar asked for (`structure.pieces` of them).
     pub structure: Structure,
     /// Feature histograms of its continuations.
     pub distributions: Distributions,
@@ -84,20 +87,41 @@ impl Evaluation {
             "| system | stability | 2-means distance | spread | identical to a neighbour | bars seen in training | onset F1 | velocity MAE |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let mut partial = Vec::new();
         for r in &self.scores {
             let st = &r.structure;
+            // No whole continuation: no structure to show, never a perfect score.
+            let structure = if st.pieces == 0 {
+                "n/a | n/a | n/a | n/a | n/a".to_string()
+            } else {
+                format!(
+                    "{:.2} | {:.2} | {:.2} | {:.1}% | {:.1}%",
+                    st.stability,
+                    st.centre_distance,
+                    st.spread,
+                    100.0 * st.identical,
+                    100.0 * st.duplicated
+                )
+            };
+            let mark = if st.pieces < r.pieces { " †" } else { "" };
+            if st.pieces < r.pieces {
+                partial.push(format!(
+                    "{}: structure over {} of {} pieces; {} had a short or unusable continuation, {} none at all",
+                    r.name,
+                    st.pieces,
+                    r.pieces,
+                    r.pieces.saturating_sub(st.pieces + r.missing),
+                    r.missing
+                ));
+            }
             let _ = writeln!(
                 s,
-                "| {} | {:.2} | {:.2} | {:.2} | {:.1}% | {:.1}% | {:.3} | {:.1} |",
-                r.name,
-                st.stability,
-                st.centre_distance,
-                st.spread,
-                100.0 * st.identical,
-                100.0 * st.duplicated,
-                r.onset_f1,
-                r.velocity_mae
+                "| {}{mark} | {structure} | {:.3} | {:.1} |",
+                r.name, r.onset_f1, r.velocity_mae
             );
+        }
+        if !partial.is_empty() {
+            let _ = writeln!(s, "\n† {}.", partial.join("; "));
         }
         let _ = writeln!(
             s,

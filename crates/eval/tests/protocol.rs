@@ -116,3 +116,55 @@ fn no_piece_is_an_error_not_an_empty_table() {
     let err = protocol.run(&data, &mut [], &[], &mut MemoryCache::default(), &mut |_| {});
     assert!(matches!(err, Err(Error::Invalid { what: "pieces", .. })), "{err:?}");
 }
+
+/// Drumroll text of `bars` of `g`.
+fn drumroll(g: &fine_drums_codec::Groove) -> String {
+    fine_drums_codec::Format::DRUMROLL.encode(g).expect("drumroll")
+}
+
+#[test]
+fn missing_short_and_unusable_imports_are_counted_never_scored_as_steady() {
+    use fine_drums_eval::Import;
+    let protocol = Protocol::default();
+    let data = data(&protocol);
+    let pieces = data.pieces();
+    // Garbage for every piece: nothing decodes.
+    let mut garbage = Import::new("garbage");
+    for p in pieces {
+        garbage.texts.insert(p.id.clone(), "hello\nworld\n".repeat(16));
+    }
+    // Whole windows for two pieces (prompt first, 16 bars), and no file for the third.
+    let mut gappy = Import::new("gappy");
+    for p in &pieces[..2] {
+        let mut whole = p.prompt.clone();
+        whole.bars.extend(p.truth.bars.iter().cloned());
+        gappy.texts.insert(p.id.clone(), drumroll(&whole));
+    }
+    // The prompt and 13 bars (15 in all): the prompt is recognised, and the continuation is
+    // one bar short, so it is not scored for structure.
+    let mut short = Import::new("short");
+    for p in pieces {
+        let mut text = p.prompt.clone();
+        text.bars.extend(p.truth.bars[..13].iter().cloned());
+        short.texts.insert(p.id.clone(), drumroll(&text));
+    }
+    let imports = [garbage, gappy, short];
+    let e = protocol
+        .run(&data, &mut [], &imports, &mut MemoryCache::default(), &mut |_| {})
+        .expect("a run");
+    let by = |name: &str| e.scores.iter().find(|s| s.name == name).expect(name);
+    let md = e.markdown();
+    // All unusable: no structure at all, flagged, and every output counted unusable.
+    assert_eq!(by("garbage").structure.pieces, 0);
+    assert!(md.contains("| garbage † | n/a | n/a | n/a | n/a | n/a |"), "{md}");
+    assert_eq!(by("garbage").validity.map(|v| v.shares()[2]), Some(1.0));
+    // A missing file is counted, and structure is over the two whole pieces only, which
+    // equal the human drummers'.
+    assert_eq!((by("gappy").missing, by("gappy").structure.pieces), (1, 2));
+    assert!(md.contains("gappy: structure over 2 of 3 pieces; 0 had a short or unusable continuation, 1 none at all"), "{md}");
+    // The 15-bar files: the prompt left out, 13 bars each, none scored for structure.
+    assert_eq!(by("short").bars_produced, 3 * 13);
+    assert_eq!(by("short").structure.pieces, 0);
+    // The human row stays whole and unmarked.
+    assert!(md.contains("| human | "), "{md}");
+}

@@ -528,3 +528,38 @@ async fn the_key_never_shows() {
     }
     assert!(format!("{b:?}").contains("[redacted]"));
 }
+
+#[tokio::test]
+async fn a_server_with_prompt_logprobs_scores_the_true_continuation() {
+    let server = MockServer::start().await;
+    let (prompt, truth) = ("kh>>>", "k... ... ... ...\ns... ... ... ...\n");
+    // Echoed tokens: the prompt's at offsets 0 and 3, the newline at 5, the continuation's
+    // from 6 on; only those count.
+    let logprobs = json!({
+        "tokens": ["kh", ">>>", "\n", "k...", " s..."],
+        "token_logprobs": [null, -1.0, -0.5, -2.0, -1.0],
+        "text_offset": [0, 2, 5, 6, 20],
+    });
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .and(body_partial_json(json!({
+            "model": "drums", "prompt": format!("{prompt}\n{truth}"), "max_tokens": 0,
+            "echo": true, "logprobs": 0,
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "cmpl-2", "object": "text_completion", "created": 1, "model": "drums",
+            "choices": [{"text": "", "index": 0, "logprobs": logprobs, "finish_reason": "length"}],
+        })))
+        .mount(&server)
+        .await;
+    let nll = backend(&server, 0).nll_per_bar("drums", prompt, truth).await.expect("scored");
+    assert_eq!(nll, Some(1.5), "(2.0 + 1.0) nats over 2 bars");
+    // A server that returns no log-probabilities cannot score: None, not a number.
+    let quiet = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_json()))
+        .mount(&quiet)
+        .await;
+    assert_eq!(backend(&quiet, 0).nll_per_bar("drums", prompt, truth).await.expect("ok"), None);
+}

@@ -253,6 +253,17 @@ struct ChoiceBody {
     #[serde(default)]
     index: u32,
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<LogprobsBody>,
+}
+
+/// The log-probabilities of a legacy completion: each token's, and where it starts.
+#[derive(Deserialize)]
+struct LogprobsBody {
+    #[serde(default)]
+    token_logprobs: Vec<Option<f64>>,
+    #[serde(default)]
+    text_offset: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -354,7 +365,21 @@ pub fn completion_body(request: &CompletionRequest) -> Value {
     body
 }
 
-/// The JSON body of a job creation: top-level `hyperparameters` for `babbage-002` and
+/// The JSON body that asks a server for the log-probabilities of `prompt` followed by
+/// `continuation` (a newline between, as the training completions had it), generating
+/// nothing: `echo` with `logprobs` and no new tokens.
+pub fn scoring_body(model: &str, prompt: &str, continuation: &str) -> Value {
+    json!({
+        "model": model,
+        "prompt": format!("{prompt}\n{continuation}"),
+        "max_tokens": 0,
+        "echo": true,
+        "logprobs": 0,
+        "temperature": 0,
+    })
+}
+
+/// The job creation's JSON body: top-level `hyperparameters` for `babbage-002` and
 /// `davinci-002` (as their API takes them), `method.supervised.hyperparameters` for
 /// every other model.
 pub fn job_body(request: &JobRequest) -> Value {
@@ -417,6 +442,46 @@ impl Complete for OpenAi {
                     .collect(),
                 usage,
             ))
+        })
+    }
+
+    /// Scores the continuation with the server's prompt log-probabilities (`echo` and
+    /// `logprobs`, as OpenAI's legacy models, vLLM and SGLang give them): the tokens from
+    /// the continuation's first character on. `None` when the server returns none.
+    fn nll_per_bar<'a>(
+        &'a self,
+        model: &'a str,
+        prompt: &'a str,
+        continuation: &'a str,
+    ) -> BoxFuture<'a, Result<Option<f64>>> {
+        Box::pin(async move {
+            let bars = continuation.lines().filter(|l| !l.trim().is_empty()).count();
+            if bars == 0 {
+                return Ok(None);
+            }
+            let body: CompletionBody = self
+                .client
+                .completions()
+                .create_byot(scoring_body(model, prompt, continuation))
+                .await
+                .map_err(|e| with_hint(from_openai(e, "scoring"), model, false))?;
+            let Some(lp) = body.choices.into_iter().next().and_then(|c| c.logprobs) else {
+                return Ok(None);
+            };
+            // The continuation starts after the prompt and its newline.
+            let start = prompt.len() + 1;
+            let mut total = 0.0;
+            let mut scored = false;
+            for (offset, logprob) in lp.text_offset.iter().zip(&lp.token_logprobs) {
+                match logprob {
+                    Some(l) if *offset >= start => {
+                        total -= l;
+                        scored = true;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(scored.then(|| total / bars as f64))
         })
     }
 }

@@ -180,3 +180,25 @@ fn pictures_are_svg() {
     let curves = fine_drums_eval::svg::stability_curves(&[("human", vec![1.0, 2.0, 3.0])]);
     assert!(curves.contains("<polyline"));
 }
+
+#[test]
+fn the_papers_structure_counts_their_bars_their_way() {
+    use fine_drums_eval::paper;
+    let bar = |row: &str| format!("{row}\n").repeat(16);
+    // Four bars, A A B A, as published: 6 columns, 16 lines a bar, no separators.
+    let (a, b) = (bar("--o-o-"), bar("o---o-"));
+    let text = format!("{a}{a}{b}{a}");
+    let bars = paper::bar_strings(&text);
+    assert_eq!(bars.len(), 4);
+    assert_eq!(bars[0].len(), 127, "16 lines with their newlines, joined by newlines");
+    // Bar 2 equals bar 1; bar 3 differs from both neighbours in two columns of 16 lines.
+    assert_eq!(paper::stabilities(&bars), [0.0, 32.0]);
+    // Only the first 16 bars count, and the figures pool bars across pieces.
+    let long = a.repeat(20);
+    assert_eq!(paper::bar_strings(&long).len(), 16);
+    let s = paper::structure(&[&text, &long]);
+    assert_eq!(s.pieces, 2);
+    assert_eq!(s.stability, 32.0 / 16.0);
+    assert_eq!(s.identical, 15.0 / 16.0);
+    assert_eq!((s.distance, s.spread), ((32.0 + 0.0) / 2.0, 0.0));
+}

@@ -47,8 +47,12 @@ struct Args {
     bars: usize,
     /// Score outputs of another tool: NAME=DIR, DIR holding <piece>.txt in the drumroll
     /// format (prompt bars first, or the continuation alone). Repeatable.
-    #[arg(long)]
-    import: Vec<String>,
+    #[arg(long, value_parser = common::name_and_dir)]
+    import: Vec<(String, PathBuf)>,
+    /// ours (the default), or paper: Zhang & Callison-Burch 2023's analysis, on their
+    /// published outputs (--import NAME=DIR, as published) and the GMD made text their way.
+    #[arg(long, default_value = "ours", value_parser = ["ours", "paper"])]
+    protocol: String,
     #[command(flatten)]
     sampling: common::SamplingArgs,
     /// Base seed; piece i uses seed + i.
@@ -90,6 +94,9 @@ fn backend(
 
 fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
+    if args.protocol == "paper" {
+        return common::paper(&args.gmd, &args.import, &args.out);
+    }
     let started = Instant::now();
     let mut manifest = common::manifest(args.manifest.as_deref(), None)?;
     (manifest.windows.prompt_bars, manifest.windows.completion_bars) =
@@ -119,19 +126,14 @@ fn run() -> Result<(), Box<dyn Error>> {
         vec![Box::new(backend("local", "gmd-train".into(), local, &eval_manifest, sampling)?)];
     if settings.kind != Kind::Local || args.backend.backend == "gpt" {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
-        let name = match args.backend.backend.as_str() {
-            "gpt" => "gpt".to_string(),
-            _ => format!("openai:{}", extra.model),
-        };
+        let gpt = args.backend.backend == "gpt";
+        let name = if gpt { "gpt".into() } else { format!("openai:{}", extra.model) };
         let sampling = args.sampling.of(&args.backend.backend);
         let gpt = backend(&name, extra.model, extra.backend, &eval_manifest, sampling)?;
         systems.push(Box::new(gpt));
     }
-    let mut imports = Vec::new();
-    for spec in &args.import {
-        let (name, dir) = spec.split_once('=').ok_or(format!("--import takes NAME=DIR: {spec}"))?;
-        imports.push(fs::read_import(name, dir.as_ref(), data.pieces())?);
-    }
+    let read = |(n, d): &(String, PathBuf)| fs::read_import(n, d, data.pieces());
+    let imports = args.import.iter().map(read).collect::<Result<Vec<_>, _>>()?;
     let mut cache = FolderCache::new(args.out.join("outputs"));
     let outputs = cache.folder().display().to_string();
     let evaluation = protocol

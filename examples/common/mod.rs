@@ -141,6 +141,22 @@ pub fn write_wav(
     Ok(audio.seconds())
 }
 
+/// `NAME=DIR`, as `--import` takes it.
+pub fn name_and_dir(spec: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = spec.split_once('=').ok_or(format!("takes NAME=DIR, not {spec:?}"))?;
+    Ok((name.to_string(), PathBuf::from(dir)))
+}
+
+/// `evaluate --protocol paper`: the paper's table from the GMD and their published outputs,
+/// printed and written to `<out>/results.md`.
+pub fn paper(gmd: &Path, imports: &[(String, PathBuf)], out: &Path) -> Result<(), Box<dyn Error>> {
+    let table = fine_drums_eval::paper::markdown(&fine_drums_eval::fs::read_paper(gmd, imports)?);
+    std::fs::create_dir_all(out).at(out)?;
+    fine_drums_dataset::fs::write_atomic(&out.join("results.md"), table.as_bytes())?;
+    println!("{table}");
+    Ok(())
+}
+
 /// A seed from the clock, for runs not given one (printed, so that they can be made again).
 pub fn clock_seed() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);

@@ -99,6 +99,63 @@ pub fn read_import(name: &str, folder: &Path, pieces: &[Piece]) -> Result<Import
     Ok(import)
 }
 
+/// The paper's table (`evaluate --protocol paper`), from the GMD at `gmd` and each
+/// import's folder of texts as published (`<drummer>_<file>.txt`, 256 lines). The pieces
+/// are the first import's files; each human text is made from the GMD file it names, as
+/// the paper's `midi_to_text.py` made it ([`paper::text_of`](crate::paper::text_of)).
+pub fn read_paper(gmd: &Path, imports: &[(String, PathBuf)]) -> Result<Vec<crate::paper::Row>> {
+    let invalid = |message: String| Error::Invalid { what: "paper reproduction", message };
+    let Some((_, first)) = imports.first() else {
+        return Err(invalid("it needs an import: --import NAME=DIR".into()));
+    };
+    let mut names: Vec<String> = std::fs::read_dir(first)
+        .map_err(io(first))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".txt").map(String::from))
+        .collect();
+    names.sort();
+    // Every GMD file by the paper's name for it: the drummer's number, `_`, the file name.
+    let mut midi = std::collections::HashMap::new();
+    let mut stack = vec![gmd.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "mid") {
+                let rel = path.strip_prefix(gmd).unwrap_or(&path);
+                let drummer = rel.iter().next().and_then(|d| d.to_str()).unwrap_or("");
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                midi.insert(format!("{}_{stem}", drummer.get(7..).unwrap_or("")), path.clone());
+            }
+        }
+    }
+    let mut human = Vec::with_capacity(names.len());
+    for name in &names {
+        let path = midi.get(name).ok_or_else(|| invalid(format!("{name}: no such GMD file")))?;
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let groove =
+            fine_drums_codec::midi::read(&bytes, &fine_drums_codec::midi::ReadOptions::lossless())
+                .map_err(|source| Error::File { path: path.display().to_string(), source })?;
+        let text = crate::paper::text_of(&groove)
+            .ok_or_else(|| invalid(format!("{name}: the paper skipped meters not over 4")))?;
+        human.push(text);
+    }
+    let mut texts = Vec::with_capacity(imports.len());
+    for (system, dir) in imports {
+        let mut of = Vec::with_capacity(names.len());
+        for name in &names {
+            let file = dir.join(format!("{name}.txt"));
+            of.push(match std::fs::read_to_string(&file) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io(&file)(e)),
+            });
+        }
+        texts.push((system.clone(), of));
+    }
+    Ok(crate::paper::table(&human, &texts))
+}
+
 impl Evaluation {
     /// Writes `results.md`, `results.json`, `stability.svg` and `pictures/<piece>.svg` into
     /// `folder`, each file whole or not at all.

@@ -202,3 +202,30 @@ fn the_papers_structure_counts_their_bars_their_way() {
     assert_eq!(s.identical, 15.0 / 16.0);
     assert_eq!((s.distance, s.spread), ((32.0 + 0.0) / 2.0, 0.0));
 }
+
+#[test]
+fn the_papers_text_of_a_groove_is_theirs() {
+    use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
+    use fine_drums_eval::paper;
+    let rock = fine_drums_codec::pattern::rock_groove(2, 100.0).unwrap();
+    let bytes = midi::write(&rock, &WriteOptions::default()).unwrap();
+    let g = midi::read(&bytes, &ReadOptions::lossless()).unwrap();
+    let text = paper::text_of(&g).expect("4/4");
+    let lines: Vec<&str> = text.lines().collect();
+    // 16 bars of 16ths, 6 columns: crash, ride, snare, kick, hi-hat, tom; two bars played.
+    assert_eq!(lines.len(), 256);
+    assert_eq!(&lines[..5], ["o--oo-", "------", "----o-", "------", "--o-o-"]);
+    assert!(lines[32..].iter().all(|l| *l == "------"));
+    // Their quantisation: a note 59 ticks into the bar (480 a quarter) is on the first
+    // 16th, one at 60 on the second; a note past the 16th bar ends the reading.
+    let mut g2 = g.clone();
+    g2.bars.truncate(1);
+    g2.bars[0].hits = vec![g.bars[0].hits[0]];
+    (g2.bars[0].hits[0].step, g2.bars[0].hits[0].offset) = (0, 59);
+    assert_eq!(paper::text_of(&g2).unwrap().lines().next(), Some("---o--"));
+    g2.bars[0].hits[0].offset = 60;
+    assert_eq!(paper::text_of(&g2).unwrap().lines().nth(1), Some("---o--"));
+    // Meters not over 4 were skipped.
+    g2.bars[0].meter = fine_drums_codec::Meter::new(6, 8).unwrap();
+    assert_eq!(paper::text_of(&g2), None);
+}

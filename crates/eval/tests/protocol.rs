@@ -168,3 +168,46 @@ fn missing_short_and_unusable_imports_are_counted_never_scored_as_steady() {
     // The human row stays whole and unmarked.
     assert!(md.contains("| human | "), "{md}");
 }
+
+#[test]
+fn the_papers_table_comes_from_the_gmd_and_their_files_as_published() {
+    use fine_drums_eval::{fs, paper};
+    let dir = std::env::temp_dir().join(format!("fine-drums-eval-paper-{}", std::process::id()));
+    let (gmd, import) = (dir.join("gmd"), dir.join("theirs"));
+    for (folder, name, bpm) in [
+        ("drummer1/session1", "1_rock_100_beat_4-4", 100.0),
+        ("drummer3/s", "2_rock_90_beat_4-4", 90.0),
+    ] {
+        std::fs::create_dir_all(gmd.join(folder)).unwrap();
+        std::fs::write(gmd.join(folder).join(format!("{name}.mid")), rock_beat(16, bpm).unwrap())
+            .unwrap();
+    }
+    std::fs::create_dir_all(&import).unwrap();
+    // Their name of a piece: the drummer's number, then the file's. One file, published as
+    // the human text itself; the other piece's file is missing.
+    let human = paper::text_of(
+        &fine_drums_codec::midi::read(&rock_beat(16, 100.0).unwrap(), &Default::default()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(import.join("1_1_rock_100_beat_4-4.txt"), &human).unwrap();
+    std::fs::write(import.join("3_2_rock_90_beat_4-4.txt"), &human).unwrap();
+    let rows = fs::read_paper(&gmd, &[("mine".into(), import.clone())]).expect("a table");
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["human", "mine", "random", "repeat"]);
+    assert_eq!(rows[1].structure, rows[0].structure, "the same texts, the same figures");
+    assert_eq!((rows[3].structure.stability, rows[3].structure.identical), (0.0, 1.0));
+    // A second import without one of the pieces: counted and said, not scored.
+    let partial = dir.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("1_1_rock_100_beat_4-4.txt"), &human).unwrap();
+    let rows =
+        fs::read_paper(&gmd, &[("mine".into(), import.clone()), ("partial".into(), partial)])
+            .expect("a table");
+    assert_eq!((rows[2].missing, rows[2].structure.pieces), (1, 1));
+    assert!(paper::markdown(&rows).contains("partial: no text for 1 of 2 pieces"));
+    // A piece the GMD does not have is named.
+    std::fs::write(import.join("9_nothing.txt"), &human).unwrap();
+    let err = fs::read_paper(&gmd, &[("mine".into(), import)]).expect_err("no such piece");
+    assert!(err.to_string().contains("9_nothing: no such GMD file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,7 @@
 
 use candle_core::{D, Tensor};
 use fine_drums_codec::Meter;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 use rand_xoshiro::SplitMix64;
 
 pub use fine_drums_llm::local::Sampling;
@@ -28,36 +28,7 @@ fn draw(logits: &mut [f32], allowed: &[bool], s: Sampling, rng: &mut SplitMix64)
     }
     let mut p: Vec<f64> =
         logits.iter().map(|&l| f64::from((l - best.1) / s.temperature).exp()).collect();
-    if s.top_k > 0 || s.top_p < 1.0 {
-        let mut order: Vec<usize> = (0..p.len()).filter(|&i| p[i] > 0.0).collect();
-        order.sort_unstable_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-        let total: f64 = p.iter().sum();
-        let mut keep = if s.top_k > 0 { s.top_k.min(order.len()) } else { order.len() };
-        let mut mass = 0.0;
-        for (i, &t) in order.iter().enumerate().take(keep) {
-            mass += p[t] / total;
-            if mass >= f64::from(s.top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-        for &t in &order[keep.max(1)..] {
-            p[t] = 0.0;
-        }
-    }
-    let total: f64 = p.iter().sum();
-    let mut u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-    let mut last = best.0;
-    for (i, &q) in p.iter().enumerate() {
-        if q > 0.0 {
-            last = i;
-            if u < q {
-                return i as u32;
-            }
-            u -= q;
-        }
-    }
-    last as u32
+    s.draw(&mut p, rng)
 }
 
 /// The model with its vocabulary: what continues and scores bars.

@@ -35,39 +35,47 @@ pub(super) fn sample(probs: &mut [f64], sampling: Sampling, rng: &mut impl rand_
             *p = p.powf(inv);
         }
     }
-    if sampling.top_k > 0 || sampling.top_p < 1.0 {
-        let mut order: Vec<u32> = (0..probs.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b))
-        });
-        let total: f64 = probs.iter().sum();
-        let mut keep =
-            if sampling.top_k > 0 { sampling.top_k.min(order.len()) } else { order.len() };
-        if sampling.top_p < 1.0 {
-            let mut mass = 0.0;
-            for (i, &s) in order.iter().enumerate().take(keep) {
-                mass += probs[s as usize] / total;
-                if mass >= f64::from(sampling.top_p) {
-                    keep = i + 1;
-                    break;
+    sampling.draw(probs, rng)
+}
+
+impl Sampling {
+    /// Draws an index from `weights` (non-negative, already at this sampling's temperature;
+    /// changed in place): only the `top_k` heaviest and, of those, the heaviest up to
+    /// `top_p` of the mass can be drawn. The drum GPT draws its tokens with this too.
+    pub fn draw(&self, weights: &mut [f64], rng: &mut impl rand_core::Rng) -> u32 {
+        if self.top_k > 0 || self.top_p < 1.0 {
+            let mut order: Vec<u32> = (0..weights.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| {
+                weights[b as usize].total_cmp(&weights[a as usize]).then(a.cmp(&b))
+            });
+            let total: f64 = weights.iter().sum();
+            let mut keep = if self.top_k > 0 { self.top_k.min(order.len()) } else { order.len() };
+            if self.top_p < 1.0 {
+                let mut mass = 0.0;
+                for (i, &s) in order.iter().enumerate().take(keep) {
+                    mass += weights[s as usize] / total;
+                    if mass >= f64::from(self.top_p) {
+                        keep = i + 1;
+                        break;
+                    }
                 }
             }
-        }
-        for &s in &order[keep.max(1)..] {
-            probs[s as usize] = 0.0;
-        }
-    }
-    let total: f64 = probs.iter().sum();
-    let mut u = random::unit(rng) * total;
-    let mut last = 0;
-    for (i, &p) in probs.iter().enumerate() {
-        if p > 0.0 {
-            last = i;
-            if u < p {
-                return i as u32;
+            for &s in &order[keep.max(1)..] {
+                weights[s as usize] = 0.0;
             }
-            u -= p;
         }
+        let total: f64 = weights.iter().sum();
+        let mut u = random::unit(rng) * total;
+        let mut last = 0;
+        for (i, &w) in weights.iter().enumerate() {
+            if w > 0.0 {
+                last = i;
+                if u < w {
+                    return i as u32;
+                }
+                u -= w;
+            }
+        }
+        last as u32
     }
-    last as u32
 }

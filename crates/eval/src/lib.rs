@@ -80,6 +80,7 @@
 // the order).
 mod error;
 mod structure;
+mod kmeans;
 pub mod paper;
 mod accuracy;
 mod dist;

@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::structure::{levenshtein, two_means};
+use crate::kmeans::Mt19937;
+pub use crate::kmeans::sklearn_two_means;
+use crate::structure::levenshtein;
 
 /// Lines a bar in the published text.
 pub const LINES_PER_BAR: usize = 16;
@@ -50,16 +52,16 @@ pub struct PaperStructure {
     pub identical: f64,
 }
 
-/// The script's figures over `pieces` (each a piece's published text). The 2-means is the
-/// exact one-dimensional optimum, which scikit-learn's `KMeans(n_clusters=2)` with ten
-/// initialisations reaches on these values; a piece with all its stabilities equal has
-/// both centres there.
+/// The script's figures over `pieces` (each a piece's published text). The 2-means is
+/// scikit-learn's, pinned as [`sklearn_two_means`] says: `random_state=0` as the script
+/// set it and `n_init=10` (scikit-learn's default before 1.4), so that it settles where
+/// the script's did, local optima included.
 pub fn structure(pieces: &[&str]) -> PaperStructure {
     let mut pooled = Vec::new();
     let (mut distance, mut spread, mut counted) = (0.0, 0.0, 0usize);
     for text in pieces {
         let st = stabilities(&bar_strings(text));
-        if let Some(k) = two_means(&st) {
+        if let Some(k) = sklearn_two_means(&st) {
             distance += k.distance;
             spread += k.spread;
             counted += 1;
@@ -142,73 +144,12 @@ pub fn text_of(groove: &fine_drums_codec::Groove) -> Option<String> {
     Some(text)
 }
 
-/// Python's `random` (MT19937, as CPython seeds it from an integer), for the paper's random
-/// baseline: `random.seed(29)`, then `random.choice(['-', 'o'])` for every cell.
-struct PythonRandom {
-    state: [u32; 624],
-    index: usize,
-}
-
-impl PythonRandom {
-    /// `random.seed(seed)` for a seed below 2^32 (`init_by_array` with one key word).
-    fn new(seed: u32) -> PythonRandom {
-        let mut mt = [0u32; 624];
-        mt[0] = 19_650_218;
-        for i in 1..624 {
-            mt[i] =
-                1_812_433_253u32.wrapping_mul(mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_add(i as u32);
-        }
-        let (mut i, key) = (1usize, [seed]);
-        for k in 0..624usize.max(key.len()) {
-            mt[i] = (mt[i] ^ (mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_mul(1_664_525))
-                .wrapping_add(key[k % key.len()])
-                .wrapping_add((k % key.len()) as u32);
-            i += 1;
-            if i >= 624 {
-                mt[0] = mt[623];
-                i = 1;
-            }
-        }
-        for _ in 0..623 {
-            mt[i] = (mt[i] ^ (mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_mul(1_566_083_941))
-                .wrapping_sub(i as u32);
-            i += 1;
-            if i >= 624 {
-                mt[0] = mt[623];
-                i = 1;
-            }
-        }
-        mt[0] = 0x8000_0000;
-        PythonRandom { state: mt, index: 624 }
-    }
-
-    fn next_u32(&mut self) -> u32 {
-        if self.index >= 624 {
-            for i in 0..624 {
-                let y = (self.state[i] & 0x8000_0000) | (self.state[(i + 1) % 624] & 0x7fff_ffff);
-                let mut v = self.state[(i + 397) % 624] ^ (y >> 1);
-                if y & 1 != 0 {
-                    v ^= 0x9908_b0df;
-                }
-                self.state[i] = v;
-            }
-            self.index = 0;
-        }
-        let mut y = self.state[self.index];
-        self.index += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
-    }
-
-    /// `random.choice` of two: `getrandbits(2)` until below 2.
-    fn coin(&mut self) -> bool {
-        loop {
-            let r = self.next_u32() >> 30;
-            if r < 2 {
-                return r == 1;
-            }
+/// `random.choice` of two, as CPython draws it: `getrandbits(2)` until below 2.
+fn coin(rng: &mut Mt19937) -> bool {
+    loop {
+        let r = rng.next_u32() >> 30;
+        if r < 2 {
+            return r == 1;
         }
     }
 }
@@ -216,12 +157,12 @@ impl PythonRandom {
 /// The paper's random baseline, as their script draws it: `random.seed(29)`, then for each
 /// of `pieces` pieces, 256 lines of six coin flips between `-` and `o`.
 pub fn random_texts(pieces: usize) -> Vec<String> {
-    let mut rng = PythonRandom::new(29);
+    let mut rng = Mt19937::python(29);
     (0..pieces)
         .map(|_| {
             let mut text = String::with_capacity(256 * (COLUMNS + 1));
             for _ in 0..256 {
-                (0..COLUMNS).for_each(|_| text.push(if rng.coin() { 'o' } else { '-' }));
+                (0..COLUMNS).for_each(|_| text.push(if coin(&mut rng) { 'o' } else { '-' }));
                 text.push('\n');
             }
             text
@@ -294,17 +235,4 @@ pub fn markdown(rows: &[Row]) -> String {
         ));
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PythonRandom;
-
-    /// CPython 3: `random.seed(29); [random.getrandbits(32) for _ in range(3)]`.
-    #[test]
-    fn the_generator_is_pythons() {
-        let mut r = PythonRandom::new(29);
-        let first: Vec<u32> = (0..3).map(|_| r.next_u32()).collect();
-        assert_eq!(first, [2_354_153_409, 326_915_759, 1_485_336_377]);
-    }
 }

@@ -149,7 +149,8 @@ fn run() -> Result<(), Box<dyn Error>> {
         started.elapsed().as_secs_f64()
     );
     if let Some(wav) = &args.wav {
-        let seconds = common::write_wav(&out.groove, 44_100, args.soundfont.as_deref(), wav)?;
+        let seconds = common::Renderer::new(44_100, args.soundfont.as_deref())?
+            .write_wav(&out.groove, wav)?;
         println!("{}: {seconds:.1} s of audio", wav.display());
     }
     if let Some(svg) = &args.svg {

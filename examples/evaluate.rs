@@ -2,25 +2,24 @@
 //! random at human density, the offline local model, and any other backend.
 //!
 //! `cargo run --release --example evaluate -- ../shared/datasets/groove --out eval/` writes
-//! `eval/results.md`, `eval/results.json`, `eval/stability.svg` and a piano roll per piece
-//! in `eval/pictures/`. Model outputs are saved in `eval/outputs/` as they arrive, and a
-//! rerun reuses them, so an interrupted run loses nothing. The protocol is
-//! `fine_drums_eval::Protocol`; this file reads and writes files around it.
+//! `eval/results.md`, `eval/results.json`, `eval/stability.svg`, a piano roll per piece
+//! in `eval/pictures/`, recordings in `eval/audio/`, and `eval/report.html` over them all.
+//! Model outputs are saved in `eval/outputs/` as they arrive, and a rerun reuses them, so
+//! an interrupted run loses nothing. The protocol is `fine_drums_eval::Protocol`; this file
+//! reads and writes files around it.
 
 mod common;
 #[global_allocator] // the drum GPT allocates a tensor per operation (see Cargo.toml)
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::{error::Error, path::PathBuf, rc::Rc, time::Instant};
+use std::{error::Error, path::PathBuf, time::Instant};
 
 use clap::Parser;
-use fine_drums_codec::midi::{self, WriteOptions};
-use fine_drums_dataset::{Manifest, Split, cl100k};
+use fine_drums_dataset::{Split, cl100k};
 use fine_drums_eval::fs::{self, FolderCache};
-use fine_drums_eval::{BoxError, Generated, Piece, Protocol, System, system};
+use fine_drums_eval::{Protocol, System};
 use fine_drums_llm::backend::{Kind, Settings};
 use fine_drums_llm::local::Model;
-use fine_drums_llm::{Complete, ContinueOptions, continue_midi};
 
 /// Score drum continuations on the GMD test split against human drummers and baselines.
 #[derive(Parser)]
@@ -55,6 +54,8 @@ struct Args {
     protocol: String,
     #[command(flatten)]
     sampling: common::SamplingArgs,
+    #[command(flatten)]
+    audio: common::AudioArgs,
     /// Base seed; piece i uses seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -64,32 +65,6 @@ struct Args {
     /// The split to score: test (to report) or validation (to choose settings on).
     #[arg(long, default_value = "test", value_parser = ["test", "validation"])]
     split: String,
-}
-
-/// A backend behind the continuation pipeline, as the protocol sees it: it continues a
-/// piece's prompt as `continue` would, with the protocol's seed, and scores the drummer's
-/// continuation when the backend can.
-fn backend(
-    name: &str,
-    model: String,
-    backend: Box<dyn Complete>,
-    manifest: &Manifest,
-    (temperature, top_p): (f32, f32),
-) -> Result<impl System + use<>, Box<dyn Error>> {
-    let runtime = Rc::new(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
-    let (manifest, backend) = (manifest.clone(), Rc::new(backend));
-    let (rt, scorer, scored) = (runtime.clone(), backend.clone(), model.clone());
-    let generate = move |piece: &Piece, bars, seed| -> Result<Generated, BoxError> {
-        let mut options = ContinueOptions::new(&model);
-        (options.bars, options.temperature, options.top_p) = (bars, temperature, top_p);
-        options.seed = Some(seed);
-        let midi = midi::write(&piece.prompt, &WriteOptions::default())?;
-        let out = runtime.block_on(continue_midi(&midi, &manifest, backend.as_ref(), &options))?;
-        let continuation = out.groove.slice(manifest.windows.prompt_bars..out.groove.bars.len());
-        Ok(Generated::new(out.report.samples, continuation))
-    };
-    Ok(system(name, generate)
-        .scoring(move |prompt, truth| Ok(rt.block_on(scorer.nll_per_bar(&scored, prompt, truth))?)))
 }
 
 fn run() -> Result<(), Box<dyn Error>> {
@@ -122,14 +97,19 @@ fn run() -> Result<(), Box<dyn Error>> {
     local.model = Some("gmd-train".into());
     let local = local.complete(&protocol.template, Some(local_model))?;
     let sampling = args.sampling.of("local");
-    let mut systems: Vec<Box<dyn System>> =
-        vec![Box::new(backend("local", "gmd-train".into(), local, &eval_manifest, sampling)?)];
+    let mut systems: Vec<Box<dyn System>> = vec![Box::new(common::continuing(
+        "local",
+        "gmd-train".into(),
+        local,
+        &eval_manifest,
+        sampling,
+    )?)];
     if settings.kind != Kind::Local || args.backend.backend == "gpt" {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
         let gpt = args.backend.backend == "gpt";
         let name = if gpt { "gpt".into() } else { format!("openai:{}", extra.model) };
         let sampling = args.sampling.of(&args.backend.backend);
-        let gpt = backend(&name, extra.model, extra.backend, &eval_manifest, sampling)?;
+        let gpt = common::continuing(&name, extra.model, extra.backend, &eval_manifest, sampling)?;
         systems.push(Box::new(gpt));
     }
     let read = |(n, d): &(String, PathBuf)| fs::read_import(n, d, data.pieces());
@@ -139,9 +119,11 @@ fn run() -> Result<(), Box<dyn Error>> {
     let evaluation = protocol
         .run(&data, &mut systems, &imports, &mut cache, &mut progress)
         .map_err(|e| format!("{e} (outputs so far are kept in {outputs}; rerun to go on)"))?;
+    let recorded = args.audio.record(&evaluation, &args.out)?;
     evaluation.write(&args.out)?;
     print!("{}", evaluation.markdown());
-    println!("\nwrote {} in {:.1} s", args.out.display(), started.elapsed().as_secs_f64());
+    let (out, secs) = (args.out.display(), started.elapsed().as_secs_f64());
+    println!("\nwrote {out} ({recorded} recordings; open {out}/report.html) in {secs:.1} s");
     Ok(())
 }
 

@@ -49,7 +49,8 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut read = ReadOptions::lossless();
     read.channel = Channel::try_from(args.channel)?;
     let groove = midi::read(&bytes, &read).at(&args.input)?;
-    let seconds = common::write_wav(&groove, args.rate, args.soundfont.as_deref(), &out)?;
+    let seconds =
+        common::Renderer::new(args.rate, args.soundfont.as_deref())?.write_wav(&groove, &out)?;
     println!(
         "{}: {} bars, {} hits -> {} ({seconds:.1} s of audio) in {:.2} s",
         args.input.display(),

@@ -7,6 +7,8 @@ use std::process::Command;
 mod soundfont;
 #[path = "common/gmd.rs"]
 mod gmd_dir;
+#[path = "common/chromium.rs"]
+mod chromium;
 
 fn example(name: &str) -> Command {
     // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
@@ -353,8 +355,51 @@ fn evaluate_writes_results_as_they_arrive_and_resumes() {
     };
     assert_eq!(table(&first), table(&second));
     assert!(saved[0].is_file());
-    for f in ["results.md", "results.json", "stability.svg"] {
+    for f in ["results.md", "results.json", "stability.svg", "report.html"] {
         assert!(out.join(f).is_file(), "{f}");
     }
     assert_eq!(std::fs::read_dir(out.join("pictures")).unwrap().count(), 2);
+    // A recording per piece and system (--audio 8 covers both pieces): human, repeat,
+    // random, local, gpt.
+    let recordings = std::fs::read_dir(out.join("audio")).unwrap();
+    assert_eq!(
+        recordings.map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count()).sum::<usize>(),
+        10
+    );
+    report_renders_in_chromium(&out.join("report.html"));
+}
+
+/// The report in headless Chromium: its own check finds every table and every picture
+/// loaded; the screenshot shows the tables' header shading and the curves' colours; and a
+/// picture taken away is named on the page.
+fn report_renders_in_chromium(page: &std::path::Path) {
+    let Some(browser) = chromium::chromium() else { return };
+    let dom = chromium::headless(&browser, page, &["--virtual-time-budget=10000", "--dump-dom"]);
+    let check = dom.split("data-check=\"").nth(1).and_then(|s| s.split('"').next());
+    // Four tables of scores and a table of players for each of the two pieces; the
+    // stability curves and a piano roll per piece.
+    assert_eq!(check, Some("tables=6 pictures=3 loaded=3 broken=0"), "{dom}");
+    assert!(dom.contains("<audio controls"), "{dom}");
+    let shot = page.with_file_name("report.png");
+    chromium::headless(
+        &browser,
+        page,
+        &["--window-size=1280,2000", &format!("--screenshot={}", shot.display())],
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("a screenshot")));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a size")];
+    let info = reader.next_frame(&mut pixels).expect("pixels");
+    assert_eq!((info.width, info.height), (1280, 2000));
+    let channels = info.line_size / info.width as usize;
+    let count = |rgb: [u8; 3]| pixels.chunks(channels).filter(|p| p[..3] == rgb).count();
+    // The tables' header shading (#dfe8f5), over every header cell of four tables.
+    assert!(count([0xdf, 0xe8, 0xf5]) > 5_000, "no table headers in {}", shot.display());
+    // The stability curves: repeat's blue and random's red (drawn at full opacity).
+    assert!(count([0x1f, 0x77, 0xb4]) > 100, "no repeat curve in {}", shot.display());
+    assert!(count([0xd6, 0x27, 0x28]) > 100, "no random curve in {}", shot.display());
+    std::fs::remove_file(page.with_file_name("stability.svg")).expect("the curves");
+    let dom = chromium::headless(&browser, page, &["--virtual-time-budget=10000", "--dump-dom"]);
+    assert!(dom.contains("tables=6 pictures=3 loaded=2 broken=1"), "{dom}");
+    assert!(dom.contains("1 of 3 pictures did not load (first: stability.svg)"), "{dom}");
 }

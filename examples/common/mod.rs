@@ -113,32 +113,88 @@ pub fn warn_unmapped(
     }
 }
 
-/// Renders `groove` at `rate`, through the SoundFont at `soundfont` or else the built-in
-/// kit, and writes it to `path` as WAV (atomically); the audio's length in seconds. Hits of
-/// pitches the kit has no drum for are said on stderr.
-pub fn write_wav(
-    groove: &fine_drums_codec::Groove,
-    rate: u32,
-    soundfont: Option<&Path>,
-    path: &Path,
-) -> Result<f64, Box<dyn Error>> {
-    let audio = match soundfont {
-        Some(sf) => {
-            let font =
-                fine_drums_audio::SoundFont::from_bytes(&std::fs::read(sf).at(sf)?).at(sf)?;
-            font.render(groove, rate).at(path)?
-        }
-        None => fine_drums_audio::Kit::built_in(rate)?.render(groove).at(path)?,
-    };
-    if audio.skipped > 0 {
-        eprintln!(
-            "{}: {} hits of pitches the kit has no drum for, left silent",
-            path.display(),
-            audio.skipped
-        );
+/// What renders grooves to audio: the built-in kit, or a General MIDI SoundFont.
+pub enum Renderer {
+    /// The built-in kit, at its rate.
+    Kit(fine_drums_audio::Kit),
+    /// A SoundFont, and the rate to render at.
+    Font(fine_drums_audio::SoundFont, u32),
+}
+
+impl Renderer {
+    /// The SoundFont at `soundfont` (read once), or else the built-in kit, at `rate`.
+    pub fn new(rate: u32, soundfont: Option<&Path>) -> Result<Renderer, Box<dyn Error>> {
+        Ok(match soundfont {
+            Some(sf) => Renderer::Font(
+                fine_drums_audio::SoundFont::from_bytes(&std::fs::read(sf).at(sf)?).at(sf)?,
+                rate,
+            ),
+            None => Renderer::Kit(fine_drums_audio::Kit::built_in(rate)?),
+        })
     }
-    fine_drums_dataset::fs::write_atomic(path, &audio.wav())?;
-    Ok(audio.seconds())
+
+    /// Renders `groove` and writes it to `path` as WAV (atomically); the audio's length in
+    /// seconds. Hits of pitches the kit has no drum for are said on stderr.
+    pub fn write_wav(
+        &self,
+        groove: &fine_drums_codec::Groove,
+        path: &Path,
+    ) -> Result<f64, Box<dyn Error>> {
+        let audio = match self {
+            Renderer::Font(font, rate) => font.render(groove, *rate).at(path)?,
+            Renderer::Kit(kit) => kit.render(groove).at(path)?,
+        };
+        if audio.skipped > 0 {
+            eprintln!(
+                "{}: {} hits of pitches the kit has no drum for, left silent",
+                path.display(),
+                audio.skipped
+            );
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).at(dir)?;
+        }
+        fine_drums_dataset::fs::write_atomic(path, &audio.wav())?;
+        Ok(audio.seconds())
+    }
+}
+
+/// The recordings behind `evaluate`'s report.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AudioArgs {
+    /// Record the first N pieces for the report's players: each system's prompt and
+    /// continuation as WAV (about 1.5 MB a piece and system at 22.05 kHz); 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub audio: usize,
+    /// Samples a second of those recordings.
+    #[arg(long, default_value_t = 22_050)]
+    pub audio_rate: u32,
+    /// Render them through this General MIDI SoundFont (.sf2) instead of the built-in kit.
+    #[arg(long)]
+    pub soundfont: Option<PathBuf>,
+}
+
+impl AudioArgs {
+    /// Writes the recordings under `out` (at `fine_drums_eval::fs::audio_path`); how many.
+    pub fn record(
+        &self,
+        evaluation: &fine_drums_eval::Evaluation,
+        out: &Path,
+    ) -> Result<usize, Box<dyn Error>> {
+        if self.audio == 0 {
+            return Ok(0);
+        }
+        let renderer = Renderer::new(self.audio_rate, self.soundfont.as_deref())?;
+        let mut written = 0;
+        for piece in evaluation.played.iter().take(self.audio) {
+            for (system, groove) in &piece.systems {
+                let path = fine_drums_eval::fs::audio_path(out, &piece.id, system);
+                renderer.write_wav(groove, &path)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
 }
 
 /// `NAME=DIR`, as `--import` takes it.
@@ -148,11 +204,14 @@ pub fn name_and_dir(spec: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// `evaluate --protocol paper`: the paper's table from the GMD and their published outputs,
-/// printed and written to `<out>/results.md`.
+/// printed and written to `<out>/results.md` and `<out>/report.html`.
 pub fn paper(gmd: &Path, imports: &[(String, PathBuf)], out: &Path) -> Result<(), Box<dyn Error>> {
-    let table = fine_drums_eval::paper::markdown(&fine_drums_eval::fs::read_paper(gmd, imports)?);
+    let rows = fine_drums_eval::fs::read_paper(gmd, imports)?;
+    let table = fine_drums_eval::paper::markdown(&rows);
     std::fs::create_dir_all(out).at(out)?;
     fine_drums_dataset::fs::write_atomic(&out.join("results.md"), table.as_bytes())?;
+    let html = fine_drums_eval::paper::html(&rows);
+    fine_drums_dataset::fs::write_atomic(&out.join("report.html"), html.as_bytes())?;
     println!("{table}");
     Ok(())
 }
@@ -337,4 +396,34 @@ pub fn manifest(
         p.template = t.clone();
     }
     Ok(Manifest::of_settings(&p))
+}
+
+/// A backend behind the continuation pipeline, as the protocol sees it: it continues a
+/// piece's prompt as `continue` would, with the protocol's seed, and scores the drummer's
+/// continuation when the backend can.
+pub fn continuing(
+    name: &str,
+    model: String,
+    backend: Box<dyn fine_drums_llm::Complete>,
+    manifest: &fine_drums_dataset::Manifest,
+    (temperature, top_p): (f32, f32),
+) -> Result<impl fine_drums_eval::System + use<>, Box<dyn Error>> {
+    use fine_drums_codec::midi::{self, WriteOptions};
+    use fine_drums_eval::{BoxError, Generated, Piece, system};
+    use fine_drums_llm::{ContinueOptions, continue_midi};
+    use std::rc::Rc;
+    let runtime = Rc::new(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
+    let (manifest, backend) = (manifest.clone(), Rc::new(backend));
+    let (rt, scorer, scored) = (runtime.clone(), backend.clone(), model.clone());
+    let generate = move |piece: &Piece, bars, seed| -> Result<Generated, BoxError> {
+        let mut options = ContinueOptions::new(&model);
+        (options.bars, options.temperature, options.top_p) = (bars, temperature, top_p);
+        options.seed = Some(seed);
+        let midi = midi::write(&piece.prompt, &WriteOptions::default())?;
+        let out = runtime.block_on(continue_midi(&midi, &manifest, backend.as_ref(), &options))?;
+        let continuation = out.groove.slice(manifest.windows.prompt_bars..out.groove.bars.len());
+        Ok(Generated::new(out.report.samples, continuation))
+    };
+    Ok(system(name, generate)
+        .scoring(move |prompt, truth| Ok(rt.block_on(scorer.nll_per_bar(&scored, prompt, truth))?)))
 }

@@ -157,8 +157,9 @@ pub fn read_paper(gmd: &Path, imports: &[(String, PathBuf)]) -> Result<Vec<crate
 }
 
 impl Evaluation {
-    /// Writes `results.md`, `results.json`, `stability.svg` and `pictures/<piece>.svg` into
-    /// `folder`, each file whole or not at all.
+    /// Writes `results.md`, `results.json`, `stability.svg`, `pictures/<piece>.svg` and
+    /// `report.html` into `folder`, each file whole or not at all. The report has a player
+    /// for each recording already at [`audio_path`] in `folder`.
     pub fn write(&self, folder: &Path) -> Result<()> {
         let pictures = folder.join("pictures");
         for (name, svg) in &self.pictures {
@@ -166,8 +167,25 @@ impl Evaluation {
         }
         write_atomic(&folder.join("stability.svg"), self.stability_svg().as_bytes())?;
         write_atomic(&folder.join("results.json"), self.json().as_bytes())?;
-        write_atomic(&folder.join("results.md"), self.markdown().as_bytes())
+        write_atomic(&folder.join("results.md"), self.markdown().as_bytes())?;
+        let audio = |piece: &str, system: &str| {
+            let path = audio_path(Path::new(""), piece, system);
+            folder.join(&path).is_file().then(|| path.to_string_lossy().replace('\\', "/"))
+        };
+        write_atomic(&folder.join("report.html"), self.html(&audio).as_bytes())
     }
+}
+
+/// Where a system's recording of a piece goes, under an evaluation's `folder`:
+/// `audio/<piece>/<system>.wav`, with any character of the system's name other than
+/// letters, digits, `.`, `-`, `_` and `@` made `_`.
+pub fn audio_path(folder: &Path, piece: &str, system: &str) -> PathBuf {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._-@".contains(c) { c } else { '_' })
+            .collect()
+    };
+    folder.join("audio").join(safe(piece)).join(format!("{}.wav", safe(system)))
 }
 
 /// Writes `contents` to `path`, creating its folder, whole or not at all.

@@ -114,8 +114,7 @@ fn plus_plus(x: &[f64], rng: &mut Mt19937) -> [f64; 2] {
     let draws = [rng.next_f64() * pot, rng.next_f64() * pot];
     for v in draws {
         let id = cumsum.partition_point(|&c| c < v).min(n - 1);
-        let cand_pot: f64 =
-            x.iter().zip(&closest).map(|(&xi, &d)| d.min(dist_sq(x[id], xi))).sum();
+        let cand_pot: f64 = x.iter().zip(&closest).map(|(&xi, &d)| d.min(dist_sq(x[id], xi))).sum();
         if best.is_none_or(|(p, _)| cand_pot < p) {
             best = Some((cand_pot, id));
         }
@@ -209,9 +208,9 @@ pub fn sklearn_two_means(values: &[f64]) -> Option<TwoMeans> {
     for _ in 0..10 {
         let init = plus_plus(&x, &mut rng);
         let run = lloyd(&x, init, tol);
-        let better = best
-            .as_ref()
-            .is_none_or(|(labels, _, inertia)| run.2 < *inertia && !same_clustering(&run.0, labels));
+        let better = best.as_ref().is_none_or(|(labels, _, inertia)| {
+            run.2 < *inertia && !same_clustering(&run.0, labels)
+        });
         if better {
             best = Some(run);
         }

@@ -79,6 +79,7 @@
 // Modules from the bottom up: each uses only those above it in this list (rustfmt.toml keeps
 // the order).
 mod error;
+mod table;
 mod structure;
 mod kmeans;
 pub mod paper;
@@ -98,7 +99,7 @@ pub use protocol::{
     Cache, Data, FnSystem, Generated, Import, MemoryCache, Piece, Progress, Protocol, System,
     system,
 };
-pub use report::{Evaluation, Scores};
+pub use report::{Evaluation, Played, Scores};
 pub use structure::{
     RollPiece, Structure, TwoMeans, levenshtein, roll_bars, stabilities, structure, two_means,
 };

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::kmeans::Mt19937;
 pub use crate::kmeans::sklearn_two_means;
 use crate::structure::levenshtein;
+use crate::table::{Table, page};
 
 /// Lines a bar in the published text.
 pub const LINES_PER_BAR: usize = 16;
@@ -210,29 +211,56 @@ pub fn table(human: &[String], imports: &[(String, Vec<Option<String>>)]) -> Vec
     rows
 }
 
-/// The table as Markdown, as the paper lays it out.
-pub fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "| system | mean stability | 2-means centre distance | in-cluster spread | bars identical to a neighbour |\n|---|---:|---:|---:|---:|\n",
+/// The table, as the paper lays it out, with a note for each system that lacks pieces.
+fn paper_table(rows: &[Row]) -> Table {
+    let mut t = Table::new(
+        "",
+        &[
+            "system",
+            "mean stability",
+            "2-means centre distance",
+            "in-cluster spread",
+            "bars identical to a neighbour",
+        ],
     );
     for r in rows {
         let st = &r.structure;
-        s.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.1}% |\n",
-            r.name,
-            st.stability,
-            st.distance,
-            st.spread,
-            100.0 * st.identical
-        ));
+        t.rows.push(vec![
+            r.name.clone(),
+            format!("{:.2}", st.stability),
+            format!("{:.2}", st.distance),
+            format!("{:.2}", st.spread),
+            format!("{:.1}%", 100.0 * st.identical),
+        ]);
     }
-    for r in rows.iter().filter(|r| r.missing > 0) {
-        s.push_str(&format!(
-            "\n{}: no text for {} of {} pieces, left out of its figures.",
-            r.name,
-            r.missing,
-            r.structure.pieces + r.missing
-        ));
-    }
+    let missing: Vec<String> = rows
+        .iter()
+        .filter(|r| r.missing > 0)
+        .map(|r| {
+            let of = r.structure.pieces + r.missing;
+            format!(
+                "{}: no text for {} of {of} pieces, left out of its figures.",
+                r.name, r.missing
+            )
+        })
+        .collect();
+    t.after = missing.join("\n");
+    t
+}
+
+/// The table as Markdown, as the paper lays it out.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::new();
+    paper_table(rows).markdown(&mut s);
     s
+}
+
+/// The table as a page of HTML (`report.html`), viewable offline.
+pub fn html(rows: &[Row]) -> String {
+    let mut body = String::from(
+        "<p>Structure as the analysis script of Zhang &amp; Callison-Burch 2023 computes it, on the \
+         GMD made text their way and on each system's published text.</p>\n",
+    );
+    paper_table(rows).html(&mut body);
+    page("The paper's table, reproduced", &body)
 }

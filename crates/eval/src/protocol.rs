@@ -18,7 +18,7 @@ use crate::accuracy::{Accuracy, Validity};
 use crate::baseline::{Density, random, repeat};
 use crate::dist::{compare, distributions};
 use crate::error::{BoxError, Error, Result};
-use crate::report::{Evaluation, Scores};
+use crate::report::{Evaluation, Played, Scores};
 use crate::structure::{RollPiece, roll_bars, structure};
 
 /// How an evaluation is run.
@@ -606,19 +606,17 @@ impl Protocol {
                 nll_per_bar: None,
             });
         }
-        let pictures = pieces
-            .iter()
-            .enumerate()
-            .map(|(i, piece)| {
-                let wholes: Vec<(&str, Groove)> = results
-                    .iter()
-                    .map(|r| (r.name.as_str(), whole(piece, &r.grooves[i])))
-                    .collect();
-                let panels: Vec<(&str, &Groove)> = wholes.iter().map(|(n, g)| (*n, g)).collect();
-                let svg = crate::svg::piano_roll(&piece.id, names, p, &panels);
-                (format!("{}.svg", piece.id), svg)
-            })
-            .collect();
+        let (mut pictures, mut played) = (Vec::new(), Vec::new());
+        for (i, piece) in pieces.iter().enumerate() {
+            let systems: Vec<(String, Groove)> =
+                results.iter().map(|r| (r.name.clone(), whole(piece, &r.grooves[i]))).collect();
+            let panels: Vec<(&str, &Groove)> =
+                systems.iter().map(|(n, g)| (n.as_str(), g)).collect();
+            let svg = crate::svg::piano_roll(&piece.id, names, p, &panels);
+            let picture = format!("{}.svg", piece.id);
+            played.push(Played { id: piece.id.clone(), picture: picture.clone(), systems });
+            pictures.push((picture, svg));
+        }
         Evaluation {
             split: self.split,
             pieces: pieces.len(),
@@ -626,6 +624,7 @@ impl Protocol {
             bars: c,
             scores,
             pictures,
+            played,
         }
     }
 }

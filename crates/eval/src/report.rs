@@ -1,13 +1,14 @@
 //! The scores of every system, and their tables, JSON and pictures.
 
+use fine_drums_codec::Groove;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-use serde::Serialize;
 
 use crate::accuracy::Validity;
 use crate::dist::{Comparison, Distributions};
 use crate::structure::Structure;
+use crate::table::{Table, escape, href, page};
 
 /// One system's scores on every piece.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,6 +61,21 @@ pub struct Evaluation {
     pub scores: Vec<Scores>,
     /// A piano roll per piece (file name, SVG text), every system in one picture.
     pub pictures: Vec<(String, String)>,
+    /// Every piece as every system played it, in the order of `pictures`.
+    pub played: Vec<Played>,
+}
+
+/// One piece as every system played it, to hear or draw.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Played {
+    /// The piece: its file and the window's first bar.
+    pub id: String,
+    /// Its piano roll's file name in `pictures/`.
+    pub picture: String,
+    /// Each system (in the order of the scores) and its whole piece: the prompt, then its
+    /// continuation.
+    pub systems: Vec<(String, Groove)>,
 }
 
 impl Evaluation {
@@ -75,33 +91,42 @@ impl Evaluation {
         crate::svg::stability_curves(&curves)
     }
 
-    /// The three tables (structure and accuracy; distributions; validity) as Markdown
-    /// (`results.md`).
-    pub fn markdown(&self) -> String {
-        let mut s = String::new();
+    /// The line that says what was scored.
+    pub(crate) fn title(&self) -> String {
         let (pieces, p, c) = (self.pieces, self.prompt_bars, self.bars);
-        let split = self.split.as_str();
-        let _ = writeln!(s, "GMD {split} split: {pieces} pieces of {p} prompt bars + {c} bars.\n");
-        let _ = writeln!(
-            s,
-            "| system | stability | 2-means distance | spread | identical to a neighbour | bars seen in training | onset F1 | velocity MAE |"
+        format!("GMD {} split: {pieces} pieces of {p} prompt bars + {c} bars.", self.split.as_str())
+    }
+
+    /// The tables: structure and accuracy; distributions; validity; likelihood (when a
+    /// system scored it).
+    pub(crate) fn tables(&self) -> Vec<Table> {
+        let mut main = Table::new(
+            "",
+            &[
+                "system",
+                "stability",
+                "2-means distance",
+                "spread",
+                "identical to a neighbour",
+                "bars seen in training",
+                "onset F1",
+                "velocity MAE",
+            ],
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
         let mut partial = Vec::new();
         for r in &self.scores {
             let st = &r.structure;
             // No whole continuation: no structure to show, never a perfect score.
             let structure = if st.pieces == 0 {
-                "n/a | n/a | n/a | n/a | n/a".to_string()
+                vec!["n/a".to_string(); 5]
             } else {
-                format!(
-                    "{:.2} | {:.2} | {:.2} | {:.1}% | {:.1}%",
-                    st.stability,
-                    st.centre_distance,
-                    st.spread,
-                    100.0 * st.identical,
-                    100.0 * st.duplicated
-                )
+                vec![
+                    format!("{:.2}", st.stability),
+                    format!("{:.2}", st.centre_distance),
+                    format!("{:.2}", st.spread),
+                    format!("{:.1}%", 100.0 * st.identical),
+                    format!("{:.1}%", 100.0 * st.duplicated),
+                ]
             };
             let mark = if st.pieces < r.pieces { " †" } else { "" };
             if st.pieces < r.pieces {
@@ -114,67 +139,121 @@ impl Evaluation {
                     r.missing
                 ));
             }
-            let _ = writeln!(
-                s,
-                "| {}{mark} | {structure} | {:.3} | {:.1} |",
-                r.name, r.onset_f1, r.velocity_mae
-            );
+            let mut row = vec![format!("{}{mark}", r.name)];
+            row.extend(structure);
+            row.extend([format!("{:.3}", r.onset_f1), format!("{:.1}", r.velocity_mae)]);
+            main.rows.push(row);
         }
         if !partial.is_empty() {
-            let _ = writeln!(s, "\n† {}.", partial.join("; "));
+            main.after = format!("† {}.", partial.join("; "));
         }
-        let _ = writeln!(
-            s,
-            "\nDistributions against the human continuations: overlapping area (1 = same) / KL(human ‖ system) in nats.\n"
+        let mut dist = Table::new(
+            "Distributions against the human continuations: overlapping area (1 = same) / KL(human ‖ system) in nats.",
+            &["system", "voices", "onsets per bar", "velocity", "microtiming"],
         );
-        let _ = writeln!(s, "| system | voices | onsets per bar | velocity | microtiming |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for r in &self.scores {
             let v = &r.versus_human;
             let f = |x: (f64, f64)| format!("{:.3} / {:.3}", x.0, x.1);
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                r.name,
+            dist.rows.push(vec![
+                r.name.clone(),
                 f(v.voices),
                 f(v.hits_per_bar),
                 f(v.velocity),
-                f(v.microtiming)
-            );
+                f(v.microtiming),
+            ]);
         }
-        let _ = writeln!(
-            s,
-            "\nValidity of raw model outputs (every sample, resamples included) and bars produced.\n"
+        let mut validity = Table::new(
+            "Validity of raw model outputs (every sample, resamples included) and bars produced.",
+            &["system", "outputs", "strict", "lenient only", "unusable", "bars produced / asked"],
         );
-        let _ = writeln!(
-            s,
-            "| system | outputs | strict | lenient only | unusable | bars produced / asked |"
-        );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
         for r in &self.scores {
             let (outputs, shares) = r.validity.map_or(
                 ("—".to_string(), ["—".to_string(), "—".to_string(), "—".to_string()]),
                 |v| (v.outputs().to_string(), v.shares().map(|x| format!("{:.1}%", 100.0 * x))),
             );
-            let _ = writeln!(
-                s,
-                "| {} | {outputs} | {} | {} | {} | {} / {} |",
-                r.name, shares[0], shares[1], shares[2], r.bars_produced, r.bars_asked
-            );
+            let [strict, lenient, unusable] = shares;
+            let bars = format!("{} / {}", r.bars_produced, r.bars_asked);
+            validity.rows.push(vec![r.name.clone(), outputs, strict, lenient, unusable, bars]);
         }
+        let mut tables = vec![main, dist, validity];
         if self.scores.iter().any(|r| r.nll_per_bar.is_some()) {
-            let _ = writeln!(
-                s,
-                "\nLikelihood of the drummers' true continuations: negative log-likelihood per bar, in nats (lower is better).\n"
+            let mut nll = Table::new(
+                "Likelihood of the drummers' true continuations: negative log-likelihood per bar, in nats (lower is better).",
+                &["system", "NLL per bar"],
             );
-            let _ = writeln!(s, "| system | NLL per bar |");
-            let _ = writeln!(s, "|---|---:|");
             for r in &self.scores {
                 if let Some(n) = r.nll_per_bar {
-                    let _ = writeln!(s, "| {} | {n:.2} |", r.name);
+                    nll.rows.push(vec![r.name.clone(), format!("{n:.2}")]);
                 }
             }
+            tables.push(nll);
+        }
+        tables
+    }
+
+    /// The tables as Markdown (`results.md`).
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "{}
+
+",
+            self.title()
+        );
+        for table in self.tables() {
+            table.markdown(&mut s);
         }
         s
+    }
+
+    /// The report as one page of HTML (`report.html`), to open offline beside the files that
+    /// [`fs`](crate::fs) writes: the tables, the stability curves, and each piece's piano
+    /// roll with a player per system. `audio(piece, system)` gives the path (relative to the
+    /// page) of a system's recording of a piece, or `None` for no player.
+    pub fn html(&self, audio: &dyn Fn(&str, &str) -> Option<String>) -> String {
+        let mut b = format!("<p>{}</p>\n", escape(&self.title()));
+        for table in self.tables() {
+            table.html(&mut b);
+        }
+        b.push_str("<h2>Stability bar by bar</h2>\n");
+        b.push_str("<img src=\"stability.svg\" alt=\"Mean stability of each bar, per system\">\n");
+        b.push_str("<h2>Pieces</h2>\n<p>Each piano roll shows the prompt bars on grey, then every system's continuation; each player plays the prompt, then that continuation.</p>\n<p>");
+        let links: Vec<String> = (0..self.played.len())
+            .map(|i| format!("<a href=\"#piece-{i}\">{}</a>", i + 1))
+            .collect();
+        b.push_str(&links.join(" "));
+        b.push_str("</p>\n");
+        for (i, piece) in self.played.iter().enumerate() {
+            let id = escape(&piece.id);
+            let lazy = if i < 4 { "" } else { " loading=\"lazy\"" };
+            let _ = writeln!(
+                b,
+                "<section id=\"piece-{i}\">\n<h3>{}. {id}</h3>\n<img src=\"pictures/{}\" alt=\"Piano roll of {id}\"{lazy}>",
+                i + 1,
+                href(&piece.picture)
+            );
+            let players: Vec<String> = piece
+                .systems
+                .iter()
+                .filter_map(|(name, _)| {
+                    let src = audio(&piece.id, name)?;
+                    Some(format!(
+                        "<tr><th scope=\"row\">{}</th><td><audio controls preload=\"none\" src=\"{}\"></audio></td></tr>",
+                        escape(name),
+                        href(&src)
+                    ))
+                })
+                .collect();
+            if players.is_empty() {
+                b.push_str("<p class=\"note\">No recordings of this piece.</p>\n");
+            } else {
+                let _ = writeln!(
+                    b,
+                    "<table class=\"players\">\n<tbody>\n{}\n</tbody>\n</table>",
+                    players.join("\n")
+                );
+            }
+            b.push_str("</section>\n");
+        }
+        page(&format!("Drum continuations on the GMD {} split", self.split.as_str()), &b)
     }
 }

@@ -4,14 +4,12 @@ use std::fmt::Write as _;
 
 use fine_drums_codec::Groove;
 
+use crate::table::escape;
+
 const STEP: f64 = 4.0;
 const ROW: f64 = 7.0;
 const LABEL: f64 = 90.0;
 const COLORS: [&str; 6] = ["#222222", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
 
 /// A piano roll of one piece: a panel per system (name, prompt + continuation), one row
 /// per voice (named), a square per onset where it was played (microtiming included), darker

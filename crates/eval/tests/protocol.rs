@@ -35,7 +35,11 @@ fn data(protocol: &Protocol) -> Data {
 
 /// The prompt's bars again and again: a real, if simple, way to continue.
 fn repeating(calls: &Cell<usize>) -> impl System + '_ {
-    system("again", move |piece: &Piece, bars: usize, _seed: u64| -> Result<Generated, BoxError> {
+    repeating_as("again", calls)
+}
+
+fn repeating_as<'a>(name: &str, calls: &'a Cell<usize>) -> impl System + 'a {
+    system(name, move |piece: &Piece, bars: usize, _seed: u64| -> Result<Generated, BoxError> {
         calls.set(calls.get() + 1);
         let mut continuation = piece.prompt.clone();
         let n = continuation.bars.len();
@@ -85,6 +89,38 @@ fn a_run_scores_every_system_and_a_rerun_reads_the_cache() {
     };
     assert_eq!(calls.get(), 3, "every output came from the cache");
     assert_eq!(second, first);
+}
+
+#[test]
+fn the_html_report_holds_the_tables_every_piece_and_the_players_it_is_given() {
+    let protocol = Protocol::default();
+    let data = data(&protocol);
+    let calls = Cell::new(0);
+    let mut systems: Vec<Box<dyn System + '_>> =
+        vec![Box::new(repeating_as("<again & again>", &calls))];
+    let run = protocol.run(&data, &mut systems, &[], &mut MemoryCache::default(), &mut |_| {});
+    let evaluation = run.expect("a run");
+    // Every piece as every system played it: the prompt, then the continuation.
+    assert_eq!(evaluation.played.len(), 3);
+    let first = &evaluation.played[0];
+    assert_eq!((first.id.as_str(), first.picture.as_str()), ("b_test1@0", "b_test1@0.svg"));
+    let systems: Vec<&str> = first.systems.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(systems, ["human", "repeat", "random", "<again & again>"]);
+    assert!(first.systems.iter().all(|(_, g)| g.bars.len() == 16));
+    // Recordings of the human drummer only, and of the first piece none.
+    let html = evaluation.html(&|piece, system| {
+        (system == "human" && piece != "b_test1@0").then(|| format!("audio/{piece} #1.wav"))
+    });
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<table>").count(), 3, "scores, distributions, validity");
+    assert_eq!(html.matches("<table class=\"players\">").count(), 2);
+    assert_eq!(html.matches("<audio controls").count(), 2);
+    assert!(html.contains("src=\"audio/b_test1@16%20%231.wav\""), "{html}");
+    assert!(html.contains("No recordings of this piece."));
+    assert!(html.contains("<img src=\"pictures/b_test2@0.svg\""));
+    assert!(html.contains("<th scope=\"row\">&lt;again &amp; again&gt;</th>"));
+    assert!(!html.contains("<again"), "names are escaped");
+    assert!(html.contains("<td>100.0%</td>"), "validity of the system's outputs");
 }
 
 #[test]
@@ -205,6 +241,9 @@ fn the_papers_table_comes_from_the_gmd_and_their_files_as_published() {
             .expect("a table");
     assert_eq!((rows[2].missing, rows[2].structure.pieces), (1, 1));
     assert!(paper::markdown(&rows).contains("partial: no text for 1 of 2 pieces"));
+    let html = paper::html(&rows);
+    assert_eq!(html.matches("<tr>").count(), 1 + 5, "a header and five systems");
+    assert!(html.contains("<p class=\"note\">partial: no text for 1 of 2 pieces"), "{html}");
     // A piece the GMD does not have is named.
     std::fs::write(import.join("9_nothing.txt"), &human).unwrap();
     let err = fs::read_paper(&gmd, &[("mine".into(), import)]).expect_err("no such piece");

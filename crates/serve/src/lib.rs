@@ -1,0 +1,126 @@
+//! An OpenAI-compatible server for the fine-drums models, so that scripts written for the
+//! legacy fine-tuning API (upload a JSONL file, fine-tune `babbage-002` or `davinci-002`,
+//! poll the job, complete with the fine-tuned model) run unchanged, offline.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = fine_drums_serve::Options::new("serve-data");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // http://127.0.0.1:8080/v1 is now an OpenAI base URL.
+//! fine_drums_serve::serve(listener, options).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - **Routes**: `/v1/models`; `/v1/files` (upload, list, retrieve, content, delete);
+//!   `/v1/fine_tuning/jobs` (create, list with `metadata[key]=value` filters, retrieve,
+//!   events, cancel; pages by `after` and `limit`, newest first); `/v1/completions` (with
+//!   `stop`, `n`, `seed`, and `echo` with `logprobs` to score a continuation);
+//!   `/v1/chat/completions`.
+//! - **Models** ([`BASE_MODELS`]): a job on `babbage-002` (or the mini chat names) trains the
+//!   Markov model of `fine_drums_llm::local`; one on `davinci-002` (or the larger chat names)
+//!   trains the drum GPT of `fine_drums_gpt`. Legacy prompt/completion files and chat files
+//!   both train. The fine-tuned model is named `ft:<base>:fine-drums:<suffix>:<job>`.
+//! - **Nothing lost**: files, jobs, events and models live in the data folder; records are
+//!   written whole; a job that was running when the server stopped runs again at the next
+//!   start (the drum GPT from its last checkpoint).
+//! - **Safe defaults**: the `serve` example binds 127.0.0.1; with a key, every request needs
+//!   `Authorization: Bearer <key>`; bodies are limited in size; every error has OpenAI's
+//!   shape (`{"error": {"message", "type", "param", "code"}}`).
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod store;
+mod models;
+mod api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fine_drums_dataset::Template;
+use fine_drums_gpt::train::TrainOptions;
+
+pub use error::{Error, Result};
+pub use models::BASE_MODELS;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// The data folder: files, jobs, events and models.
+    pub data: PathBuf,
+    /// The bearer key every request must carry; `None` for none.
+    pub key: Option<String>,
+    /// The largest request body, in bytes. Default: 512 MiB (OpenAI's largest file).
+    pub max_body: usize,
+    /// How prompts and completions are written (the manifest's template).
+    pub template: Template,
+    /// The drum GPT's training settings, before a job's hyperparameters.
+    pub train: TrainOptions,
+}
+
+impl Options {
+    /// Default options over the data folder `data`.
+    pub fn new(data: impl Into<PathBuf>) -> Options {
+        Options {
+            data: data.into(),
+            key: None,
+            max_body: 512 << 20,
+            template: Template::default(),
+            train: TrainOptions::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for api::App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server's routes over `options.data`, with its job runner started on the current
+/// tokio runtime (and the jobs a previous run left unfinished queued again).
+pub fn router(options: Options) -> Result<axum::Router> {
+    let store = Arc::new(store::Store::open(&options.data)?);
+    let models = Arc::new(models::Models::new(options.template, options.train, store.clone()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut unfinished: Vec<store::JobRecord> =
+        store.jobs().into_iter().filter(|j| !j.is_terminal()).collect();
+    unfinished.sort_by_key(|j| j.created_at);
+    for job in unfinished {
+        let _ = tx.send(job.id);
+    }
+    let (runner, runs) = (models.clone(), store.clone());
+    tokio::spawn(async move {
+        while let Some(id) = rx.recv().await {
+            if let Err(e) = runner.run(&id).await {
+                let code = match e {
+                    Error::Invalid { .. } => "invalid_training_file",
+                    _ => "server_error",
+                };
+                let message = e.to_string();
+                let _ = runs.update_job(&id, |j| {
+                    j.status = "failed".into();
+                    j.error = Some((code.into(), message.clone()));
+                    j.finished_at = Some(store::now());
+                });
+                let _ = runs.event(&id, "error", format!("Job failed: {message}"), None);
+            }
+        }
+    });
+    let app = Arc::new(api::App { store, models, key: options.key, jobs: tx });
+    Ok(api::router(app, options.max_body))
+}
+
+/// Serves the API on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, options: Options) -> Result<()> {
+    let addr = listener.local_addr().ok();
+    let router = router(options)?;
+    axum::serve(listener, router).await.map_err(|source| Error::Io {
+        path: PathBuf::from(addr.map_or_else(|| "listener".into(), |a| a.to_string())),
+        source,
+    })
+}

@@ -1,0 +1,251 @@
+//! The models the server serves and trains: which base names it takes, what each job
+//! trains, where the trained models go, and completion on any of them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fine_drums_dataset::Template;
+use fine_drums_gpt::train::TrainOptions;
+use fine_drums_gpt::{EMBEDDED, Gpt};
+use fine_drums_llm::local::{Local, MODEL_EXTENSION, Model, PROMPT_MODEL};
+use fine_drums_llm::{Completion, CompletionRequest, FineTune, JobRequest, JobStatus, Upload};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::store::{JobRecord, Store, Trainer, now};
+
+/// The base models a job may name, what each trains, and what each completes with before any
+/// fine-tuning. The legacy names are those of the paper's scripts; the chat names are those
+/// OpenAI still fine-tunes, for scripts written against today's API.
+pub const BASE_MODELS: [(&str, &str); 8] = [
+    ("babbage-002", "the Markov model; untrained, it continues from the prompt's own bars"),
+    ("davinci-002", "the drum GPT; untrained, it is the built-in drums-small-gmd"),
+    ("gpt-4o-mini-2024-07-18", "as babbage-002, for chat-format jobs"),
+    ("gpt-4.1-mini-2025-04-14", "as babbage-002, for chat-format jobs"),
+    ("gpt-4o-2024-08-06", "as davinci-002, for chat-format jobs"),
+    ("gpt-4.1-2025-04-14", "as davinci-002, for chat-format jobs"),
+    (PROMPT_MODEL, "the Markov model of the prompt's own bars (no training)"),
+    (EMBEDDED, "the built-in drum GPT, trained on the GMD's train split (CC BY 4.0)"),
+];
+
+/// What a base model trains: the Markov model for the small names, the drum GPT for the others.
+pub(crate) fn trainer_of(base: &str) -> Option<Trainer> {
+    match base {
+        "babbage-002" | "gpt-4o-mini-2024-07-18" | "gpt-4.1-mini-2025-04-14" => {
+            Some(Trainer::Markov)
+        }
+        "davinci-002" | "gpt-4o-2024-08-06" | "gpt-4.1-2025-04-14" => Some(Trainer::Gpt),
+        _ => None,
+    }
+}
+
+/// The local backends behind every model name.
+pub(crate) struct Models {
+    pub template: Template,
+    local: Local,
+    gpt: Gpt,
+    store: Arc<Store>,
+}
+
+impl Models {
+    pub fn new(template: Template, train: TrainOptions, store: Arc<Store>) -> Models {
+        let models = store.dir().join("models");
+        Models {
+            local: Local::new(template.clone()),
+            gpt: Gpt::new(template.clone(), train).with_models_dir(models),
+            template,
+            store,
+        }
+    }
+
+    /// Which backend serves `model`, and its name there.
+    fn resolve(&self, model: &str) -> Result<(Trainer, String)> {
+        match model {
+            "babbage-002" | "gpt-4o-mini-2024-07-18" | "gpt-4.1-mini-2025-04-14" | PROMPT_MODEL => {
+                return Ok((Trainer::Markov, PROMPT_MODEL.into()));
+            }
+            "davinci-002" | "gpt-4o-2024-08-06" | "gpt-4.1-2025-04-14" | EMBEDDED => {
+                return Ok((Trainer::Gpt, EMBEDDED.into()));
+            }
+            _ => {}
+        }
+        let job = self
+            .store
+            .jobs()
+            .into_iter()
+            .find(|j| j.fine_tuned_model.as_deref() == Some(model) && j.status == "succeeded");
+        match job.and_then(|j| Some((j.trainer, j.model_path?))) {
+            Some((trainer, path)) => Ok((trainer, path.display().to_string())),
+            None => Err(Error::NotFound { what: "model", id: model.into() }),
+        }
+    }
+
+    /// Completes `request` with the model it names (blocking: call it off the async threads).
+    pub fn complete(&self, request: &CompletionRequest) -> Result<Completion> {
+        let (trainer, name) = self.resolve(&request.model)?;
+        let mut request = request.clone();
+        request.model = name;
+        Ok(match trainer {
+            Trainer::Markov => self.local.complete_now(&request)?,
+            Trainer::Gpt => self.gpt.complete_now(&request)?,
+        })
+    }
+
+    /// The negative log-likelihood (nats) of all of `continuation` after `prompt`.
+    pub fn nll(&self, model: &str, prompt: &str, continuation: &str) -> Result<Option<f64>> {
+        let (trainer, name) = self.resolve(model)?;
+        let bars = continuation.lines().filter(|l| !l.trim().is_empty()).count() as f64;
+        let per_bar = match trainer {
+            Trainer::Markov => {
+                let m = self.markov(&name, prompt)?;
+                m.nll_per_bar(prompt, continuation)
+            }
+            Trainer::Gpt => {
+                let body = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
+                Some(self.gpt.nll_per_bar(&name, body, continuation)?)
+            }
+        };
+        Ok(per_bar.map(|n| n * bars))
+    }
+
+    fn markov(&self, name: &str, prompt: &str) -> Result<Model> {
+        if name == PROMPT_MODEL {
+            let mut m = Model::new(&self.template)?;
+            let body = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
+            m.train_text(body);
+            return Ok(m);
+        }
+        let bytes = std::fs::read(name).map_err(Error::io(std::path::Path::new(name)))?;
+        Ok(Model::from_bytes(name, &bytes)?)
+    }
+
+    /// Runs job `id` to its end, recording its events as they happen. A job found running
+    /// after a restart runs again: the Markov model from the start (seconds), the drum GPT
+    /// from its last checkpoint.
+    pub async fn run(&self, id: &str) -> Result<()> {
+        let Some(job) = self.store.job(id) else { return Ok(()) };
+        if job.is_terminal() {
+            return Ok(());
+        }
+        let store = &self.store;
+        let restarted = job.status != "validating_files";
+        if restarted {
+            store.event(id, "info", "The server restarted during this job; it runs again", None)?;
+        }
+        let file = |fid: &str| -> Result<Upload> {
+            let record =
+                store.file(fid).ok_or_else(|| Error::NotFound { what: "file", id: fid.into() })?;
+            Ok(Upload::new(record.filename, store.file_data(fid)?))
+        };
+        let training = file(&job.training_file)?;
+        let validation = job.validation_file.as_deref().map(file).transpose()?;
+        store.event(
+            id,
+            "info",
+            format!("Validating training file: {}", job.training_file),
+            None,
+        )?;
+        let check = Model::new(&self.template)
+            .and_then(|mut m| {
+                let text = String::from_utf8_lossy(&training.bytes);
+                m.train_jsonl(&training.name, &text).map(|()| m)
+            })
+            .map_err(|e| Error::invalid(Some("training_file"), e.to_string()))?;
+        let examples = check.stats().examples;
+        store.update_job(id, |j| j.status = "queued".into())?;
+        store.event(id, "info", format!("Files validated: {examples} examples"), None)?;
+        store.update_job(id, |j| j.status = "running".into())?;
+        store.event(id, "info", "Fine-tuning job started", None)?;
+        let path = match job.trainer {
+            Trainer::Markov => self.train_markov(&job, check)?,
+            Trainer::Gpt => match self.train_gpt(&job, training, validation).await? {
+                Some(path) => path,
+                None => return Ok(()),
+            },
+        };
+        let short = id.trim_start_matches("ftjob-");
+        let name = format!(
+            "ft:{}:fine-drums:{}:{}",
+            job.model,
+            job.suffix.as_deref().unwrap_or("drums"),
+            &short[..short.len().min(8)]
+        );
+        if store.job(id).is_some_and(|j| j.status == "cancelled") {
+            return Ok(());
+        }
+        store.update_job(id, |j| {
+            j.model_path = Some(path);
+            j.fine_tuned_model = Some(name.clone());
+            j.status = "succeeded".into();
+            j.finished_at = Some(now());
+        })?;
+        store.event(id, "info", format!("New fine-tuned model created: {name}"), None)?;
+        store.event(id, "info", "The job has successfully completed", None)?;
+        Ok(())
+    }
+
+    fn train_markov(&self, job: &JobRecord, model: Model) -> Result<PathBuf> {
+        let s = model.stats();
+        let message = format!(
+            "Trained the Markov model: {} examples, {} bars ({} lines skipped), {} step symbols, {} contexts",
+            s.examples,
+            s.bars,
+            s.skipped_lines,
+            model.vocabulary(),
+            model.contexts()
+        );
+        self.store.event(&job.id, "info", message, Some(json!({ "step": 1, "total_steps": 1 })))?;
+        let path = self.store.dir().join("models").join(format!("{}.{MODEL_EXTENSION}", job.id));
+        fine_drums_dataset::fs::write_atomic(&path, &model.to_bytes())
+            .map_err(|e| Error::Write { path: path.clone(), message: e.to_string() })?;
+        Ok(path)
+    }
+
+    /// Trains the drum GPT through its backend, copying its events into the job's log;
+    /// `None` when the job was cancelled meanwhile.
+    async fn train_gpt(
+        &self,
+        job: &JobRecord,
+        training: Upload,
+        validation: Option<Upload>,
+    ) -> Result<Option<PathBuf>> {
+        let gpt = &self.gpt;
+        let mut request = JobRequest::new(fine_drums_gpt::BASE_MODEL, gpt.upload(&training).await?);
+        if let Some(v) = validation {
+            request.validation_file = Some(gpt.upload(&v).await?);
+        }
+        let h = &job.hyperparameters;
+        (request.epochs, request.batch_size, request.learning_rate_multiplier) =
+            (h.n_epochs, h.batch_size, h.learning_rate_multiplier);
+        // The job's id names the checkpoint: the same job after a restart resumes it.
+        (request.suffix, request.seed) = (Some(job.id.clone()), Some(job.seed));
+        let inner = gpt.create_job(&request).await?;
+        let mut last: Option<String> = None;
+        loop {
+            let state = gpt.job(&inner.id).await?;
+            for e in gpt.events(&inner.id, last.as_deref()).await? {
+                let data = e.metrics.map(|m| {
+                    json!({ "step": m.step, "total_steps": m.total_steps, "train_loss": m.train_loss,
+                            "valid_loss": m.valid_loss, "tokens_per_second": m.tokens_per_second })
+                });
+                self.store.event(&job.id, &e.level, e.message, data)?;
+                last = Some(e.id);
+            }
+            if self.store.job(&job.id).is_some_and(|j| j.status == "cancelled") {
+                return Ok(None);
+            }
+            match state.status {
+                JobStatus::Succeeded => {
+                    let path = state.fine_tuned_model.unwrap_or_default();
+                    return Ok(Some(PathBuf::from(path)));
+                }
+                JobStatus::Failed | JobStatus::Cancelled => {
+                    let message = state.error.unwrap_or_else(|| "training stopped".into());
+                    return Err(Error::invalid(None, message));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}

@@ -106,6 +106,8 @@ pub struct Gpt {
     top_k: usize,
     device: Device,
     state: Arc<Mutex<State>>,
+    /// Held while a model loads.
+    loading: Mutex<()>,
     tokens: OnceLock<Option<Box<dyn CountTokens + Send + Sync>>>,
 }
 
@@ -145,6 +147,7 @@ impl Gpt {
             top_k: 0,
             device: Device::Cpu,
             state: Arc::default(),
+            loading: Mutex::new(()),
             tokens: OnceLock::new(),
         }
     }
@@ -175,6 +178,11 @@ impl Gpt {
     /// The model named `name`: registered, the built-in [`EMBEDDED`], or loaded from the
     /// folder of that name.
     pub fn model(&self, name: &str) -> fine_drums_llm::Result<Arc<Model>> {
+        if let Some(m) = lock(&self.state).models.get(name) {
+            return Ok(m.clone());
+        }
+        // One load at a time, so that requests arriving together load a model once.
+        let _loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(m) = lock(&self.state).models.get(name) {
             return Ok(m.clone());
         }

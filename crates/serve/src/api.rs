@@ -25,6 +25,8 @@ pub(crate) struct App {
     pub models: Arc<Models>,
     pub key: Option<String>,
     pub jobs: UnboundedSender<String>,
+    /// Permits for model work: one a core.
+    pub busy: tokio::sync::Semaphore,
 }
 
 type Shared = State<Arc<App>>;
@@ -506,6 +508,12 @@ fn cut_at_stop<'a>(text: &'a str, stop: &[String]) -> (&'a str, bool) {
 
 async fn complete(app: &App, r: CompletionRequest) -> Result<fine_drums_llm::Completion, ApiError> {
     let models = app.models.clone();
+    // As many models at work as cores: more would only share them, and each holds memory.
+    let _permit = app
+        .busy
+        .acquire()
+        .await
+        .map_err(|e| ApiError::from(Error::invalid(None, e.to_string())))?;
     tokio::task::spawn_blocking(move || models.complete(&r))
         .await
         .map_err(|e| ApiError::from(Error::invalid(None, format!("the model stopped: {e}"))))?

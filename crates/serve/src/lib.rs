@@ -111,7 +111,9 @@ pub fn router(options: Options) -> Result<axum::Router> {
             }
         }
     });
-    let app = Arc::new(api::App { store, models, key: options.key, jobs: tx });
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let busy = tokio::sync::Semaphore::new(cores);
+    let app = Arc::new(api::App { store, models, key: options.key, jobs: tx, busy });
     Ok(api::router(app, options.max_body))
 }
 

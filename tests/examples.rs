@@ -405,3 +405,106 @@ fn report_renders_in_chromium(page: &std::path::Path) {
     assert!(dom.contains("tables=6 pictures=3 loaded=2 broken=1"), "{dom}");
     assert!(dom.contains("1 of 3 pictures did not load (first: stability.svg)"), "{dom}");
 }
+
+/// A `serve` process, killed when dropped (a failing test leaves no server behind).
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `serve` process on a free port of 127.0.0.1 over `data`, and its base URL.
+fn serve(data: &std::path::Path) -> (Served, String) {
+    use std::io::BufRead as _;
+    let mut child = example("serve")
+        .args(["--port", "0", "--data"])
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("its output");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("the address");
+    let url = line.split_whitespace().nth(1).expect("serving <url>").to_string();
+    (Served(child), url)
+}
+
+/// `serve` killed in the middle of a drum GPT job, then started again on the same folder:
+/// the file, both jobs, their events and the finished model are all there, and the job
+/// goes on from its checkpoint.
+#[test]
+fn serve_killed_mid_job_loses_nothing() {
+    use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
+    use fine_drums_llm::{Complete, CompletionRequest, FineTune, JobRequest, JobStatus, Upload};
+    let dir = scratch("serve-kill");
+    let data = dir.join("data");
+    let run = example("prepare")
+        .arg(root().join("examples/grooves"))
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let jsonl = std::fs::read(dir.join("train.jsonl")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = |url: &str| {
+        let mut config = Config::new(ApiKey::new("unused"));
+        config.base_url = url.to_string();
+        config.poll_interval = std::time::Duration::from_millis(100);
+        OpenAi::new(config).unwrap()
+    };
+    let (server, url) = serve(&data);
+    let api = client(&url);
+    let (file, (small, markov), job) = rt.block_on(async {
+        let file = api.upload(&Upload::new("train.jsonl", jsonl)).await.unwrap();
+        let small = api.create_job(&JobRequest::new("babbage-002", file.clone())).await.unwrap();
+        let markov = api.wait(&small.id, &mut |_| {}).await.unwrap();
+        let mut long = JobRequest::new("davinci-002", file.clone());
+        long.epochs = Some(1000);
+        let job = api.create_job(&long).await.unwrap();
+        // Until the first epoch's checkpoint is written.
+        loop {
+            let events = api.events(&job.id, None).await.unwrap();
+            if events.iter().any(|e| e.message.starts_with("epoch 2:")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        (file, (small.id, markov), job)
+    });
+    let before = rt.block_on(api.events(&job.id, None)).unwrap().len();
+    drop(server); // SIGKILL, mid-job
+    let (server, url) = serve(&data);
+    let api = client(&url);
+    rt.block_on(async {
+        let files = api.upload(&Upload::new("other.jsonl", b"{}\n".to_vec())).await.unwrap();
+        assert_ne!(files, file);
+        let again = api.job(&job.id).await.unwrap();
+        assert!(!again.status.is_terminal(), "{again:?}");
+        let mut resumed = false;
+        for _ in 0..600 {
+            let events = api.events(&job.id, None).await.unwrap();
+            assert!(events.len() >= before, "no event lost: {} then {}", before, events.len());
+            resumed = events.iter().any(|e| e.message.starts_with("resuming from the checkpoint"));
+            if resumed {
+                assert!(events.iter().any(|e| e.message.contains("server restarted")));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(resumed, "the job resumed from its checkpoint");
+        let cancelled = api.cancel(&job.id).await.unwrap();
+        assert_eq!(cancelled.status, JobStatus::Cancelled);
+        let done = api.job(&small).await.unwrap();
+        assert_eq!(done.fine_tuned_model.as_deref(), Some(markov.as_str()));
+        let mut r = CompletionRequest::new(&markov, "KhC..h. Sh..h. Kh..Kh. Sh..h.>>>", 80);
+        r.seed = Some(1);
+        let c = api.complete(&r).await.unwrap();
+        assert!(c.choices[0].text.contains("Kh"), "{c:?}");
+    });
+    drop(server);
+}

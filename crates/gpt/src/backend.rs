@@ -338,8 +338,12 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
         Some(v) => examples_from_jsonl(template, &v.name, &text(v)?)?.0,
         None => Vec::new(),
     };
+    let has_validation = !valid.is_empty();
     let checkpoint_dir = dirs.as_ref().map(|(c, _)| c.clone());
-    let resumable = checkpoint_dir.as_ref().is_some_and(|c| c.join(checkpoint::CHECKSUMS).exists());
+    let resumable = match &checkpoint_dir {
+        Some(c) => checkpoint::exists(c)?,
+        None => false,
+    };
     let mut trainer = match &checkpoint_dir {
         Some(c) if resumable => {
             record("info", format!("resuming from the checkpoint in {}", c.display()), None);
@@ -367,8 +371,13 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
             record("info", message, Some(m));
         }
         Event::Epoch { epoch, train_loss, validation_loss, best } => {
+            let valid = if validation_loss.is_nan() {
+                "no validation examples".to_string()
+            } else {
+                format!("validation loss {validation_loss:.4}")
+            };
             let message = format!(
-                "epoch {epoch}: training loss {train_loss:.4}, validation loss {validation_loss:.4}{}",
+                "epoch {epoch}: training loss {train_loss:.4}, {valid}{}",
                 if *best { " (best so far)" } else { "" }
             );
             record("info", message, None);
@@ -376,7 +385,10 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
         Event::Finished { reason, validation_loss } => {
             record(
                 "info",
-                format!("finished ({reason}); best validation loss {validation_loss:.4}"),
+                format!(
+                    "finished ({reason}); best {} loss {validation_loss:.4}",
+                    if has_validation { "validation" } else { "training" }
+                ),
                 None,
             );
         }

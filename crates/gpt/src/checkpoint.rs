@@ -3,9 +3,14 @@
 //! that training can resume from, `optimizer.safetensors`; `checksums.json`, written last,
 //! holds each file's length and FNV-1a hash.
 //!
-//! Each file is written to a temporary name and renamed, and `checksums.json` only after all
-//! of them: a killed process leaves the previous checkpoint or the new one, and a file that is
-//! cut short or corrupted, or that comes from another checkpoint, is an error naming it.
+//! A save is a two-step commit. Every file is written whole into a staging folder beside the
+//! checkpoint (`.<name>.partial`), `checksums.json` last; only then are the files moved into
+//! the checkpoint, `checksums.json` last again. A process killed while writing the staging
+//! folder leaves the previous checkpoint untouched (the incomplete staging folder is thrown
+//! away); one killed while moving leaves a complete staging folder, whose move the next
+//! [`load`] finishes. So a killed process leaves the previous checkpoint or the new one, and
+//! a file that is cut short or corrupted, or that comes from another checkpoint, is an error
+//! naming it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -122,7 +127,11 @@ pub fn save(
     optimizer: Option<&HashMap<String, Tensor>>,
     half: bool,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let staging = staging_of(dir);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
     files.push((CONFIG, serde_json::to_vec_pretty(meta).unwrap_or_default()));
     files.push((VOCAB, serde_json::to_vec_pretty(vocab).unwrap_or_default()));
@@ -131,19 +140,60 @@ pub fn save(
     for (name, var) in gpt.vars() {
         weights.insert(name.clone(), var.as_tensor().to_dtype(dtype)?);
     }
-    files.push((WEIGHTS, safetensors_bytes(&weights, dir, WEIGHTS)?));
+    files.push((WEIGHTS, safetensors_bytes(&weights, &staging, WEIGHTS)?));
     if let Some(state) = optimizer {
-        files.push((OPTIMIZER, safetensors_bytes(state, dir, OPTIMIZER)?));
-    } else if dir.join(OPTIMIZER).exists() {
-        std::fs::remove_file(dir.join(OPTIMIZER)).map_err(io(&dir.join(OPTIMIZER)))?;
+        files.push((OPTIMIZER, safetensors_bytes(state, &staging, OPTIMIZER)?));
     }
     let mut sums = Checksums::default();
     for (name, bytes) in &files {
-        write_file(dir, name, bytes)?;
+        write_file(&staging, name, bytes)?;
         sums.files
             .insert((*name).to_string(), (bytes.len() as u64, format!("{:016x}", fnv1a(bytes))));
     }
-    write_file(dir, CHECKSUMS, &serde_json::to_vec_pretty(&sums).unwrap_or_default())
+    // The staging folder is complete once its checksums are there.
+    write_file(&staging, CHECKSUMS, &serde_json::to_vec_pretty(&sums).unwrap_or_default())?;
+    commit(dir, &staging)
+}
+
+/// The staging folder of the checkpoint in `dir`: `.<name>.partial` beside it.
+fn staging_of(dir: &Path) -> std::path::PathBuf {
+    let name = dir.file_name().map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy());
+    dir.with_file_name(format!(".{name}.partial"))
+}
+
+/// Moves a complete staging folder's files into `dir` (`checksums.json` last; a file the
+/// staging folder lacks, as a finished model lacks the optimiser's state, removed), then
+/// removes the staging folder.
+fn commit(dir: &Path, staging: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let text = std::fs::read(staging.join(CHECKSUMS)).map_err(io(&staging.join(CHECKSUMS)))?;
+    let sums: Checksums = parse(&staging.join(CHECKSUMS), &text)?;
+    if !sums.files.contains_key(OPTIMIZER) && dir.join(OPTIMIZER).exists() {
+        std::fs::remove_file(dir.join(OPTIMIZER)).map_err(io(&dir.join(OPTIMIZER)))?;
+    }
+    for name in sums.files.keys().map(String::as_str).chain([CHECKSUMS]) {
+        let from = staging.join(name);
+        // Moved already by a commit that was cut short.
+        if !from.exists() {
+            continue;
+        }
+        std::fs::rename(&from, dir.join(name)).map_err(io(&dir.join(name)))?;
+    }
+    std::fs::remove_dir_all(staging).map_err(io(staging))
+}
+
+/// Finishes or throws away a save that a killed process left: a complete staging folder is
+/// moved in, an incomplete one removed.
+fn recover(dir: &Path) -> Result<()> {
+    let staging = staging_of(dir);
+    if !staging.is_dir() {
+        return Ok(());
+    }
+    if staging.join(CHECKSUMS).is_file() {
+        commit(dir, &staging)
+    } else {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))
+    }
 }
 
 /// Checks a file of a checkpoint against `checksums.json`.
@@ -176,8 +226,16 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T>
         .map_err(|e| Error::checkpoint(path, e.to_string(), Some(Box::new(e))))
 }
 
+/// Whether `dir` holds a checkpoint (or model), once a save a killed process left there is
+/// finished or thrown away.
+pub fn exists(dir: &Path) -> Result<bool> {
+    recover(dir)?;
+    Ok(dir.join(CHECKSUMS).is_file())
+}
+
 /// Loads the model (or checkpoint) in `dir` onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
+    recover(dir)?;
     load_with(dir, device, &mut |name| {
         let path = dir.join(name);
         std::fs::read(&path).map_err(io(&path))

@@ -90,16 +90,17 @@ pub enum Event {
         epoch: u32,
         /// The mean training loss over it, per token.
         train_loss: f64,
-        /// The validation loss, per token.
+        /// The validation loss, per token (NaN without validation examples).
         validation_loss: f64,
-        /// Whether it is the best so far.
+        /// Whether it is the best so far (by the training loss without validation examples).
         best: bool,
     },
     /// Training ended.
     Finished {
         /// Why: the last epoch, or early stopping.
         reason: String,
-        /// The best validation loss, per token.
+        /// The best validation loss, per token (the best training loss without validation
+        /// examples).
         validation_loss: f64,
     },
 }
@@ -243,7 +244,7 @@ impl Trainer {
         )?;
         opt.restore(&state, loaded.meta.training.step)?;
         let best_dir = dir.join("best");
-        let best = if best_dir.join(checkpoint::CHECKSUMS).exists() {
+        let best = if checkpoint::exists(&best_dir)? {
             let b = checkpoint::load(&best_dir, device)?;
             Some(
                 b.gpt
@@ -367,10 +368,14 @@ impl Trainer {
                     tokens_per_second: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
                 });
             }
+            let train_loss = sum / count.max(1) as f64;
             let validation_loss = self.validation_loss()?;
-            let better = self.meta.training.best.is_none_or(|(b, _)| validation_loss < b);
+            // Without validation examples the training loss chooses the weights (and stops
+            // early): a NaN would never be better, and training would stop after `patience`.
+            let score = if self.valid.is_empty() { train_loss } else { validation_loss };
+            let better = self.meta.training.best.is_none_or(|(b, _)| score < b);
             if better {
-                self.meta.training.best = Some((validation_loss, self.meta.training.step));
+                self.meta.training.best = Some((score, self.meta.training.step));
                 self.meta.training.stale = 0;
                 self.best = Some(
                     self.gpt
@@ -393,12 +398,7 @@ impl Trainer {
             if let Some(dir) = dir {
                 self.checkpoint(dir, better)?;
             }
-            on_event(&Event::Epoch {
-                epoch,
-                train_loss: sum / count.max(1) as f64,
-                validation_loss,
-                best: better,
-            });
+            on_event(&Event::Epoch { epoch, train_loss, validation_loss, best: better });
         }
         if let Some(best) = &self.best {
             let map = best.iter().cloned().collect();
@@ -406,10 +406,8 @@ impl Trainer {
         }
         let (validation_loss, _) = self.meta.training.best.unwrap_or((f64::NAN, 0));
         let reason = if self.meta.training.stale >= self.options.patience {
-            format!(
-                "early stopping: no better validation loss for {} epochs",
-                self.meta.training.stale
-            )
+            let loss = if self.valid.is_empty() { "training" } else { "validation" };
+            format!("early stopping: no better {loss} loss for {} epochs", self.meta.training.stale)
         } else {
             format!("{} epochs done", self.meta.training.epoch)
         };

@@ -274,3 +274,70 @@ fn fine_tuning_through_the_backend_reports_metrics_and_gives_a_model() {
     let g = Format::default().decode(out.choices[0].text.trim_start(), &Context::default());
     assert_eq!(g.expect("strict").bars.len(), 6);
 }
+
+/// A save cut short by a kill: before its staging folder is complete, the previous model
+/// loads; once it is complete, even halfway through the move, the next load finishes the
+/// move and the new model loads.
+#[test]
+fn a_save_killed_midway_leaves_the_old_model_or_the_new_one() {
+    let t = trainer();
+    let (dir, other_dir) = (scratch("killed"), scratch("killed-new"));
+    t.save_model(&dir, false).expect("saved");
+    let more = vec!["Kh.l.m.t Sh.r.r.c Kh..Kh. Sh..h.\n".repeat(2); 2];
+    let other =
+        Trainer::new(&Template::default(), &more, &[], 6, &options(), &Device::Cpu).expect("other");
+    other.save_model(&other_dir, false).expect("saved");
+    let staging =
+        dir.with_file_name(format!(".{}.partial", dir.file_name().unwrap().to_string_lossy()));
+    let stage = |with_sums: bool| {
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).unwrap();
+        for name in ["config.json", "vocab.json", WEIGHTS] {
+            std::fs::copy(other_dir.join(name), staging.join(name)).unwrap();
+        }
+        if with_sums {
+            std::fs::copy(other_dir.join("checksums.json"), staging.join("checksums.json"))
+                .unwrap();
+        }
+    };
+    // Killed while staging: the old model, and the half-written stage is gone.
+    stage(false);
+    let loaded = checkpoint::load(&dir, &Device::Cpu).expect("the old model");
+    assert_eq!(loaded.vocab.len(), t.vocab().len());
+    assert!(!staging.exists());
+    // Killed while moving, after the vocabulary moved: the new model.
+    stage(true);
+    std::fs::rename(staging.join("vocab.json"), dir.join("vocab.json")).unwrap();
+    let loaded = checkpoint::load(&dir, &Device::Cpu).expect("the new model");
+    assert_eq!(loaded.vocab.len(), other.vocab().len());
+    assert!(!staging.exists());
+}
+
+/// Without validation examples the training loss chooses the weights: training is not cut
+/// short by a validation loss that never improves (it is NaN), and the events say so.
+#[test]
+fn without_validation_examples_the_training_loss_chooses() {
+    let mut o = options();
+    (o.epochs, o.patience) = (5, 2);
+    let mut t = Trainer::new(&Template::default(), &examples(12, 0), &[], 6, &o, &Device::Cpu)
+        .expect("a trainer");
+    let mut epochs = Vec::new();
+    let mut finished = None;
+    t.run(None, &mut |e| match e {
+        Event::Epoch { train_loss, validation_loss, best, .. } => {
+            epochs.push((*train_loss, *best));
+            assert!(validation_loss.is_nan());
+        }
+        Event::Finished { reason, validation_loss } => {
+            finished = Some((reason.clone(), *validation_loss))
+        }
+        _ => {}
+    })
+    .expect("trained");
+    // The training loss falls epoch after epoch here, so every epoch is the best so far.
+    assert_eq!(epochs.len(), 5, "{epochs:?}");
+    assert!(epochs.iter().all(|(_, best)| *best), "{epochs:?}");
+    let (reason, loss) = finished.expect("finished");
+    assert_eq!(reason, "5 epochs done");
+    assert_eq!(loss, epochs[4].0, "the best training loss");
+}

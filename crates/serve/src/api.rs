@@ -449,6 +449,7 @@ fn request_of(
     v: &Value,
     prompt: String,
     max_tokens: Option<&Value>,
+    default_max: u32,
 ) -> Result<CompletionRequest, ApiError> {
     let model = v
         .get("model")
@@ -472,7 +473,7 @@ fn request_of(
         }
     };
     let max = match max_tokens {
-        None | Some(Value::Null) => 16,
+        None | Some(Value::Null) => default_max,
         Some(m) => m.as_u64().and_then(|m| u32::try_from(m).ok()).ok_or_else(|| {
             ApiError::bad("max_tokens must be a whole number", Some("max_tokens"))
         })?,
@@ -549,7 +550,8 @@ async fn completions(State(app): Shared, body: Result<Bytes, BytesRejection>) ->
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
     let model = v.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
     for prompt in prompts {
-        let r = request_of(&v, prompt.clone(), v.get("max_tokens"))?;
+        // OpenAI's default for legacy completions: 16 tokens.
+        let r = request_of(&v, prompt.clone(), v.get("max_tokens"), 16)?;
         if echo && r.max_tokens == 0 {
             // Scoring: the log-probability of the text after the prompt's separator, as one
             // span (the server's models have no tokens of OpenAI's).
@@ -631,7 +633,8 @@ async fn chat_completions(State(app): Shared, body: Result<Bytes, BytesRejection
         prompt.push_str(&template.separator);
     }
     let max = v.get("max_completion_tokens").or_else(|| v.get("max_tokens"));
-    let r = request_of(&v, prompt, max)?;
+    // Chat completions have no default limit but the model's context.
+    let r = request_of(&v, prompt, max, 16_384)?;
     let completion = complete(&app, r.clone()).await?;
     let choices: Vec<Value> = completion
         .choices

@@ -434,8 +434,8 @@ fn serve(data: &std::path::Path) -> (Served, String) {
 }
 
 /// `serve` killed in the middle of a drum GPT job, then started again on the same folder:
-/// the file, both jobs, their events and the finished model are all there, and the job
-/// goes on from its checkpoint.
+/// the file, both jobs, their events and the finished model are all there, the job goes on
+/// from its checkpoint, and cancelling it stops its training.
 #[test]
 fn serve_killed_mid_job_loses_nothing() {
     use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
@@ -499,6 +499,17 @@ fn serve_killed_mid_job_loses_nothing() {
         assert!(resumed, "the job resumed from its checkpoint");
         let cancelled = api.cancel(&job.id).await.unwrap();
         assert_eq!(cancelled.status, JobStatus::Cancelled);
+        // The training itself stops, at its next step.
+        let mut stopped = false;
+        for _ in 0..600 {
+            let events = api.events(&job.id, None).await.unwrap();
+            stopped = events.iter().any(|e| e.message.starts_with("cancelled at step"));
+            if stopped {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(stopped, "the drum GPT stopped training");
         let done = api.job(&small).await.unwrap();
         assert_eq!(done.fine_tuned_model.as_deref(), Some(markov.as_str()));
         let mut r = CompletionRequest::new(&markov, "KhC..h. Sh..h. Kh..Kh. Sh..h.>>>", 80);

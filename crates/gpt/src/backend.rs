@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::Device;
@@ -88,11 +89,13 @@ impl Model {
 struct State {
     jobs: Jobs,
     models: HashMap<String, Arc<Model>>,
+    /// The stop flag of each running job.
+    stops: HashMap<String, Arc<AtomicBool>>,
 }
 
 impl Default for State {
     fn default() -> State {
-        State { jobs: Jobs::new("gpt"), models: HashMap::new() }
+        State { jobs: Jobs::new("gpt"), models: HashMap::new(), stops: HashMap::new() }
     }
 }
 
@@ -173,6 +176,12 @@ impl Gpt {
     /// Registers a model under `name`.
     pub fn insert_model(&self, name: impl Into<String>, model: Model) {
         lock(&self.state).models.insert(name.into(), Arc::new(model));
+    }
+
+    /// Whether job `id`'s training is still at work (a cancelled job's until it has stopped
+    /// and said so in its events).
+    pub fn is_training(&self, id: &str) -> bool {
+        lock(&self.state).stops.contains_key(id)
     }
 
     /// The model named `name`: registered, the built-in [`EMBEDDED`], or loaded from the
@@ -319,11 +328,13 @@ struct JobSpec {
     /// The checkpoint folder and the model folder, when models are saved.
     dirs: Option<(PathBuf, PathBuf)>,
     device: Device,
+    /// Set by [`FineTune::cancel`].
+    stop: Arc<AtomicBool>,
 }
 
 /// Runs a training job to its end, recording its events.
 fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
-    let JobSpec { id, name, template, files, options, dirs, device } = spec;
+    let JobSpec { id, name, template, files, options, dirs, device, stop } = spec;
     let (id, name, template, options, device) = (&id, &name, &template, &options, &device);
     let record = |level: &str, message: String, metrics: Option<Metrics>| {
         lock(state).jobs.event(id, now(), level, message, metrics);
@@ -351,6 +362,7 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
         }
         _ => Trainer::new(template, &train, &valid, completion_bars, options, device)?,
     };
+    trainer.stop_when(stop);
     let mut total = None;
     let epochs = u64::from(options.epochs);
     let mut on_event = |e: &Event| match e {
@@ -462,7 +474,12 @@ impl FineTune for Gpt {
                 None => (format!("gpt:{suffix}:{id}"), None),
             };
             let job = Job::new(&id, &request.model, JobStatus::Running);
-            lock(&self.state).jobs.insert(job.clone());
+            let stop = Arc::new(AtomicBool::new(false));
+            {
+                let mut st = lock(&self.state);
+                st.jobs.insert(job.clone());
+                st.stops.insert(id.clone(), stop.clone());
+            }
             let (state, device) = (self.state.clone(), self.device.clone());
             let (job_id, model_name) = (id.clone(), name.clone());
             let spec = JobSpec {
@@ -473,12 +490,21 @@ impl FineTune for Gpt {
                 options,
                 dirs,
                 device,
+                stop,
             };
             std::thread::spawn(move || {
                 let result = train_job(&state, spec);
                 let mut st = lock(&state);
+                st.stops.remove(&job_id);
                 let model = match result {
                     Ok(m) => Some(m),
+                    Err(Error::Stopped { step }) => {
+                        let message = format!(
+                            "cancelled at step {step}; the last epoch's checkpoint is kept"
+                        );
+                        st.jobs.event(&job_id, now(), "info", message, None);
+                        None
+                    }
                     Err(e) => {
                         if let Ok(job) = st.jobs.job_mut(&job_id) {
                             job.status = JobStatus::Failed;
@@ -488,7 +514,9 @@ impl FineTune for Gpt {
                         None
                     }
                 };
-                if let Some(m) = model {
+                let cancelled =
+                    st.jobs.job(&job_id).is_ok_and(|j| j.status == JobStatus::Cancelled);
+                if let Some(m) = model.filter(|_| !cancelled) {
                     st.models.insert(model_name.clone(), Arc::new(m));
                     if let Ok(job) = st.jobs.job_mut(&job_id) {
                         job.status = JobStatus::Succeeded;
@@ -512,16 +540,24 @@ impl FineTune for Gpt {
         Box::pin(async move { lock(&self.state).jobs.events(id, after) })
     }
 
+    /// Stops a running job at its next training step; its last epoch's checkpoint stays, so
+    /// the same job created again resumes from it.
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
         Box::pin(async move {
-            let job = lock(&self.state).jobs.job(id)?;
-            Err(invalid(
-                "cancel",
-                format!(
-                    "job {id} ({:?}) cannot be cancelled: training runs to its checkpointed end; stop the process and start the job again to resume",
-                    job.status
-                ),
-            ))
+            let mut st = lock(&self.state);
+            let job = st.jobs.job(id)?;
+            if job.status.is_terminal() {
+                return Err(invalid(
+                    "cancel",
+                    format!("job {id} has already ended ({:?})", job.status),
+                ));
+            }
+            if let Some(stop) = st.stops.get(id) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let job = st.jobs.job_mut(id)?;
+            job.status = JobStatus::Cancelled;
+            Ok(job.clone())
         })
     }
 

@@ -33,6 +33,13 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// Training was stopped from outside (see [`Trainer::stop_when`](crate::train::Trainer::stop_when))
+    /// after `step` steps; the last checkpoint is kept.
+    #[error("training stopped at step {step}")]
+    Stopped {
+        /// Steps done.
+        step: u64,
+    },
     /// A setting or argument is unusable.
     #[error("invalid {what}: {message}")]
     Invalid {

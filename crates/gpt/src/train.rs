@@ -143,6 +143,8 @@ pub struct Trainer {
     valid: Vec<Encoded>,
     /// The best weights so far, as tensors by name.
     best: Option<Vec<(String, Tensor)>>,
+    /// Set from outside to stop training at the next step.
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -218,6 +220,7 @@ impl Trainer {
             meta,
             options: options.clone(),
             best: None,
+            stop: None,
         })
     }
 
@@ -266,6 +269,7 @@ impl Trainer {
             meta: loaded.meta,
             options: options.clone(),
             best,
+            stop: None,
         })
     }
 
@@ -321,6 +325,12 @@ impl Trainer {
         peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
     }
 
+    /// Stops [`run`](Trainer::run) at the next step once `flag` is set: it returns
+    /// [`Error::Stopped`], and the last epoch's checkpoint is what a resumed run goes on from.
+    pub fn stop_when(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = Some(flag);
+    }
+
     /// Trains until the last epoch or early stopping, checkpointing into `dir` after every
     /// epoch when one is given; ends with the best weights in place.
     pub fn run(&mut self, dir: Option<&Path>, on_event: &mut dyn FnMut(&Event)) -> Result<()> {
@@ -347,6 +357,10 @@ impl Trainer {
             let (mut sum, mut count, mut seen) = (0.0, 0usize, 0usize);
             for chunk in order.chunks(b) {
                 let step = self.meta.training.step;
+                if self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+                {
+                    return Err(Error::Stopped { step });
+                }
                 self.opt.set_lr(self.lr_at(step, total));
                 let batch = self.batch(&self.train, chunk)?;
                 let (loss, n, grads) = self.gpt.loss_and_grads(&batch)?;

@@ -440,6 +440,7 @@ async fn cancel_job(State(app): Shared, Path(id): Path<String>) -> Reply {
         j.status = "cancelled".into();
         j.finished_at = Some(now());
     })?;
+    app.models.cancel(&id).await?;
     app.store.event(&id, "info", "The job was cancelled", None)?;
     ok(job.json())
 }

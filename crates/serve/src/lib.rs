@@ -2,12 +2,25 @@
 //! legacy fine-tuning API (upload a JSONL file, fine-tune `babbage-002` or `davinci-002`,
 //! poll the job, complete with the fine-tuned model) run unchanged, offline.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let options = fine_drums_serve::Options::new("serve-data");
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! // http://127.0.0.1:8080/v1 is now an OpenAI base URL.
-//! fine_drums_serve::serve(listener, options).await?;
+//! ```
+//! use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
+//! use fine_drums_llm::{Complete, CompletionRequest};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = std::env::temp_dir().join(format!("fine-drums-serve-doc-{}", std::process::id()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}/v1", listener.local_addr()?);
+//! tokio::spawn(fine_drums_serve::serve(listener, fine_drums_serve::Options::new(&data)));
+//!
+//! // `url` is an OpenAI base URL now: any client works, the project's own among them.
+//! let mut config = Config::new(ApiKey::new("no key needed"));
+//! config.base_url = url;
+//! let api = OpenAi::new(config)?;
+//! let prompt = "KhC..h. Sh..h. Kh..Kh. Sh..h.>>>"; // a bar of rock, then the separator
+//! let completion = api.complete(&CompletionRequest::new("babbage-002", prompt, 60)).await?;
+//! assert!(completion.choices[0].text.starts_with("\nK"));
+//! # let _ = std::fs::remove_dir_all(&data);
 //! # Ok(()) }
 //! ```
 //!

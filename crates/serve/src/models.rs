@@ -46,6 +46,8 @@ pub(crate) struct Models {
     local: Local,
     gpt: Gpt,
     store: Arc<Store>,
+    /// The drum GPT backend's id of each of the server's running GPT jobs.
+    running: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Models {
@@ -56,7 +58,19 @@ impl Models {
             gpt: Gpt::new(template.clone(), train).with_models_dir(models),
             template,
             store,
+            running: std::sync::Mutex::default(),
         }
+    }
+
+    /// Stops job `id`'s training, if it is the drum GPT's and running (the Markov model's
+    /// training takes seconds and runs to its end).
+    pub async fn cancel(&self, id: &str) -> Result<()> {
+        let inner =
+            self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned();
+        if let Some(inner) = inner {
+            self.gpt.cancel(&inner).await?;
+        }
+        Ok(())
     }
 
     /// Which backend serves `model`, and its name there.
@@ -221,19 +235,37 @@ impl Models {
         // The job's id names the checkpoint: the same job after a restart resumes it.
         (request.suffix, request.seed) = (Some(job.id.clone()), Some(job.seed));
         let inner = gpt.create_job(&request).await?;
+        let running = || self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        running().insert(job.id.clone(), inner.id.clone());
+        let result = self.follow(&job.id, &inner.id).await;
+        running().remove(&job.id);
+        result
+    }
+
+    /// Copies the drum GPT job `inner`'s events into job `id`'s log until it ends; the
+    /// model's folder, or `None` when the job was cancelled.
+    async fn follow(&self, id: &str, inner: &str) -> Result<Option<PathBuf>> {
+        let gpt = &self.gpt;
         let mut last: Option<String> = None;
         loop {
-            let state = gpt.job(&inner.id).await?;
-            for e in gpt.events(&inner.id, last.as_deref()).await? {
+            let state = gpt.job(inner).await?;
+            // Read before the events: once it is false, they are all there.
+            let training = gpt.is_training(inner);
+            for e in gpt.events(inner, last.as_deref()).await? {
                 let data = e.metrics.map(|m| {
                     json!({ "step": m.step, "total_steps": m.total_steps, "train_loss": m.train_loss,
                             "valid_loss": m.valid_loss, "tokens_per_second": m.tokens_per_second })
                 });
-                self.store.event(&job.id, &e.level, e.message, data)?;
+                self.store.event(id, &e.level, e.message, data)?;
                 last = Some(e.id);
             }
-            if self.store.job(&job.id).is_some_and(|j| j.status == "cancelled") {
-                return Ok(None);
+            if self.store.job(id).is_some_and(|j| j.status == "cancelled") {
+                // Until the training has stopped, and said where.
+                if !training {
+                    return Ok(None);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
             match state.status {
                 JobStatus::Succeeded => {

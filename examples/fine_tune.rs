@@ -1,8 +1,11 @@
 //! Fine-tunes a model on the files `prepare` wrote.
 //!
 //! `cargo run --release --example fine_tune -- data/` trains the offline local model (no
-//! key, no network) and prints its path; `--backend openai --model babbage-002` uploads
-//! the JSONL files, creates the job, and follows it with live events until it ends.
+//! key, no network) and prints its path; `--backend openai` uploads the JSONL files (the
+//! chat ones for a chat model: gpt-4o-mini-2024-07-18 by default), creates the job, and
+//! follows it with live events until it ends; `--base-url` points it at any compatible
+//! server, the project's own `serve` among them (which fine-tunes babbage-002 and
+//! davinci-002 offline).
 //! `--dry-run` prints what would be sent and what it would cost, and sends nothing.
 
 mod common;
@@ -21,7 +24,7 @@ use common::At;
 use fine_drums_dataset::{Manifest, Split};
 use fine_drums_llm::backend::Settings;
 use fine_drums_llm::local::PROMPT_MODEL;
-use fine_drums_llm::openai::{BaseModel, job_body};
+use fine_drums_llm::openai::{BaseModel, CHAT_FINE_TUNABLE, is_chat_model, job_body};
 use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
 
 /// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).
@@ -34,8 +37,9 @@ struct Args {
     /// (OpenAI or any compatible server).
     #[arg(long, default_value = "local", value_parser = ["local", "gpt", "openai"])]
     backend: String,
-    /// Base model: `local` or `gpt` for the offline backends; babbage-002, davinci-002 or
-    /// any model the server fine-tunes for openai.
+    /// Base model: `local` or `gpt` for the offline backends; for openai, a model the server
+    /// fine-tunes (default gpt-4o-mini-2024-07-18, on the chat files; babbage-002 and
+    /// davinci-002 with the project's serve).
     #[arg(long)]
     model: Option<String>,
     /// The drum GPT's size: tiny (tests), small (the default: minutes on 2 CPU cores) or
@@ -69,9 +73,13 @@ struct Args {
     /// Print what would be sent and the cost estimate; send nothing (no key needed).
     #[arg(long)]
     dry_run: bool,
-    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
+    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's; the key,
+    /// OPENAI_API_KEY, is optional for other servers).
     #[arg(long)]
     base_url: Option<String>,
+    /// Send OPENAI_API_KEY even over plain http to a host other than this machine.
+    #[arg(long)]
+    allow_insecure_key: bool,
     /// Seconds between two looks at a running job (openai).
     #[arg(long, default_value_t = 10)]
     poll: u64,
@@ -92,17 +100,22 @@ fn run() -> Result<(), Box<dyn Error>> {
         .map_err(|e| format!("{e} (run prepare first)"))
         .at(&manifest_path)?;
     let manifest = Manifest::from_json(&text).at(&manifest_path)?;
-    let files = |s: Split| manifest.files.get(&s).map(|f| args.data.join(&f.legacy));
+    let base = args.model.clone().unwrap_or_else(|| match args.backend.as_str() {
+        // What OpenAI still fine-tunes (babbage-002 and davinci-002 shut down in 2026).
+        "openai" => CHAT_FINE_TUNABLE[0].to_string(),
+        "gpt" => fine_drums_gpt::BASE_MODEL.to_string(),
+        _ => PROMPT_MODEL.to_string(),
+    });
+    // Chat models train on the chat files (`method: supervised`), the others on the legacy ones.
+    let chat = args.backend == "openai" && is_chat_model(&base);
+    let files = |s: Split| {
+        manifest.files.get(&s).map(|f| args.data.join(if chat { &f.chat } else { &f.legacy }))
+    };
     let training = read(files(Split::Train).ok_or("the manifest names no training file")?)?;
     let validation = match (args.no_validation, files(Split::Validation)) {
         (false, Some(p)) => Some(read(p)?),
         _ => None,
     };
-    let base = args.model.clone().unwrap_or_else(|| match args.backend.as_str() {
-        "openai" => BaseModel::Babbage002.as_str().to_string(),
-        "gpt" => fine_drums_gpt::BASE_MODEL.to_string(),
-        _ => PROMPT_MODEL.to_string(),
-    });
     let mut job = JobRequest::new(&base, "");
     job.epochs = args.epochs;
     job.batch_size = args.batch_size;
@@ -129,6 +142,10 @@ fn run() -> Result<(), Box<dyn Error>> {
         let mut settings = Settings::default();
         settings.kind = args.backend.parse()?;
         settings.base_url = args.base_url.clone();
+        settings.allow_insecure_key = args.allow_insecure_key;
+        if settings.kind == fine_drums_llm::backend::Kind::OpenAi {
+            common::warn_withheld_key(args.base_url.as_deref(), args.allow_insecure_key);
+        }
         settings.poll_interval = Some(Duration::from_secs(args.poll));
         settings.models_dir = Some(models_dir);
         settings.fine_tune(&manifest.template)?
@@ -226,10 +243,11 @@ fn dry_run(
         );
     }
     println!("prices: {}", manifest.prices.source);
-    if BaseModel::of(&job.model).is_some() {
+    if BaseModel::of(&job.model).is_some() && fine_drums_llm::openai::is_openai(&base_url) {
         println!(
-            "note: OpenAI stopped new fine-tuning runs on babbage-002 and davinci-002 on 2024-10-28; \
-             the service may refuse, and will say why"
+            "note: babbage-002 and davinci-002 shut down on 2026-09-28 (their fine-tunes on \
+             2026-10-23): OpenAI will refuse. The project's own server fine-tunes them offline \
+             (cargo run --release --example serve; then --base-url http://127.0.0.1:8080/v1)"
         );
     }
     Ok(())

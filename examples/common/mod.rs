@@ -89,9 +89,32 @@ pub struct BackendArgs {
     /// from fine_tune; for openai, e.g. ft:babbage-002:org:drums:id.
     #[arg(long)]
     pub model: Option<String>,
-    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's).
+    /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's). The key
+    /// (OPENAI_API_KEY) is optional for servers other than OpenAI's.
     #[arg(long)]
     pub base_url: Option<String>,
+    /// Send OPENAI_API_KEY even over plain http to a host other than this machine (it is
+    /// withheld otherwise: anyone on the way could read it).
+    #[arg(long)]
+    pub allow_insecure_key: bool,
+    /// Which endpoint completes (openai): chat for gpt-* models and completions for others
+    /// (auto), or always one of them.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "completions", "chat"])]
+    pub endpoint: String,
+}
+
+/// Says on stderr when OPENAI_API_KEY is set but will not be sent to the base URL.
+pub fn warn_withheld_key(base_url: Option<&str>, allowed: bool) {
+    let Ok(config) = fine_drums_llm::openai::Config::from_env_for(base_url) else { return };
+    if config.api_key.is_some()
+        && !allowed
+        && !fine_drums_llm::openai::key_safe_for(&config.base_url)
+    {
+        eprintln!(
+            "note: OPENAI_API_KEY is not sent to {}: plain http to another machine (--allow-insecure-key sends it)",
+            fine_drums_llm::openai::redact(&config.base_url)
+        );
+    }
 }
 
 /// Says on stderr which notes of `what` a voice map drops (`counts[pitch]`, from
@@ -298,6 +321,11 @@ impl BackendArgs {
         s.kind = self.backend.parse()?;
         s.model = self.model.clone();
         s.base_url = self.base_url.clone();
+        s.allow_insecure_key = self.allow_insecure_key;
+        s.endpoint = self.endpoint.parse()?;
+        if s.kind == fine_drums_llm::backend::Kind::OpenAi {
+            warn_withheld_key(s.base_url.as_deref(), s.allow_insecure_key);
+        }
         Ok(s)
     }
 }

@@ -85,6 +85,10 @@ pub struct Settings {
     pub top_k: usize,
     /// Where the local backend saves the models it trains. Default: kept in memory.
     pub models_dir: Option<PathBuf>,
+    /// Send the key over plain http to a host off loopback (OpenAI). Default: `false`.
+    pub allow_insecure_key: bool,
+    /// Which endpoint completes (OpenAI). Default: chat for chat models, else completions.
+    pub endpoint: crate::types::Endpoint,
 }
 
 impl Settings {
@@ -129,7 +133,7 @@ impl Settings {
                 }
                 Ok(Box::new(local))
             }
-            Kind::OpenAi => Ok(self.openai()?),
+            Kind::OpenAi => Ok(self.openai(template)?),
         }
     }
 
@@ -143,16 +147,16 @@ impl Settings {
                     None => local,
                 }))
             }
-            Kind::OpenAi => Ok(self.openai()?),
+            Kind::OpenAi => Ok(self.openai(template)?),
         }
     }
 
     #[cfg(feature = "openai")]
-    fn openai(&self) -> Result<Box<crate::openai::OpenAi>> {
-        let mut config = crate::openai::Config::from_env()?;
-        if let Some(url) = &self.base_url {
-            config.base_url = url.clone();
-        }
+    fn openai(&self, template: &Template) -> Result<Box<crate::openai::OpenAi>> {
+        let mut config = crate::openai::Config::from_env_for(self.base_url.as_deref())?;
+        config.allow_insecure_key = self.allow_insecure_key;
+        config.endpoint = self.endpoint;
+        config.chat = crate::openai::ChatTemplate::of(template);
         if let Some(n) = self.max_retries {
             config.retry.max_retries = n;
         }
@@ -166,7 +170,7 @@ impl Settings {
     }
 
     #[cfg(not(feature = "openai"))]
-    fn openai(&self) -> Result<Box<Local>> {
+    fn openai(&self, _: &Template) -> Result<Box<Local>> {
         Err(Error::invalid(
             "backend",
             "this build has no OpenAI backend: enable the `openai` feature of fine-drums-llm",

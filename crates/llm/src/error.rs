@@ -73,6 +73,25 @@ pub enum Error {
         /// The job.
         id: String,
     },
+    /// A fine-tuning job stayed paused, or in a status this crate does not know, for longer
+    /// than the backend's patience; waiting further could be endless.
+    #[error(
+        "fine-tuning job {id} has been {status:?} for {} s: {}",
+        waited.as_secs(),
+        if status == "paused" {
+            "the service paused it; resume it there, then wait for it again"
+        } else {
+            "a status this client does not know; look at the job on the service"
+        }
+    )]
+    JobStuck {
+        /// The job.
+        id: String,
+        /// The status, as the service wrote it.
+        status: String,
+        /// How long it has been in it.
+        waited: std::time::Duration,
+    },
     /// No API key was given or found in `OPENAI_API_KEY`.
     #[error(
         "no OpenAI API key: set OPENAI_API_KEY or pass one explicitly (or use the offline local backend, which needs none)"

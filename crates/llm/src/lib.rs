@@ -47,12 +47,15 @@
 //!
 //! # The OpenAI backend (feature `openai`, on by default)
 //!
-//! [`openai::OpenAi`] drives `babbage-002` and `davinci-002`, their `ft:` models, and any
-//! OpenAI-compatible server by base URL, through async-openai with this crate's own
+//! [`openai::OpenAi`] drives OpenAI's API as it is today (chat models through
+//! `/v1/chat/completions`, fine-tuned on chat files) and any OpenAI-compatible server by base
+//! URL (vLLM, SGLang, llama.cpp, Ollama, and the project's own `serve`, which still fine-tunes
+//! `babbage-002` and `davinci-002`, offline), through async-openai with this crate's own
 //! retry policy (backoff with jitter on 408, 409, 429, 5xx and connection errors;
-//! `Retry-After` and `retry-after-ms` honoured; never on `insufficient_quota` or other
-//! 4xx; per-request timeouts). OpenAI stopped new fine-tuning runs on the two models on
-//! 2024-10-28; a refusal shows the service's own message and a hint.
+//! `Retry-After`, `retry-after-ms` and `x-should-retry` honoured; never on
+//! `insufficient_quota` or other 4xx; per-request timeouts). Jobs are created once, even
+//! across retries. `babbage-002` and `davinci-002` shut down on 2026-09-28; a refusal shows
+//! the service's own message and a hint.
 //!
 //! ```no_run
 //! # #[cfg(feature = "openai")]
@@ -60,8 +63,8 @@
 //! use fine_drums_llm::openai::{Config, OpenAi};
 //! use fine_drums_llm::{Complete, CompletionRequest};
 //!
-//! let mut config = Config::from_env()?; // OPENAI_API_KEY
-//! config.base_url = "http://localhost:8000/v1".into(); // or any compatible server
+//! // OPENAI_API_KEY, which only OpenAI's API requires; here, any compatible server.
+//! let config = Config::from_env_for(Some("http://localhost:8000/v1"))?;
 //! let model = OpenAi::new(config)?;
 //! let out = model.complete(&CompletionRequest::new("ft:babbage-002:org:drums:id", "…>>>", 400)).await?;
 //! # Ok(()) }
@@ -110,6 +113,6 @@ pub use error::{Error, Result};
 pub use feel::Feel;
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{
-    Choice, Completion, CompletionRequest, FinishReason, Job, JobEvent, JobRequest, JobStatus,
-    Metrics, Upload, Usage,
+    Choice, Completion, CompletionRequest, Endpoint, FinishReason, Job, JobEvent, JobRequest,
+    JobStatus, Metrics, Upload, Usage,
 };

@@ -64,6 +64,12 @@ pub trait FineTune: Send + Sync {
         Duration::from_secs(10)
     }
 
+    /// How long [`wait`](FineTune::wait) waits on a job that is paused, or in a status this
+    /// crate does not know, before it gives up with [`Error::JobStuck`]. Default: 15 min.
+    fn status_patience(&self) -> Duration {
+        Duration::from_secs(15 * 60)
+    }
+
     /// Waits `duration` without blocking the executor's thread: the default future is woken
     /// by a timer thread of its own, so it works on any executor. Backends with a runtime may
     /// override it with the runtime's timer.
@@ -81,6 +87,8 @@ pub trait FineTune: Send + Sync {
         Box::pin(async move {
             let mut last: Option<String> = None;
             let mut last_error: Option<String> = None;
+            // A status that may never change on its own, and since when.
+            let mut stuck: Option<(String, Instant)> = None;
             loop {
                 let job = self.job(id).await?;
                 for e in self.events(id, last.as_deref()).await? {
@@ -106,8 +114,27 @@ pub trait FineTune: Send + Sync {
                         return Err(Error::JobFailed { id: id.to_string(), message });
                     }
                     JobStatus::Cancelled => return Err(Error::JobCancelled { id: id.to_string() }),
-                    _ => self.pause(self.poll_interval()).await,
+                    JobStatus::ValidatingFiles
+                    | JobStatus::Queued
+                    | JobStatus::Running
+                    | JobStatus::Cancelling => stuck = None,
+                    other => {
+                        let name = other.as_str().to_string();
+                        let since = match &stuck {
+                            Some((n, t)) if *n == name => *t,
+                            _ => stuck.insert((name.clone(), Instant::now())).1,
+                        };
+                        let waited = since.elapsed();
+                        if waited >= self.status_patience() {
+                            return Err(Error::JobStuck {
+                                id: id.to_string(),
+                                status: name,
+                                waited,
+                            });
+                        }
+                    }
                 }
+                self.pause(self.poll_interval()).await;
             }
         })
     }
@@ -161,6 +188,9 @@ macro_rules! forward {
             }
             fn poll_interval(&self) -> Duration {
                 (**self).poll_interval()
+            }
+            fn status_patience(&self) -> Duration {
+                (**self).status_patience()
             }
             fn pause<'a>(&'a self, duration: Duration) -> BoxFuture<'a, ()> {
                 (**self).pause(duration)

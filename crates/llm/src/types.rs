@@ -178,8 +178,11 @@ impl JobRequest {
 }
 
 /// Where a fine-tuning job is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Read case-insensitively, with the names other services use: Mistral's `VALIDATING`,
+/// `SUCCESS`, `FAILED_VALIDATION` and `CANCELLATION_REQUESTED` among them. Written in
+/// OpenAI's snake case.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JobStatus {
     /// The service is checking the files.
@@ -188,6 +191,11 @@ pub enum JobStatus {
     Queued,
     /// Training.
     Running,
+    /// Stopped by the service (OpenAI pauses jobs, for one, when billing fails) until it is
+    /// resumed there.
+    Paused,
+    /// Asked to cancel, not cancelled yet.
+    Cancelling,
     /// Done; the model is ready.
     Succeeded,
     /// Ended in an error.
@@ -195,7 +203,6 @@ pub enum JobStatus {
     /// Cancelled.
     Cancelled,
     /// A status this crate does not know.
-    #[serde(untagged)]
     Other(String),
 }
 
@@ -203,6 +210,49 @@ impl JobStatus {
     /// Whether the job can no longer change.
     pub fn is_terminal(&self) -> bool {
         matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+
+    /// The status as OpenAI writes it (an unknown one as it came).
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobStatus::ValidatingFiles => "validating_files",
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Paused => "paused",
+            JobStatus::Cancelling => "cancelling",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Other(s) => s,
+        }
+    }
+
+    /// The status a service's name stands for, in any case.
+    pub fn parse(name: &str) -> JobStatus {
+        match name.to_ascii_lowercase().as_str() {
+            "validating_files" | "validating" => JobStatus::ValidatingFiles,
+            "queued" | "pending" => JobStatus::Queued,
+            "running" | "started" | "in_progress" => JobStatus::Running,
+            "paused" | "pausing" => JobStatus::Paused,
+            "cancelling" | "cancellation_requested" => JobStatus::Cancelling,
+            "succeeded" | "success" | "completed" => JobStatus::Succeeded,
+            "failed" | "failed_validation" | "error" => JobStatus::Failed,
+            "cancelled" | "canceled" => JobStatus::Cancelled,
+            _ => JobStatus::Other(name.to_string()),
+        }
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<JobStatus, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(JobStatus::parse(&name))
     }
 }
 
@@ -303,5 +353,35 @@ impl JobEvent {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+}
+
+/// Which endpoint completes a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `/v1/chat/completions` for chat models (`openai::is_chat_model`), `/v1/completions`
+    /// for the others.
+    #[default]
+    Auto,
+    /// Always `/v1/completions`.
+    Completions,
+    /// Always `/v1/chat/completions`.
+    Chat,
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Endpoint> {
+        match s {
+            "auto" => Ok(Endpoint::Auto),
+            "completions" => Ok(Endpoint::Completions),
+            "chat" => Ok(Endpoint::Chat),
+            other => Err(crate::error::Error::invalid(
+                "endpoint",
+                format!("{other:?}: auto, completions or chat"),
+            )),
+        }
     }
 }

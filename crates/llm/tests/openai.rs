@@ -147,7 +147,10 @@ async fn job_create_status_events_and_cancel() {
     request.seed = Some(7);
     let created = b.create_job(&request).await.expect("create");
     assert_eq!((created.id.as_str(), created.status), ("ftjob-1", JobStatus::ValidatingFiles));
-    let sent: Value = requests(&server).await[0].body_json().expect("JSON");
+    let mut sent: Value = requests(&server).await[0].body_json().expect("JSON");
+    // The client id that makes creation idempotent (see a_502_on_job_creation_makes_one_job_not_two).
+    let metadata = sent.as_object_mut().and_then(|o| o.remove("metadata")).expect("metadata");
+    assert!(metadata["fine_drums_client_id"].is_string());
     assert_eq!(
         sent,
         json!({"model": "babbage-002", "training_file": "file-train", "validation_file": "file-valid",
@@ -470,8 +473,9 @@ async fn a_refused_fine_tune_shows_the_service_message_and_a_hint() {
         .await
         .expect_err("refused");
     let text = err.to_string();
-    assert!(text.starts_with("the service refused: HTTP 400 (model_not_available): Model babbage-002 is not available for fine-tuning or does not exist.\nhint: OpenAI stopped new fine-tuning runs"), "{text}");
-    assert!(text.contains("--backend local"), "{text}");
+    assert!(text.starts_with("the service refused: HTTP 400 (model_not_available): Model babbage-002 is not available for fine-tuning or does not exist.\nhint: babbage-002 and davinci-002 shut down on 2026-09-28"), "{text}");
+    assert!(text.contains("gpt-4o-mini-2024-07-18") && text.contains("2027-01-06"), "{text}");
+    assert!(text.contains("--example serve") && text.contains("--backend gpt or local"), "{text}");
     assert_eq!(requests(&server).await.len(), 1, "a 400 is not retried");
 }
 
@@ -562,4 +566,307 @@ async fn a_server_with_prompt_logprobs_scores_the_true_continuation() {
         .mount(&quiet)
         .await;
     assert_eq!(backend(&quiet, 0).nll_per_bar("drums", prompt, truth).await.expect("ok"), None);
+}
+
+// ---- The audit of December 2026: one test per finding. ----
+
+/// A 502 on job creation after the service made the job: the retry finds it by the client
+/// id in its metadata, so there is one job (one POST), not two.
+#[tokio::test]
+async fn a_502_on_job_creation_makes_one_job_not_two() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .mount(&server)
+        .await;
+    // The service lists the job it made, under the client id the request carried.
+    Mock::given(method("GET"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(|req: &Request| {
+            let id = req
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "metadata[fine_drums_client_id]")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let mut j = job("ftjob-made", "queued");
+            j["metadata"] = json!({ "fine_drums_client_id": id });
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "data": [j], "has_more": false}))
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server, 3);
+    let created = b.create_job(&JobRequest::new("babbage-002", "file-train")).await.expect("a job");
+    assert_eq!(created.id, "ftjob-made");
+    let posts: Vec<Request> =
+        requests(&server).await.into_iter().filter(|r| r.method.as_str() == "POST").collect();
+    assert_eq!(posts.len(), 1, "one POST: the retry looked the job up instead");
+    let body: Value = serde_json::from_slice(&posts[0].body).expect("JSON");
+    assert!(
+        body["metadata"]["fine_drums_client_id"].as_str().is_some_and(|s| s.starts_with("fd-"))
+    );
+}
+
+/// A server that ignores the metadata filter lists other jobs: none of them is taken for
+/// ours, and the creation is retried.
+#[tokio::test]
+async fn a_job_without_our_client_id_is_not_taken_for_ours() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(job("ftjob-new", "queued")))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/fine_tuning/jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "data": [job("ftjob-someone-elses", "running")], "has_more": false}),
+        ))
+        .mount(&server)
+        .await;
+    let b = backend(&server, 3);
+    let created = b.create_job(&JobRequest::new("babbage-002", "file-train")).await.expect("a job");
+    assert_eq!(created.id, "ftjob-new");
+}
+
+/// Mistral writes statuses in capitals; OpenAI pauses jobs. Both are understood, and a job
+/// that stays paused (or in a status nobody knows) ends the wait with a clear error.
+#[tokio::test]
+async fn uppercase_paused_and_unknown_statuses() {
+    let server = MockServer::start().await;
+    let mut done = job("ftjob-9", "SUCCESS");
+    done["fine_tuned_model"] = json!("ft:mistral:drums");
+    job_sequence(&server, &[job("ftjob-9", "QUEUED"), job("ftjob-9", "RUNNING"), done]).await;
+    events_mock(&server, json!([])).await;
+    let b = backend(&server, 0);
+    assert_eq!(b.wait("ftjob-9", &mut |_| {}).await.expect("done"), "ft:mistral:drums");
+    assert_eq!(JobStatus::parse("FAILED_VALIDATION"), JobStatus::Failed);
+    assert_eq!(JobStatus::parse("CANCELLATION_REQUESTED"), JobStatus::Cancelling);
+    assert_eq!(serde_json::to_value(JobStatus::Paused).expect("JSON"), json!("paused"));
+    for status in ["paused", "mystery"] {
+        let server = MockServer::start().await;
+        job_sequence(&server, &[job("ftjob-9", status)]).await;
+        events_mock(&server, json!([])).await;
+        let mut config = Config::new(ApiKey::new(KEY));
+        config.base_url = format!("{}/v1", server.uri());
+        config.poll_interval = Duration::from_millis(5);
+        config.status_patience = Duration::from_millis(60);
+        let b = OpenAi::new(config).expect("a backend");
+        let err = b.wait("ftjob-9", &mut |_| {}).await.expect_err("never ends");
+        match &err {
+            Error::JobStuck { status: s, .. } => assert_eq!(s, status),
+            other => panic!("{other:?}"),
+        }
+        let hint = if status == "paused" { "resume it there" } else { "does not know" };
+        assert!(err.to_string().contains(hint), "{err}");
+    }
+}
+
+/// llama.cpp answers 500 to n > 1: the samples are asked one at a time (the refusal is not
+/// retried as a fault), and from then on directly.
+#[tokio::test]
+async fn n_falls_back_to_single_requests_where_a_server_refuses_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .and(body_partial_json(json!({"n": 3})))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"error": {"message": "Only one completion choice is allowed", "type": "server_error"}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .and(body_partial_json(json!({"n": 1})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"text": "\nKh..h. Sh..h. Kh..Kh. Sh..h.\n", "index": 0, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 12},
+        })))
+        .mount(&server)
+        .await;
+    let b = backend(&server, 4);
+    let mut r = request();
+    (r.n, r.seed) = (3, Some(40));
+    let c = b.complete(&r).await.expect("three samples");
+    assert_eq!(c.choices.len(), 3);
+    assert_eq!(c.usage.completion_tokens, 36);
+    let bodies = |reqs: Vec<Request>| -> Vec<Value> {
+        reqs.iter().map(|r| serde_json::from_slice(&r.body).expect("JSON")).collect()
+    };
+    let sent = bodies(requests(&server).await);
+    assert_eq!(sent.iter().filter(|b| b["n"] == 3).count(), 1, "the refusal is not retried");
+    let seeds: Vec<&Value> = sent.iter().filter(|b| b["n"] == 1).map(|b| &b["seed"]).collect();
+    assert_eq!(seeds, [&json!(40), &json!(41), &json!(42)], "a seed per sample");
+    // Next time, straight to single requests.
+    b.complete(&r).await.expect("three samples");
+    assert_eq!(bodies(requests(&server).await).iter().filter(|b| b["n"] == 3).count(), 1);
+}
+
+/// Ollama ignores `n`: the missing samples are asked for one at a time.
+#[tokio::test]
+async fn a_server_that_ignores_n_is_asked_for_the_rest() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"text": "\nKh..h. Sh..h. Kh..Kh. Sh..h.\n", "index": 0, "finish_reason": "stop"}],
+        })))
+        .mount(&server)
+        .await;
+    let b = backend(&server, 0);
+    let mut r = request();
+    r.n = 2;
+    assert_eq!(b.complete(&r).await.expect("two samples").choices.len(), 2);
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+/// `x-should-retry` decides, both ways; a wait beyond the cap is not waited out.
+#[tokio::test]
+async fn x_should_retry_and_waits_beyond_the_cap() {
+    for (status, header_value, expected) in [(400u16, "true", 2usize), (503, "false", 1)] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/completions"))
+            .respond_with(
+                ResponseTemplate::new(status).insert_header("x-should-retry", header_value),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/completions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(completion_json()))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        let result = backend(&server, 3).complete(&request()).await;
+        assert_eq!(
+            requests(&server).await.len(),
+            expected,
+            "{status} with x-should-retry: {header_value}"
+        );
+        assert_eq!(result.is_ok(), expected == 2);
+    }
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "600"))
+        .mount(&server)
+        .await;
+    let err = backend(&server, 3).complete(&request()).await.expect_err("not waited out");
+    assert_eq!(requests(&server).await.len(), 1);
+    assert!(err.to_string().contains("retry after 600 s"), "{err}");
+}
+
+/// The key goes over https, or plain http to this machine; elsewhere it is withheld unless
+/// allowed. Organisation and project headers go only when configured.
+#[tokio::test]
+async fn the_key_stays_off_plain_http_to_other_hosts() {
+    use fine_drums_llm::openai::key_safe_for;
+    for (url, safe) in [
+        ("https://api.openai.com/v1", true),
+        ("https://gpu-box.lan/v1", true),
+        ("http://127.0.0.1:8000/v1", true),
+        ("http://localhost:8000/v1", true),
+        ("http://[::1]:8000/v1", true),
+        ("http://192.168.1.20:8000/v1", false),
+        ("http://gpu-box.lan/v1", false),
+        ("ftp://127.0.0.1/v1", false),
+    ] {
+        assert_eq!(key_safe_for(url), safe, "{url}");
+    }
+    let with = |url: &str, allow: bool| {
+        let mut c = Config::new(ApiKey::new(KEY));
+        (c.base_url, c.allow_insecure_key) = (url.to_string(), allow);
+        OpenAi::new(c).expect("a backend").key_withheld()
+    };
+    assert!(with("http://192.168.1.20:8000/v1", false));
+    assert!(!with("http://192.168.1.20:8000/v1", true), "the user said so");
+    assert!(!with("https://gpu-box.lan/v1", false));
+    // On loopback the key is sent; no organisation or project header unless configured.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_json()))
+        .mount(&server)
+        .await;
+    let mut c = Config::new(ApiKey::new(KEY));
+    c.base_url = format!("{}/v1", server.uri());
+    OpenAi::new(c).expect("a backend").complete(&request()).await.expect("sent with the key");
+    let sent = &requests(&server).await[0];
+    assert!(sent.headers.get("openai-organization").is_none());
+    assert!(sent.headers.get("openai-project").is_none());
+    // No key at all is fine for a server other than OpenAI's, and an error for OpenAI's.
+    let mut c = Config::new(ApiKey::new(KEY));
+    (c.base_url, c.api_key) = (format!("{}/v1", server.uri()), None);
+    assert!(OpenAi::new(c).is_ok());
+    let mut c = Config::new(ApiKey::new(KEY));
+    c.api_key = None;
+    assert!(matches!(OpenAi::new(c), Err(Error::MissingKey)));
+}
+
+/// A base URL's `user:password@` and query string show nowhere: not in Debug, not in errors.
+#[tokio::test]
+async fn base_urls_are_redacted() {
+    let mut c = Config::new(ApiKey::new(KEY));
+    c.base_url = "http://drummer:s3cret@127.0.0.1:9/v1?token=t0ken".into();
+    c.retry.max_retries = 0;
+    let b = OpenAi::new(c).expect("a backend");
+    let err = b.complete(&request()).await.expect_err("nothing listens on port 9");
+    for text in [format!("{:?}", b.config()), format!("{b:?}"), err.to_string()] {
+        assert!(!text.contains("s3cret") && !text.contains("t0ken"), "{text}");
+    }
+    assert!(format!("{:?}", b.config()).contains("[redacted]@127.0.0.1"));
+}
+
+/// A chat model is completed through /v1/chat/completions: the chat files' system message,
+/// the prompt's bars without the separator, and the reply read back as a completion.
+#[tokio::test]
+async fn chat_models_go_to_chat_completions() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Kh..h. Sh..h. Kh..Kh. Sh..h."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 12},
+        })))
+        .mount(&server)
+        .await;
+    let b = backend(&server, 0);
+    let mut r = request();
+    r.model = "ft:gpt-4o-mini-2024-07-18:org:drums:abc".into();
+    let c = b.complete(&r).await.expect("a chat reply");
+    assert_eq!(c.choices[0].text, "\nKh..h. Sh..h. Kh..Kh. Sh..h.\n");
+    let body: Value = serde_json::from_slice(&requests(&server).await[0].body).expect("JSON");
+    assert_eq!(body["messages"][0]["role"], "system");
+    let user = body["messages"][1]["content"].as_str().expect("the user's bars");
+    assert!(!user.ends_with(">>>") && r.prompt.starts_with(user), "{user}");
+    assert_eq!(body["max_tokens"], json!(r.max_tokens), "not OpenAI's: max_tokens");
+    // Sent to /v1/completions anyway, OpenAI's refusal gets a hint towards the chat endpoint.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/completions"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {
+            "message": "This is a chat model and not supported in the v1/completions endpoint. Did you mean to use v1/chat/completions?",
+            "type": "invalid_request_error", "code": null}})))
+        .mount(&server)
+        .await;
+    let mut c = Config::new(ApiKey::new(KEY));
+    c.base_url = format!("{}/v1", server.uri());
+    c.endpoint = fine_drums_llm::Endpoint::Completions;
+    let err = OpenAi::new(c).expect("a backend").complete(&r).await.expect_err("404");
+    assert!(err.to_string().contains("--endpoint chat"), "{err}");
 }

@@ -25,8 +25,8 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     /// The first backoff; each retry doubles it. Default: 500 ms.
     pub initial_backoff: Duration,
-    /// The longest wait between two attempts, also for a server's `Retry-After`.
-    /// Default: 60 s.
+    /// The longest wait between two attempts. A server asking (by `Retry-After`) for a
+    /// longer one is not retried, as OpenAI's SDKs do not. Default: 60 s.
     pub max_backoff: Duration,
     /// How long one attempt may take, body included. Default: 120 s.
     pub timeout: Duration,
@@ -65,6 +65,16 @@ impl RetryPolicy {
 /// Whether a status is worth another attempt: 408, 409, 429 and 5xx.
 pub(crate) fn is_retryable(status: u16) -> bool {
     matches!(status, 408 | 409 | 429) || (500..600).contains(&status)
+}
+
+/// The server's `x-should-retry` header: `Some(true)` or `Some(false)` when it says,
+/// `None` when it is absent or neither.
+pub(crate) fn should_retry(headers: &HeaderMap) -> Option<bool> {
+    match headers.get("x-should-retry").and_then(|v| v.to_str().ok()).map(str::trim) {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    }
 }
 
 /// The server's requested wait: `retry-after-ms` (milliseconds), else `Retry-After` in
@@ -163,7 +173,7 @@ impl RetryService {
             attempts += 1;
             let request =
                 factory.build().await.map_err(|e| Error::invalid("request", e.to_string()))?;
-            let url = redact_query(request.url());
+            let url = super::redact(request.url().as_str());
             match self.once(request, &url, attempts).await {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fail(e) => return Err(e),
@@ -214,10 +224,31 @@ impl RetryService {
         let error = api_error(code, &body, attempts);
         let no_quota =
             matches!(&error, Error::Api { code: Some(c), .. } if c == "insufficient_quota");
-        if is_retryable(code) && !no_quota {
-            Attempt::Retry { error, server: server_delay(&headers, SystemTime::now()) }
-        } else {
-            Attempt::Fail(error)
+        // The server's word first, as OpenAI's own SDKs take it: `x-should-retry`.
+        let retry = match should_retry(&headers) {
+            Some(told) => told,
+            None => is_retryable(code) && !no_quota,
+        };
+        if !retry {
+            return Attempt::Fail(error);
+        }
+        match server_delay(&headers, SystemTime::now()) {
+            // A wait beyond the cap is not waited out: the error says how long was asked.
+            Some(wait) if wait > self.policy.max_backoff => Attempt::Fail(match error {
+                Error::Api { status, code, message, attempts, hint } => Error::Api {
+                    status,
+                    code,
+                    message: format!(
+                        "{message} (the server asked to retry after {} s, beyond the {} s this client waits)",
+                        wait.as_secs(),
+                        self.policy.max_backoff.as_secs()
+                    ),
+                    attempts,
+                    hint,
+                },
+                other => other,
+            }),
+            server => Attempt::Retry { error, server },
         }
     }
 }
@@ -227,12 +258,6 @@ fn rebuild(status: StatusCode, headers: HeaderMap, body: Vec<u8>) -> reqwest::Re
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     reqwest::Response::from(response)
-}
-
-fn redact_query(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.to_string()
 }
 
 #[cfg(test)]

@@ -245,6 +245,16 @@ async fn chat_files_train_and_chat_completions_answer() {
     let ctx = fine_drums_codec::Context::default();
     let decoded = template.codec.format.decode(content, &ctx).expect("bars that decode strictly");
     assert!(!decoded.bars.is_empty(), "{content}");
+    // The project's own client sends a chat model to the chat endpoint by itself.
+    let manifest = Manifest::of_settings(&Preparer::default());
+    let midi =
+        fine_drums_codec::midi::write(&rock_groove(4, 100.0).expect("rock"), &Default::default())
+            .expect("write");
+    let mut options = ContinueOptions::new(&model);
+    (options.bars, options.seed) = (4, Some(2));
+    let out =
+        fine_drums_llm::continue_midi(&midi, &manifest, &api, &options).await.expect("continued");
+    assert_eq!(out.report.bars_kept, 4, "{:?}", out.report);
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -41,7 +41,7 @@ pub enum Error {
     /// The connection failed on every attempt.
     #[error("{url}: connection failed ({attempts} attempts)")]
     Connection {
-        /// The endpoint (without its query string).
+        /// The endpoint (without its query string or `user:password@`).
         url: String,
         /// Requests sent.
         attempts: u32,

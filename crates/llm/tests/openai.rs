@@ -825,7 +825,11 @@ async fn base_urls_are_redacted() {
     c.retry.max_retries = 0;
     let b = OpenAi::new(c).expect("a backend");
     let err = b.complete(&request()).await.expect_err("nothing listens on port 9");
-    for text in [format!("{:?}", b.config()), format!("{b:?}"), err.to_string()] {
+    // The error's chain too: the HTTP client's own report drops the URL.
+    let chain = std::error::Error::source(&err).map(|s| format!("{s} {s:?}")).unwrap_or_default();
+    for text in
+        [format!("{:?}", b.config()), format!("{b:?}"), err.to_string(), format!("{err:?}"), chain]
+    {
         assert!(!text.contains("s3cret") && !text.contains("t0ken"), "{text}");
     }
     assert!(format!("{:?}", b.config()).contains("[redacted]@127.0.0.1"));

@@ -208,7 +208,11 @@ impl RetryService {
             }
             Ok(Err(e)) => {
                 let retry = e.is_connect() || e.is_request() || e.is_body();
-                let error = Error::Connection { url: url.into(), attempts, source: Box::new(e) };
+                let error = Error::Connection {
+                    url: url.into(),
+                    attempts,
+                    source: Box::new(e.without_url()),
+                };
                 return if retry {
                     Attempt::Retry { error, server: None }
                 } else {

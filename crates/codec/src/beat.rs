@@ -370,6 +370,20 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
         hits: Vec::new(),
         shape: None,
     };
+    // Every hit takes a letter (a ghost note two), and only `q=` marks take other letters:
+    // a text that must hold more hits than the limit is refused before anything is built.
+    // (Only a text of over twice the limit in bytes can: others are not scanned twice.)
+    let letters = || {
+        text.split('\n')
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(str::bytes)
+            .filter(|b| b.is_ascii_alphabetic() && !b.eq_ignore_ascii_case(&b'q'))
+            .count()
+    };
+    if text.len() / 2 > options.limits.max_hits && letters() / 2 > options.limits.max_hits {
+        return Err(Error::Limit { what: "hits", limit: options.limits.max_hits as u64 });
+    }
+    let mut total_hits = 0usize;
     // One bar per line: make room for them all at once (within the limit).
     let lines_in_text = text.bytes().filter(|&b| b == b'\n').count() + 1;
     st.groove.bars.reserve(lines_in_text.min(options.limits.max_bars));
@@ -399,6 +413,11 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
         check_bars(st.groove.bars.len(), &st.options.limits)?;
         match parse_bar(n, line, &mut st, mode) {
             Ok((mut bar, mark)) => {
+                total_hits += bar.hits.len();
+                if total_hits > st.options.limits.max_hits {
+                    let limit = st.options.limits.max_hits as u64;
+                    return Err(Error::Limit { what: "hits", limit });
+                }
                 if st.groove.bars.is_empty() {
                     tempo = mark.unwrap_or(tempo);
                     bar.tempos.push(TempoChange { tick: 0, tempo });

@@ -127,6 +127,7 @@ fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Len
     let mut bad: Option<Error> = None;
     let mut ended = false;
     let mut last_line = 0;
+    let mut total_hits = 0usize;
     let mut close = |bar: &mut Bar,
                      rows: &mut u32,
                      bad: &mut Option<Error>,
@@ -148,6 +149,10 @@ fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Len
             }
             None => {
                 check_bars(groove.bars.len(), limits)?;
+                total_hits += done.hits.len();
+                if total_hits > limits.max_hits {
+                    return Err(Error::Limit { what: "hits", limit: limits.max_hits as u64 });
+                }
                 let mut done = done;
                 if groove.bars.is_empty() {
                     done.tempos.push(TempoChange { tick: 0, tempo: context.tempo });

@@ -165,3 +165,45 @@ fn regressions() {
         assert!(read(bytes).is_err(), "{bytes:?}");
     }
 }
+
+/// The beat decoder keeps to the hit limit, strict and lenient: a text that must hold more
+/// hits than the limit (a letter a hit at least, two for a ghost) is refused before any bar
+/// is built, and one that holds more than it seemed is refused at the bar that passes it.
+#[test]
+fn the_beat_decoder_keeps_to_the_hit_limit() {
+    use fine_drums_codec::beat::BeatOptions;
+    use fine_drums_codec::{Context, Format};
+    let mut o = BeatOptions::default();
+    o.limits.max_hits = 10;
+    let format = Format::Beat(o);
+    let ctx = Context::default();
+    // 48 single hits (4 bars of 12): 24 is more than 10 even counted as ghosts.
+    let dense = "kh.h.h.h kh.h.h.h kh.h.h.h kh.h.h.h\n".repeat(4);
+    for lenient in [false, true] {
+        let err = if lenient {
+            format.decode_lenient(&dense, &ctx).map(|l| l.groove)
+        } else {
+            format.decode(&dense, &ctx)
+        }
+        .expect_err("over the limit");
+        assert!(matches!(err, Error::Limit { what: "hits", limit: 10 }), "{err}");
+    }
+    // 12 hits in 12 letters: 6 at the least, under the limit, until the bar that makes 12.
+    let err = format.decode("k.k.k.k k.k.k.k k.k.k.k ...\n", &ctx).expect_err("12 hits");
+    assert!(matches!(err, Error::Limit { what: "hits", limit: 10 }), "{err}");
+    assert!(format.decode("k.k.k.k k.k.k.k ..k. ...\n", &ctx).is_ok(), "9 hits are fine");
+}
+
+/// The drumroll decoder keeps to the hit limit too (96 hits a bar at most, 100,000 bars).
+#[test]
+fn the_drumroll_decoder_keeps_to_the_hit_limit() {
+    use fine_drums_codec::{Context, Format};
+    let mut limits = Limits::default();
+    limits.max_hits = 100;
+    let format = Format::DRUMROLL.with_limits(limits);
+    let bar = "oooooo\n".repeat(16);
+    let ctx = Context::default();
+    assert!(format.decode(&format!("{bar}END\n"), &ctx).is_ok(), "96 hits");
+    let err = format.decode(&format!("{bar}SEP\n{bar}END\n"), &ctx).expect_err("192 hits");
+    assert!(matches!(err, Error::Limit { what: "hits", limit: 100 }), "{err}");
+}

@@ -205,8 +205,27 @@ pub async fn continue_midi(
     }
     let template = &manifest.template;
     let format = template.codec.format;
+    // The bars asked for must fit the format's bar limit with the prompt before them, which
+    // is known before any request is sent: no model is asked for what cannot be written.
+    let max_bars = format.limits().max_bars;
+    if options.bars > max_bars {
+        return Err(Error::invalid(
+            "bars",
+            format!("{} new bars is more than the {max_bars} a groove may hold", options.bars),
+        ));
+    }
     let p = options.prompt_bars.unwrap_or(manifest.windows.prompt_bars);
     let prompt = manifest.prompt_before(midi, options.from_bar, p)?;
+    let before = prompt.first_bar + prompt.bars.bars.len();
+    if before + options.bars > max_bars {
+        return Err(Error::invalid(
+            "bars",
+            format!(
+                "{before} bars up to the prompt's end and {} new ones is more than the {max_bars} a groove may hold",
+                options.bars
+            ),
+        ));
+    }
     let longest = prompt.text.lines().map(str::len).max().unwrap_or(0);
     let max_tokens = options.max_tokens.unwrap_or_else(|| {
         // A token is at least one byte: twice the longest prompt line per bar is generous.

@@ -168,6 +168,23 @@ fn a_file_too_short_for_the_prompt_names_the_problem() {
     assert!(err.to_string().contains("not a valid MIDI file"), "{err}");
 }
 
+/// More bars than a groove may hold are refused before any request: the limit of the
+/// format, with the bars before the prompt's end counted.
+#[test]
+fn too_many_bars_are_refused_before_any_request() {
+    let midi = rock_beat(8, 96.0).expect("rock");
+    let backend = Script::new(&[]);
+    for bars in [1_000_000, 99_995] {
+        let mut options = ContinueOptions::new("m");
+        options.bars = bars;
+        let err = block_on(continue_midi(&midi, &manifest(), &backend, &options))
+            .expect_err("too many bars");
+        assert!(matches!(err, Error::Invalid { what: "bars", .. }), "{err}");
+        assert!(err.to_string().contains("100000 a groove may hold"), "{err}");
+    }
+    assert!(backend.seen.lock().expect("lock").is_empty(), "no request was sent");
+}
+
 #[test]
 fn traits_work_as_objects() {
     let boxed: Box<dyn Complete> = Box::new(Script::new(&["\nKh..h. Sh..h. Kh..Kh. Sh..h.\n"]));

@@ -442,7 +442,10 @@ fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Resu
         match key {
             "grid" => o.grid = value.parse().map_err(bad)?,
             "levels" => {
-                o.levels = Levels::new(value.parse().unwrap_or(0)).map_err(bad)?;
+                o.levels =
+                    value.parse().ok().and_then(|l| Levels::new(l).ok()).ok_or_else(|| {
+                        Error::syntax(n, col, format!("levels={value}: expected 1 to 127"))
+                    })?;
             }
             "micro" => {
                 o.microtiming = if value == "off" {
@@ -538,9 +541,10 @@ fn parse_bar(n: usize, line: &str, st: &mut State, mode: Mode) -> Result<(Bar, O
                 Some(b' ') => "a space between beats".to_string(),
                 Some(_) => "a dot between steps".to_string(),
             };
-            let found = match sep {
+            // The character there, whole (`é`, not the first of its bytes).
+            let found = match line.get(i..).and_then(|rest| rest.chars().next()) {
                 None => "the end of the line".to_string(),
-                Some(c) => format!("{:?}", char::from(c)),
+                Some(c) => format!("{c:?}"),
             };
             let expected = if mode == Mode::Lenient && sep.is_none() {
                 format!("bar cut short after {step} of {steps} steps")

@@ -124,11 +124,11 @@ pub(crate) fn header_fields<'a>(
     }))
 }
 
-/// Parses a header's `tpq=` value: 1 to 65535 ticks per quarter note.
+/// Parses a header's `tpq=` value: 1 to 32767 ticks per quarter note, what a MIDI file's
+/// header can hold (its top bit marks SMPTE timing).
 pub(crate) fn header_tpq(line_no: usize, col: usize, value: &str) -> Result<u16> {
-    value
-        .parse()
-        .ok()
-        .filter(|&t| t > 0)
-        .ok_or_else(|| Error::syntax(line_no, col, "tpq= takes 1 to 65535"))
+    value.parse().ok().filter(|&t| (1..=0x7FFF).contains(&t)).ok_or_else(|| {
+        let why = "a MIDI file holds 1 to 32767 ticks per quarter";
+        Error::syntax(line_no, col, format!("tpq={value}: {why}"))
+    })
 }

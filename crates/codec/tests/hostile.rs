@@ -207,3 +207,27 @@ fn the_drumroll_decoder_keeps_to_the_hit_limit() {
     let err = format.decode(&format!("{bar}SEP\n{bar}END\n"), &ctx).expect_err("192 hits");
     assert!(matches!(err, Error::Limit { what: "hits", limit: 100 }), "{err}");
 }
+
+/// Messages say what is wrong with what was written: the value as given, the character as
+/// written (not the first of its bytes), the range a MIDI file can hold.
+#[test]
+fn messages_name_what_was_written() {
+    use fine_drums_codec::{Context, Format};
+    let ctx = Context::default();
+    let bar = "kh.h.h.h sh.h.h.h kh.h.h.h sh.h.h.h\n";
+    let err =
+        |text: String| Format::default().decode(&text, &ctx).expect_err("refused").to_string();
+    assert_eq!(
+        err(format!("#beat levels=1000\n{bar}")),
+        "line 1, column 7: levels=1000: expected 1 to 127"
+    );
+    assert_eq!(
+        err(format!("#beat tpq=65535\n{bar}")),
+        "line 1, column 7: tpq=65535: a MIDI file holds 1 to 32767 ticks per quarter"
+    );
+    assert!(Format::default().decode(&format!("#beat tpq=32767\n{bar}"), &ctx).is_ok());
+    assert_eq!(
+        err("kh.h.h.h sh.h.é.h kh.h.h.h sh.h.h.h\n".into()),
+        "line 1, column 15: expected a dot between steps, found 'é'"
+    );
+}

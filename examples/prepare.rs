@@ -115,7 +115,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         None => Prices::default(),
     };
 
-    let (entries, rule) = entries(&args)?;
+    let Listed { entries, rule, skipped_rows } = entries(&args)?;
     let tokens = cl100k()?;
     let bar = common::progress(entries.len() as u64, "preparing");
     let mut prepared = Prepared::default();
@@ -135,7 +135,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     bar.finish_and_clear();
 
-    let manifest = Manifest::new(
+    let mut manifest = Manifest::new(
         preparer.template.clone(),
         preparer.windows,
         preparer.filter.clone(),
@@ -143,6 +143,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         prices,
         &prepared,
     );
+    manifest.skipped_rows = skipped_rows;
     std::fs::create_dir_all(&args.out).at(&args.out)?;
     let write = |name: &str, text: &str| {
         let path = args.out.join(name);
@@ -176,7 +177,14 @@ fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn entries(args: &Args) -> Result<(Vec<Entry>, SplitRule), Box<dyn Error>> {
+/// The files to prepare, how they were split, and the index rows left out (with why).
+struct Listed {
+    entries: Vec<Entry>,
+    rule: SplitRule,
+    skipped_rows: Vec<String>,
+}
+
+fn entries(args: &Args) -> Result<Listed, Box<dyn Error>> {
     if args.dataset.join("info.csv").is_file() {
         let index = fs::read_index(&args.dataset)?;
         if let Some(e) = index.errors.first() {
@@ -187,7 +195,9 @@ fn entries(args: &Args) -> Result<(Vec<Entry>, SplitRule), Box<dyn Error>> {
                 eprintln!("skipped {e}");
             }
         }
-        return Ok((index.entries, SplitRule::Index { file: "info.csv".into() }));
+        let rows = index.errors.iter().map(ToString::to_string).collect();
+        let rule = SplitRule::Index { file: "info.csv".into() };
+        return Ok(Listed { entries: index.entries, rule, skipped_rows: rows });
     }
     let mut split = HashSplit::new(args.ratios[0], args.ratios[1], args.ratios[2])?;
     split.group_by = match args.group_depth {
@@ -198,7 +208,7 @@ fn entries(args: &Args) -> Result<(Vec<Entry>, SplitRule), Box<dyn Error>> {
     if entries.is_empty() {
         return Err(format!("{}: no .mid files found", args.dataset.display()).into());
     }
-    Ok((entries, SplitRule::Hash(split)))
+    Ok(Listed { entries, rule: SplitRule::Hash(split), skipped_rows: Vec::new() })
 }
 
 fn print_stats(m: &Manifest) {

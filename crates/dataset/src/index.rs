@@ -133,7 +133,10 @@ impl Index {
     /// The columns `midi_filename` and `split` are required; `drummer`, `session`, `style`,
     /// `bpm`, `beat_type`, `time_signature` and `duration` are read when present. A missing
     /// required column is an error for the whole file; a bad row is recorded in
-    /// [`Index::errors`] and skipped, so one typo does not lose the rest.
+    /// [`Index::errors`] and skipped, so one typo does not lose the rest. A file listed on
+    /// two rows is used once, with its first row's split (the other row is an error), so
+    /// that it is never trained on twice nor found in two splits. A file with no rows at all
+    /// is an error.
     ///
     /// ```
     /// use fine_drums_dataset::{Index, Split};
@@ -162,8 +165,12 @@ impl Index {
             col("duration"),
         ];
         let mut index = Index::default();
+        // The row each file was first listed on, and its split there.
+        let mut first: std::collections::HashMap<String, (u64, Split)> = Default::default();
+        let mut rows = 0;
         for (i, record) in reader.records().enumerate() {
             let row = i as u64 + 2;
+            rows += 1;
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
@@ -172,9 +179,33 @@ impl Index {
                 }
             };
             match entry(&record, path, split, &cols) {
-                Ok(e) => index.entries.push(e),
+                // A file listed twice is used once, in its first row's split: a second row
+                // would train on it twice, or put it in two splits (leakage).
+                Ok(e) => match first.get(&e.path) {
+                    Some(&(r, s)) if s == e.split => index.errors.push(at(
+                        row,
+                        format!("{} is listed again (first on row {r}): used once", e.path),
+                    )),
+                    Some(&(r, s)) => index.errors.push(at(
+                        row,
+                        format!(
+                            "{} is listed in {} here but in {} on row {r}: it stays in {}, never in two splits",
+                            e.path,
+                            e.split.as_str(),
+                            s.as_str(),
+                            s.as_str()
+                        ),
+                    )),
+                    None => {
+                        first.insert(e.path.clone(), (row, e.split));
+                        index.entries.push(e);
+                    }
+                },
                 Err(message) => index.errors.push(at(row, message)),
             }
+        }
+        if rows == 0 {
+            return Err(at(2, "no rows: the file lists no MIDI files".into()));
         }
         Ok(index)
     }

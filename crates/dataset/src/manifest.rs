@@ -81,6 +81,10 @@ pub struct Manifest {
     pub sources: Vec<Source>,
     /// Files left out, and why.
     pub skipped: Vec<Skipped>,
+    /// Rows of the dataset's index that were left out (malformed, or listing a file again),
+    /// each with its reason: `info.csv, row 12: …`.
+    #[serde(default)]
+    pub skipped_rows: Vec<String>,
 }
 
 /// A prompt built from a MIDI file, with the bars behind it.
@@ -118,6 +122,7 @@ impl Manifest {
             prices,
             sources: prepared.sources.clone(),
             skipped: prepared.skipped.clone(),
+            skipped_rows: Vec::new(),
         }
     }
 

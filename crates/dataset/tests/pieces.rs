@@ -162,6 +162,28 @@ fn index_rows_are_parsed_and_bad_rows_named() {
     assert_eq!(missing.to_string(), "info.csv, row 1: no column \"midi_filename\"");
 }
 
+/// A file listed twice is used once, in its first row's split, never in two; the other rows
+/// are named. An index with no rows is an error, not zero examples.
+#[test]
+fn repeated_rows_are_used_once_and_never_in_two_splits() {
+    let csv = "midi_filename,split\na.mid,train\nb.mid,test\na.mid,train\nb.mid,train\na.mid,validation\n";
+    let index = Index::parse("info.csv", csv.as_bytes()).expect("index");
+    let got: Vec<(&str, Split)> =
+        index.entries.iter().map(|e| (e.path.as_str(), e.split)).collect();
+    assert_eq!(got, [("a.mid", Split::Train), ("b.mid", Split::Test)]);
+    let errors: Vec<String> = index.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        [
+            "info.csv, row 4: a.mid is listed again (first on row 2): used once",
+            "info.csv, row 5: b.mid is listed in train here but in test on row 3: it stays in test, never in two splits",
+            "info.csv, row 6: a.mid is listed in validation here but in train on row 2: it stays in train, never in two splits",
+        ]
+    );
+    let empty = Index::parse("info.csv", b"midi_filename,split\n").expect_err("no rows");
+    assert_eq!(empty.to_string(), "info.csv, row 2: no rows: the file lists no MIDI files");
+}
+
 #[test]
 fn filters_name_their_reason() {
     let csv = "midi_filename,split,beat_type,time_signature,style\n\

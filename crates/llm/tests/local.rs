@@ -203,6 +203,17 @@ fn the_model_file_round_trips_and_refuses_other_versions() {
     assert!(source.is::<serde_json::Error>(), "{source:?}");
     let e = Model::from_bytes("m.fdlm", &bytes[..bytes.len() - 3]).expect_err("cut");
     assert!(e.to_string().contains("cut short"), "{e}");
+    // One count changed in the middle of the file: still a well-formed model, but not this
+    // one, and the checksum says so.
+    let mut flipped = bytes.clone();
+    let middle = bytes.len() - 100;
+    flipped[middle] ^= 1;
+    let e = Model::from_bytes("m.fdlm", &flipped).expect_err("corrupted");
+    assert!(e.to_string().contains("checksum does not match"), "{e}");
+    // A file of the previous version (no checksum) still reads.
+    let mut v2 = bytes[..bytes.len() - 8].to_vec();
+    v2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    assert_eq!(Model::from_bytes("old.fdlm", &v2).expect("version 2").to_bytes(), bytes);
     let e =
         Model::from_bytes("x.mid", &rock_beat(1, 90.0).expect("midi")).expect_err("not a model");
     assert!(e.to_string().contains("no FDLM magic"), "{e}");

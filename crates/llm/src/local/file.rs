@@ -1,5 +1,6 @@
-//! The model file: magic, version, a JSON header (settings, vocabulary), then the counts in
-//! little-endian binary.
+//! The model file: magic, version, a JSON header (settings, vocabulary), the counts in
+//! little-endian binary, then (from version 3) the FNV-1a hash of everything before it, so
+//! that a file corrupted anywhere is refused rather than read as a different model.
 
 use fine_drums_dataset::Template;
 use serde::{Deserialize, Serialize};
@@ -7,8 +8,15 @@ use serde::{Deserialize, Serialize};
 use super::model::{Model, Node, TrainStats};
 use crate::error::{Error, Result};
 
-/// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 2;
+/// The model file format this build writes (it reads version 2 too, which has no checksum).
+pub const MODEL_VERSION: u32 = 3;
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
 const MAGIC: &[u8; 4] = b"FDLM";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,8 +29,8 @@ struct Header {
 }
 
 impl Model {
-    /// The model as bytes: magic, version, a JSON header (settings, vocabulary), then the
-    /// counts in little-endian binary.
+    /// The model as bytes: magic, version, a JSON header (settings, vocabulary), the counts
+    /// in little-endian binary, and the checksum of all that.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut lengths: Vec<(usize, usize)> = self.lengths.iter().map(|(a, b)| (*a, *b)).collect();
         lengths.sort_unstable();
@@ -54,11 +62,13 @@ impl Model {
                 out.extend_from_slice(&c.to_le_bytes());
             }
         }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
         out
     }
 
     /// Reads a model from [`Model::to_bytes`]; `name` names the file in errors. A file of
-    /// another version, or one cut short, is an error.
+    /// another version, one cut short, or one whose checksum does not match is an error.
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Model> {
         let bad = |message: String| Error::model(name, message);
         let mut r = Reader { bytes, at: 0 };
@@ -66,11 +76,28 @@ impl Model {
             return Err(bad("not a fine_drums local model (no FDLM magic)".into()));
         }
         let version = r.u32().map_err(&bad)?;
-        if version != MODEL_VERSION {
-            return Err(bad(format!(
-                "model format version {version}; this build reads version {MODEL_VERSION} (train the model again)"
-            )));
-        }
+        let bytes = match version {
+            2 => bytes,
+            MODEL_VERSION => {
+                let Some(body) = bytes.len().checked_sub(8).map(|n| &bytes[..n]) else {
+                    return Err(bad("the file is cut short before its checksum".into()));
+                };
+                let mut sum = [0u8; 8];
+                sum.copy_from_slice(&bytes[body.len()..]);
+                if fnv1a(body) != u64::from_le_bytes(sum) {
+                    return Err(bad(
+                        "its checksum does not match: the file is corrupted or cut short".into(),
+                    ));
+                }
+                body
+            }
+            _ => {
+                return Err(bad(format!(
+                    "model format version {version}; this build reads versions 2 and {MODEL_VERSION} (train the model again)"
+                )));
+            }
+        };
+        let mut r = Reader { bytes, at: r.at };
         let len = usize::try_from(r.u64().map_err(&bad)?).map_err(|e| {
             Error::model_from(name, "the header's length does not fit in memory", e)
         })?;

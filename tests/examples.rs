@@ -208,18 +208,6 @@ fn continue_keeps_every_bar_then_adds_new_ones_and_never_overwrites() {
     let run = example("render").arg(&input).arg("--out").arg(dir.join("in.wav")).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(std::fs::read(dir.join("in.wav")).unwrap().len(), 44 + 2 * 10 * 44_100);
-    if let Some((font, _)) = soundfont::soundfont() {
-        let run = example("render")
-            .arg(&input)
-            .arg("--soundfont")
-            .arg(&font)
-            .arg("--out")
-            .arg(dir.join("sf.wav"))
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        assert_eq!(std::fs::read(dir.join("sf.wav")).unwrap().len(), 44 + 2 * 10 * 44_100);
-    }
     // --from-bar continues inside the file: bars 1-2 kept, then 3 new ones.
     let inside = dir.join("inside.mid");
     let run = example("continue")
@@ -317,9 +305,31 @@ fn fine_tune_dry_run_and_local_training() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }
 
+/// `render` through a General MIDI SoundFont.
 #[test]
+#[ignore = "needs a General MIDI SoundFont (FINE_DRUMS_SOUNDFONT, default Debian's timgm6mb-soundfont): cargo test -- --ignored"]
+fn render_plays_through_a_soundfont() {
+    let (font, _) = soundfont::soundfont();
+    let dir = scratch("render-soundfont");
+    let run = example("render")
+        .arg(root().join("examples/grooves/rock.mid"))
+        .arg("--soundfont")
+        .arg(&font)
+        .arg("--out")
+        .arg(dir.join("sf.wav"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // Four bars of 4/4 at 96 BPM: 10 s.
+    let wav = std::fs::read(dir.join("sf.wav")).unwrap();
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(wav.len(), 44 + 2 * 10 * 44_100);
+}
+
+#[test]
+#[ignore = "reads the GMD (FINE_DRUMS_GMD) and opens the report in headless Chromium (apt-get install chromium): cargo test -- --ignored"]
 fn evaluate_writes_results_as_they_arrive_and_resumes() {
-    let Some(gmd) = gmd_dir::gmd() else { return };
+    let gmd = gmd_dir::gmd();
     let dir = scratch("evaluate");
     let pieces = dir.join("pieces.txt");
     std::fs::write(
@@ -373,7 +383,7 @@ fn evaluate_writes_results_as_they_arrive_and_resumes() {
 /// loaded; the screenshot shows the tables' header shading and the curves' colours; and a
 /// picture taken away is named on the page.
 fn report_renders_in_chromium(page: &std::path::Path) {
-    let Some(browser) = chromium::chromium() else { return };
+    let browser = chromium::chromium();
     let dom = chromium::headless(&browser, page, &["--virtual-time-budget=10000", "--dump-dom"]);
     let check = dom.split("data-check=\"").nth(1).and_then(|s| s.split('"').next());
     // Four tables of scores and a table of players for each of the two pieces; the

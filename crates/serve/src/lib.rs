@@ -18,8 +18,12 @@
 //! config.base_url = url;
 //! let api = OpenAi::new(config)?;
 //! let prompt = "KhC..h. Sh..h. Kh..Kh. Sh..h.>>>"; // a bar of rock, then the separator
-//! let completion = api.complete(&CompletionRequest::new("babbage-002", prompt, 60)).await?;
-//! assert!(completion.choices[0].text.starts_with("\nK"));
+//! let mut request = CompletionRequest::new("babbage-002", prompt, 60);
+//! request.seed = Some(7);
+//! let completion = api.complete(&request).await?;
+//! // New bars, one a line, four beats each.
+//! let text = &completion.choices[0].text;
+//! assert!(text.starts_with('\n') && text.trim().lines().all(|bar| bar.split(' ').count() == 4));
 //! # let _ = std::fs::remove_dir_all(&data);
 //! # Ok(()) }
 //! ```

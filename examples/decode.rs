@@ -46,20 +46,29 @@ fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let format = args.format.format()?;
     let name = args.input.display().to_string();
-    let text = if name == "-" {
-        std::io::read_to_string(std::io::stdin()).at("standard input")?
+    let bytes = if name == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).at("standard input")?;
+        b
     } else {
-        std::fs::read_to_string(&args.input).at(&name)?
+        std::fs::read(&args.input).at(&name)?
     };
     let tempo = Tempo::from_bpm(args.tempo)?;
     let context = Context::new(args.tpq, args.meter, tempo);
     let groove = if args.lenient {
-        let l = format.decode_lenient(&text, &context).at(&name)?;
+        // Line by line: a line that is not UTF-8 is dropped like any other bad line.
+        let l = format.decode_lenient_bytes(&bytes, &context).at(&name)?;
         for e in &l.dropped {
             eprintln!("{name}: dropped: {e}");
         }
         l.groove
     } else {
+        let text = String::from_utf8(bytes)
+            .map_err(|e| {
+                let at = e.utf8_error().valid_up_to();
+                format!("not UTF-8 text at byte {at} (--lenient drops the lines that are not)")
+            })
+            .at(&name)?;
         format.decode(&text, &context).at(&name)?
     };
     let mut options = WriteOptions::default();

@@ -380,7 +380,11 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
             .filter(|b| b.is_ascii_alphabetic() && !b.eq_ignore_ascii_case(&b'q'))
             .count()
     };
-    if text.len() / 2 > options.limits.max_hits && letters() / 2 > options.limits.max_hits {
+    // Lenient decoding keeps what fits instead (below), as memory stays bounded by the limits.
+    if mode == Mode::Strict
+        && text.len() / 2 > options.limits.max_hits
+        && letters() / 2 > options.limits.max_hits
+    {
         return Err(Error::Limit { what: "hits", limit: options.limits.max_hits as u64 });
     }
     let mut total_hits = 0usize;
@@ -408,15 +412,27 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
             continue;
         }
         if line.is_empty() && mode == Mode::Lenient {
+            dropped.push(Error::syntax(n, 1, "a blank line (a bar is a line of beats)"));
             continue;
         }
-        check_bars(st.groove.bars.len(), &st.options.limits)?;
+        let limits = st.options.limits;
+        if let Err(e) = check_bars(st.groove.bars.len(), &limits) {
+            if mode == Mode::Strict {
+                return Err(e);
+            }
+            dropped.push(past_the_limit(n, text, &e));
+            break;
+        }
         match parse_bar(n, line, &mut st, mode) {
             Ok((mut bar, mark)) => {
                 total_hits += bar.hits.len();
-                if total_hits > st.options.limits.max_hits {
-                    let limit = st.options.limits.max_hits as u64;
-                    return Err(Error::Limit { what: "hits", limit });
+                if total_hits > limits.max_hits {
+                    let e = Error::Limit { what: "hits", limit: limits.max_hits as u64 };
+                    if mode == Mode::Strict {
+                        return Err(e);
+                    }
+                    dropped.push(past_the_limit(n, text, &e));
+                    break;
                 }
                 if st.groove.bars.is_empty() {
                     tempo = mark.unwrap_or(tempo);
@@ -432,6 +448,13 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
         }
     }
     Ok(Lenient { groove: st.groove, dropped })
+}
+
+/// What a lenient decode says when it stops at a limit on line `n`: that line and every
+/// line after it are not read.
+fn past_the_limit(n: usize, text: &str, limit: &Error) -> Error {
+    let rest = lines(text).count().saturating_sub(n);
+    Error::syntax(n, 1, format!("{limit}: this line and the {rest} after it were not read"))
 }
 
 fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Result<()> {

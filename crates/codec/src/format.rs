@@ -103,10 +103,17 @@ impl Format {
         self.get().decode(text, context)
     }
 
-    /// Decodes text leniently: keeps every bar that parses and reports the others.
-    /// Fails only when the options themselves are unusable or a limit is exceeded.
+    /// Decodes text leniently: keeps every bar that parses and reports every line it drops,
+    /// blank ones included. Fails only when the options themselves are unusable; at a limit
+    /// it keeps what came before and reports the rest as not read.
     pub fn decode_lenient(&self, text: &str, context: &Context) -> Result<Lenient> {
         self.get().decode_lenient(text, context)
+    }
+
+    /// Decodes bytes leniently, dropping (and reporting) the lines that are not UTF-8 (see
+    /// [`TextFormat::decode_lenient_bytes`]).
+    pub fn decode_lenient_bytes(&self, bytes: &[u8], context: &Context) -> Result<Lenient> {
+        self.get().decode_lenient_bytes(bytes, context)
     }
 
     /// Decodes text in `mode` (see [`TextFormat::decode_with`]).

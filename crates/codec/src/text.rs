@@ -78,10 +78,43 @@ pub trait TextFormat: sealed::Sealed {
         self.decode_with(text, context, Mode::Strict).map(|l| l.groove)
     }
 
-    /// Decodes text leniently: keeps every bar that parses and reports the others.
-    /// Fails only when the options themselves are unusable or a limit is exceeded.
+    /// Decodes text leniently: keeps every bar that parses and reports every line it drops
+    /// (for the beat format, blank ones included). Fails only when the options themselves
+    /// are unusable; the beat format, at a limit, keeps what came before and reports the
+    /// rest as not read.
     fn decode_lenient(&self, text: &str, context: &Context) -> Result<Lenient> {
         self.decode_with(text, context, Mode::Lenient)
+    }
+
+    /// Decodes bytes leniently, as [`decode_lenient`](TextFormat::decode_lenient) decodes
+    /// text: a line that is not UTF-8 is dropped (and reported, with the column of its first
+    /// bad byte) like any other bad line, rather than failing the whole input.
+    fn decode_lenient_bytes(&self, bytes: &[u8], context: &Context) -> Result<Lenient> {
+        let mut text = String::with_capacity(bytes.len());
+        let mut bad = Vec::new();
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            match std::str::from_utf8(line) {
+                Ok(l) => text.push_str(l),
+                Err(e) => {
+                    let good = std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or_default();
+                    let byte = line[e.valid_up_to()];
+                    let message = format!("not UTF-8 text (byte 0x{byte:02x})");
+                    bad.push(Error::syntax(i + 1, good.chars().count() + 1, message));
+                }
+            }
+        }
+        let mut lenient = self.decode_lenient(&text, context)?;
+        if !bad.is_empty() {
+            // Those lines were left empty: their report is the UTF-8 one.
+            let lines: Vec<usize> = bad.iter().filter_map(|e| e.position()).map(|p| p.0).collect();
+            lenient.dropped.retain(|e| e.position().is_none_or(|(l, _)| !lines.contains(&l)));
+            lenient.dropped.extend(bad);
+            lenient.dropped.sort_by_key(|e| e.position());
+        }
+        Ok(lenient)
     }
 }
 

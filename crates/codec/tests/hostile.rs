@@ -179,15 +179,16 @@ fn the_beat_decoder_keeps_to_the_hit_limit() {
     let ctx = Context::default();
     // 48 single hits (4 bars of 12): 24 is more than 10 even counted as ghosts.
     let dense = "kh.h.h.h kh.h.h.h kh.h.h.h kh.h.h.h\n".repeat(4);
-    for lenient in [false, true] {
-        let err = if lenient {
-            format.decode_lenient(&dense, &ctx).map(|l| l.groove)
-        } else {
-            format.decode(&dense, &ctx)
-        }
-        .expect_err("over the limit");
-        assert!(matches!(err, Error::Limit { what: "hits", limit: 10 }), "{err}");
-    }
+    let err = format.decode(&dense, &ctx).expect_err("over the limit");
+    assert!(matches!(err, Error::Limit { what: "hits", limit: 10 }), "{err}");
+    // Leniently, the bars that fit are kept (none: the first holds 12) and the rest reported.
+    let l = format.decode_lenient(&dense, &ctx).expect("what fits");
+    assert!(l.groove.bars.is_empty());
+    let said = l.dropped.last().map(ToString::to_string).unwrap_or_default();
+    assert!(
+        said.contains("more than 10 hits: this line and the 3 after it were not read"),
+        "{said}"
+    );
     // 12 hits in 12 letters: 6 at the least, under the limit, until the bar that makes 12.
     let err = format.decode("k.k.k.k k.k.k.k k.k.k.k ...\n", &ctx).expect_err("12 hits");
     assert!(matches!(err, Error::Limit { what: "hits", limit: 10 }), "{err}");
@@ -230,4 +231,40 @@ fn messages_name_what_was_written() {
         err("kh.h.h.h sh.h.é.h kh.h.h.h sh.h.h.h\n".into()),
         "line 1, column 15: expected a dot between steps, found 'é'"
     );
+}
+
+/// Lenient decoding keeps its promise line by line: every dropped line is reported (blank
+/// ones, and ones that are not UTF-8, included), and a limit keeps what came before it.
+#[test]
+fn lenient_decoding_reports_every_line_and_keeps_what_fits() {
+    use fine_drums_codec::beat::BeatOptions;
+    use fine_drums_codec::{Context, Format};
+    let ctx = Context::default();
+    let bar = "kh.h.h.h sh.h.h.h kh.h.h.h sh.h.h.h";
+    let mut bytes = format!("{bar}\n\n   \n").into_bytes();
+    bytes.extend_from_slice(b"kh.h.h.h s\xffh.h.h.h kh.h.h.h sh.h.h.h\n");
+    bytes.extend_from_slice(format!("{bar}\n").as_bytes());
+    let l = Format::default().decode_lenient_bytes(&bytes, &ctx).expect("lenient");
+    assert_eq!(l.groove.bars.len(), 2);
+    let dropped: Vec<String> = l.dropped.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        dropped,
+        [
+            "line 2, column 1: a blank line (a bar is a line of beats)",
+            "line 3, column 1: a blank line (a bar is a line of beats)",
+            "line 4, column 11: not UTF-8 text (byte 0xff)",
+        ]
+    );
+    // One bar repeated past the bar limit: the bars that fit are kept, the rest reported.
+    let mut o = BeatOptions::default();
+    o.limits.max_bars = 100;
+    let text = format!("{bar}\n").repeat(250);
+    let l = Format::Beat(o).decode_lenient(&text, &ctx).expect("what fits");
+    assert_eq!(l.groove.bars.len(), 100);
+    let last = l.dropped.last().map(ToString::to_string).unwrap_or_default();
+    assert_eq!(
+        last,
+        "line 101, column 1: limit exceeded: more than 100 bars: this line and the 149 after it were not read"
+    );
+    assert!(matches!(Format::Beat(o).decode(&text, &ctx), Err(Error::Limit { what: "bars", .. })));
 }

@@ -27,8 +27,10 @@ fn lenient_keeps_good_bars_and_says_why_others_went() {
     let l = beat().decode_lenient(text, &Context::default()).unwrap();
     assert_eq!(l.groove.bars.len(), 2);
     let lines: Vec<_> = l.dropped.iter().map(|e| e.position().unwrap().0).collect();
-    assert_eq!(lines, [2, 3]);
+    // The blank line 4 is reported too: lenient decoding drops no line silently.
+    assert_eq!(lines, [2, 3, 4]);
     assert!(l.dropped[1].to_string().contains("cut short"), "{}", l.dropped[1]);
+    assert!(l.dropped[2].to_string().contains("a blank line"), "{}", l.dropped[2]);
 }
 
 #[test]

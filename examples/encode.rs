@@ -38,7 +38,15 @@ fn encode_one(path: &Path, read: &ReadOptions, format: &Format) -> Result<String
     let bytes = std::fs::read(path).at(path)?;
     let groove = midi::read(&bytes, read).at(path)?;
     let map = format.voices();
-    common::warn_unmapped(&path.display(), map, &groove.unmapped(map));
+    let unmapped = groove.unmapped(map);
+    common::warn_unmapped(&path.display(), map, &unmapped);
+    // Silent bars alone would pass for a rest, not for a file of other instruments.
+    if groove.hit_count() > 0
+        && unmapped.iter().map(|&n| u64::from(n)).sum::<u64>() as usize == groove.hit_count()
+    {
+        let why = format!("every note is at a pitch the {map} map does not list (try --map full)");
+        return Err(why).at(path);
+    }
     format.encode(&groove).at(path)
 }
 

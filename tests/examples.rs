@@ -62,13 +62,45 @@ fn bad_input_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("Cargo.toml") && err.contains("not a valid MIDI file"), "{err}");
+    // A file whose every note is outside the voice map is an error, not bars of silence.
+    let dir = scratch("unmapped");
+    let mut g = fine_drums_codec::Groove::new(
+        480,
+        fine_drums_codec::Grid::SIXTEENTH,
+        fine_drums_codec::VoiceMap::Full,
+    );
+    let mut bar = fine_drums_codec::Bar::new(fine_drums_codec::Meter::FOUR_FOUR);
+    bar.hits.push(fine_drums_codec::Hit {
+        step: 0,
+        offset: 0,
+        voice: fine_drums_codec::Voice::new(20),
+        velocity: fine_drums_codec::Velocity::try_from(90).unwrap(),
+        length: 60,
+    });
+    g.bars.push(bar);
+    let midi = fine_drums_codec::midi::write(&g, &Default::default()).unwrap();
+    std::fs::write(dir.join("organ.mid"), midi).unwrap();
+    let out = example("encode").arg(dir.join("organ.mid")).output().unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("every note is at a pitch the gmd9 map does not list"), "{err}");
 }
 
 #[test]
 fn every_example_has_help() {
-    for name in
-        ["encode", "decode", "codec_report", "make_groove", "prepare", "fine_tune", "continue"]
-    {
+    for name in [
+        "encode",
+        "decode",
+        "codec_report",
+        "make_groove",
+        "prepare",
+        "fine_tune",
+        "continue",
+        "serve",
+        "evaluate",
+        "render",
+        "feel",
+    ] {
         let out = example(name).arg("--help").output().unwrap();
         assert!(out.status.success(), "{name}");
         assert!(String::from_utf8(out.stdout).unwrap().contains("Usage:"), "{name}");

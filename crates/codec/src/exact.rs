@@ -10,6 +10,11 @@
 //! start (negative when it was played just before the bar line). `m=N/D` marks the meter on
 //! the first bar and where it changes; `t=TICK:MICROSECONDS` is a tempo change. An empty line
 //! is an empty bar.
+//!
+//! What it does not keep: a groove is made of bars, each in one meter, so a time signature
+//! that a MIDI file changes in the middle of a bar takes effect at the next bar line when the
+//! file is read (and every format, this one included, writes it there). Every note, tempo and
+//! tick is kept.
 
 use std::fmt::Write as _;
 
@@ -209,18 +214,27 @@ fn parse_line(
             let (Some(tick), Some(pitch), Some(vel), Some(len), None) = parsed else {
                 return Err(err(format!("expected TICK:PITCH:VELOCITY:LENGTH, found {word:?}")));
             };
+            // Each field checked on its own, so that the message names the one at fault.
             let abs = start as i64 + tick;
-            let pitch = u8::try_from(pitch).ok().and_then(|p| Pitch::try_from(p).ok());
-            let vel = u8::try_from(vel).ok().and_then(|v| Velocity::try_from(v).ok());
-            let len = u32::try_from(len).ok();
-            match (abs >= 0 && abs <= i64::from(u32::MAX), pitch, vel, len) {
-                (true, Some(p), Some(v), Some(l)) => items.push(Item::Note(abs as u64, p, v, l)),
-                _ => {
-                    return Err(err(format!(
-                        "{word:?}: tick before the start, or pitch, velocity or length out of range"
-                    )));
-                }
+            if abs < 0 {
+                return Err(err(format!("{word:?}: tick {tick} is before the start of the piece")));
             }
+            if abs > i64::from(u32::MAX) {
+                return Err(err(format!(
+                    "{word:?}: tick {tick} is past the last tick a piece may have ({})",
+                    u32::MAX
+                )));
+            }
+            let p = u8::try_from(pitch).ok().and_then(|p| Pitch::try_from(p).ok()).ok_or_else(
+                || err(format!("{word:?}: pitch {pitch} is not a MIDI note (0 to 127)")),
+            )?;
+            let v = u8::try_from(vel).ok().and_then(|v| Velocity::try_from(v).ok()).ok_or_else(
+                || err(format!("{word:?}: velocity {vel} is not a note-on velocity (1 to 127)")),
+            )?;
+            let l = u32::try_from(len)
+                .ok()
+                .ok_or_else(|| err(format!("{word:?}: length {len} is not 0 to {}", u32::MAX)))?;
+            items.push(Item::Note(abs as u64, p, v, l));
         }
     }
     Ok(())

@@ -268,3 +268,33 @@ fn lenient_decoding_reports_every_line_and_keeps_what_fits() {
     );
     assert!(matches!(Format::Beat(o).decode(&text, &ctx), Err(Error::Limit { what: "bars", .. })));
 }
+
+/// An exact note out of range names the field at fault: the tick, the pitch, the velocity
+/// or the length.
+#[test]
+fn exact_notes_name_the_field_at_fault() {
+    use fine_drums_codec::{Context, Format};
+    let g = fine_drums_codec::midi::read(
+        &fine_drums_codec::pattern::rock_beat(1, 100.0).unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    let text = Format::EXACT.encode(&g).unwrap();
+    let ctx = Context::default();
+    // The first note word of the first bar, changed one field at a time.
+    let word = text.split_whitespace().find(|w| w.split(':').count() == 4).unwrap().to_string();
+    let fields: Vec<&str> = word.split(':').collect();
+    for (i, value, expected) in [
+        (0, "-99999", "is before the start of the piece"),
+        (0, "99999999999", "is past the last tick a piece may have"),
+        (1, "128", "pitch 128 is not a MIDI note"),
+        (2, "0", "velocity 0 is not a note-on velocity"),
+        (3, "4294967296", "length 4294967296 is not 0 to 4294967295"),
+    ] {
+        let mut f = fields.clone();
+        f[i] = value;
+        let bad = text.replacen(&word, &f.join(":"), 1);
+        let err = Format::EXACT.decode(&bad, &ctx).expect_err("out of range").to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+}

@@ -723,6 +723,33 @@ impl OpenAi {
     }
 }
 
+/// A `/v1/completions` response body as this backend reads it (what the fuzz target
+/// `openai_json` feeds with arbitrary bytes).
+pub fn read_completion(body: &[u8]) -> Result<Completion> {
+    let parsed: CompletionBody = serde_json::from_slice(body).map_err(|e| Error::Decode {
+        what: "completion",
+        message: e.to_string(),
+        body: String::from_utf8_lossy(body).chars().take(200).collect(),
+    })?;
+    Ok(completion_of(vec![parsed]))
+}
+
+/// A fine-tuning job response body as this backend reads it.
+pub fn read_job(body: &[u8]) -> Result<Job> {
+    let parsed: JobBody = serde_json::from_slice(body).map_err(|e| Error::Decode {
+        what: "fine-tuning job",
+        message: e.to_string(),
+        body: String::from_utf8_lossy(body).chars().take(200).collect(),
+    })?;
+    Ok(parsed.into())
+}
+
+/// An error response (status and body) as this backend reports it: the service's message
+/// and code, or the start of whatever the body was.
+pub fn read_error(status: u16, body: &[u8]) -> Error {
+    retry::api_error(status, body, 1)
+}
+
 /// The choices (in index order) and usage of completion bodies.
 fn completion_of(bodies: Vec<CompletionBody>) -> Completion {
     let mut usage = Usage::default();

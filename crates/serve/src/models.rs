@@ -9,7 +9,9 @@ use fine_drums_dataset::Template;
 use fine_drums_gpt::train::TrainOptions;
 use fine_drums_gpt::{EMBEDDED, Gpt};
 use fine_drums_llm::local::{Local, MODEL_EXTENSION, Model, PROMPT_MODEL};
-use fine_drums_llm::{Completion, CompletionRequest, FineTune, JobRequest, JobStatus, Upload};
+use fine_drums_llm::{
+    Complete, Completion, CompletionRequest, FineTune, JobRequest, JobStatus, Upload,
+};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -73,13 +75,14 @@ impl Models {
         Ok(())
     }
 
-    /// Which backend serves `model`, and its name there.
+    /// Which backend serves `model`, and its name there: a base name completes with the
+    /// untrained model of what it trains (see [`BASE_MODELS`]).
     fn resolve(&self, model: &str) -> Result<(Trainer, String)> {
-        match model {
-            "babbage-002" | "gpt-4o-mini-2024-07-18" | "gpt-4.1-mini-2025-04-14" | PROMPT_MODEL => {
+        match (trainer_of(model), model) {
+            (Some(Trainer::Markov), _) | (None, PROMPT_MODEL) => {
                 return Ok((Trainer::Markov, PROMPT_MODEL.into()));
             }
-            "davinci-002" | "gpt-4o-2024-08-06" | "gpt-4.1-2025-04-14" | EMBEDDED => {
+            (Some(Trainer::Gpt), _) | (None, EMBEDDED) => {
                 return Ok((Trainer::Gpt, EMBEDDED.into()));
             }
             _ => {}
@@ -106,32 +109,18 @@ impl Models {
         })
     }
 
-    /// The negative log-likelihood (nats) of all of `continuation` after `prompt`.
+    /// The negative log-likelihood (nats) of all of `continuation` after `prompt`, through the
+    /// backends' own scoring, which keeps their loaded models (blocking: call it off the
+    /// async threads, inside the runtime).
     pub fn nll(&self, model: &str, prompt: &str, continuation: &str) -> Result<Option<f64>> {
         let (trainer, name) = self.resolve(model)?;
         let bars = continuation.lines().filter(|l| !l.trim().is_empty()).count() as f64;
-        let per_bar = match trainer {
-            Trainer::Markov => {
-                let m = self.markov(&name, prompt)?;
-                m.nll_per_bar(prompt, continuation)
-            }
-            Trainer::Gpt => {
-                let body = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
-                Some(self.gpt.nll_per_bar(&name, body, continuation)?)
-            }
+        let scoring = match trainer {
+            Trainer::Markov => self.local.nll_per_bar(&name, prompt, continuation),
+            Trainer::Gpt => Complete::nll_per_bar(&self.gpt, &name, prompt, continuation),
         };
+        let per_bar = tokio::runtime::Handle::current().block_on(scoring)?;
         Ok(per_bar.map(|n| n * bars))
-    }
-
-    fn markov(&self, name: &str, prompt: &str) -> Result<Model> {
-        if name == PROMPT_MODEL {
-            let mut m = Model::new(&self.template)?;
-            let body = prompt.strip_suffix(self.template.separator.as_str()).unwrap_or(prompt);
-            m.train_text(body);
-            return Ok(m);
-        }
-        let bytes = std::fs::read(name).map_err(Error::io(std::path::Path::new(name)))?;
-        Ok(Model::from_bytes(name, &bytes)?)
     }
 
     /// Runs job `id` to its end, recording its events as they happen. A job found running

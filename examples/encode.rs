@@ -32,6 +32,10 @@ struct Args {
     /// Read every file in this meter (N/D) instead of its own time signatures.
     #[arg(long)]
     meter: Option<Meter>,
+    /// Read as players do: ignore bytes after the last track that are not a chunk, and
+    /// continue running status after meta and system exclusive events.
+    #[arg(long)]
+    lenient: bool,
 }
 
 fn encode_one(path: &Path, read: &ReadOptions, format: &Format) -> Result<String, AtPath> {
@@ -56,6 +60,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut read = ReadOptions::default();
     read.channel = Channel::try_from(args.channel)?;
     read.meter = args.meter;
+    read.lenient = args.lenient;
     // Read exactly; the format decides what to keep.
     read.voices = VoiceMap::Full;
     read.grid = match format {

@@ -129,7 +129,10 @@ fn encode_with(groove: &Groove, options: &BeatOptions, one_pass: bool) -> Result
     let letters = Letters::new(options);
     let mut cells = Cells::new(options, &letters).filter(|_| one_pass);
     let mut hits = Vec::new();
-    let mut meter = g.bars.first().map(|b| b.meter);
+    // The meter the text is read in before its first mark: the header's, or else 4/4 (the
+    // first bar of any other meter carries its mark, so that the text decodes on its own).
+    let mut meter =
+        if options.header { g.bars.first().map(|b| b.meter) } else { Some(Meter::FOUR_FOUR) };
     let mut prev_tempo = None;
     // The meter of the bar before, and its steps and steps per group.
     let mut shape = (

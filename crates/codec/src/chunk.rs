@@ -34,17 +34,37 @@ pub(crate) struct Truncated {
     pub message: String,
 }
 
-/// Checks that every chunk's declared length fits in the file, which midly forgives.
-pub(crate) fn check_chunks(bytes: &[u8]) -> Result<(), Truncated> {
+/// How a Standard MIDI File's chunks are framed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Framing {
+    /// Where the bytes after the last track the header declares start, if they do not frame
+    /// as chunks: junk that players ignore (a single stray byte, most often).
+    pub trailing: Option<usize>,
+}
+
+/// Checks that every chunk's declared length fits in the file, which midly forgives. Bytes
+/// that do not frame as a chunk after the header's last track are not a truncation: they are
+/// reported in [`Framing::trailing`].
+pub(crate) fn check_chunks(bytes: &[u8]) -> Result<Framing, Truncated> {
+    // The number of tracks the header declares (midly reads no more than that).
+    let declared =
+        bytes.get(10..12).map_or(usize::MAX, |n| usize::from(u16::from_be_bytes([n[0], n[1]])));
     let mut raw = bytes;
-    let mut index = 0usize;
+    let (mut index, mut tracks) = (0usize, 0usize);
     while !raw.is_empty() {
         let byte = bytes.len() - raw.len();
+        let after_last = index > 0 && tracks >= declared;
         let Some(c) = chunk(raw, false) else {
+            if after_last {
+                return Ok(Framing { trailing: Some(byte) });
+            }
             let message = "file ends inside a chunk header".to_string();
             return Err(Truncated { index, byte, message });
         };
         if c.data.len() < c.declared {
+            if after_last {
+                return Ok(Framing { trailing: Some(byte) });
+            }
             let message = format!(
                 "chunk at byte {byte} declares {} bytes but only {} remain: the file is truncated",
                 c.declared,
@@ -52,10 +72,11 @@ pub(crate) fn check_chunks(bytes: &[u8]) -> Result<(), Truncated> {
             );
             return Err(Truncated { index, byte, message });
         }
+        tracks += usize::from(c.id == b"MTrk");
         raw = c.rest;
         index += 1;
     }
-    Ok(())
+    Ok(Framing { trailing: None })
 }
 
 /// The two timing bytes of a file's header, found where midly looks for them: the first

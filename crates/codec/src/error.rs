@@ -41,6 +41,18 @@ pub enum Error {
         /// The channel that was searched, 1 to 16.
         channel: u8,
     },
+    /// Bytes after the file's last track that do not frame as a chunk: junk that players
+    /// ignore, and that a read with [`ReadOptions::lenient`](crate::midi::ReadOptions::lenient)
+    /// ignores too.
+    #[error(
+        "{count} bytes after the last track, from byte {byte}, are not a chunk (players ignore them; read leniently to do the same)"
+    )]
+    TrailingBytes {
+        /// The first of them, from the start of the file.
+        byte: u64,
+        /// How many there are.
+        count: u64,
+    },
     /// The input is larger than a configured limit; nothing more was read.
     #[error("limit exceeded: more than {limit} {what}")]
     Limit {

@@ -13,8 +13,9 @@
 //!
 //! What it does not keep: a groove is made of bars, each in one meter, so a time signature
 //! that a MIDI file changes in the middle of a bar takes effect at the next bar line when the
-//! file is read (and every format, this one included, writes it there). Every note, tempo and
-//! tick is kept.
+//! file is read (and every format, this one included, writes it there). A note may last at
+//! most [`MAX_LENGTH`] ticks, the longest gap a MIDI file can hold between two events. Every
+//! other note, tempo and tick is kept, and so is the bar count (silent bars at the end included).
 
 use std::fmt::Write as _;
 
@@ -80,7 +81,7 @@ fn encode(groove: &Groove) -> Result<String> {
     let mut out = String::with_capacity(groove.hit_count() * 14 + groove.bars.len() + 48);
     let _ = writeln!(out, "#exact tpq={tpq} grid={} map={}", groove.grid, groove.voices);
     let mut meter = None;
-    for bar in &groove.bars {
+    for (b, bar) in groove.bars.iter().enumerate() {
         let mut sep = "";
         if meter != Some(bar.meter) {
             meter = Some(bar.meter);
@@ -92,6 +93,14 @@ fn encode(groove: &Groove) -> Result<String> {
             sep = " ";
         }
         for h in &bar.hits {
+            if h.length > MAX_LENGTH {
+                let why = format!(
+                    "a note in bar {} lasts {} ticks, longer than the exact format holds ({MAX_LENGTH})",
+                    b + 1,
+                    h.length
+                );
+                return Err(Error::invalid("note length", why));
+            }
             let tick = groove.grid.step_tick(h.step, tpq) + i64::from(h.offset);
             let pitch = groove.voices.pitch_of(h.voice).as_int();
             let _ = write!(out, "{sep}{tick}:{pitch}:{}:{}", h.velocity.as_int(), h.length);
@@ -186,6 +195,10 @@ fn run(text: &str, context: &Context, mode: Mode, limits: Limits) -> Result<Leni
     Ok(Lenient { groove, dropped })
 }
 
+/// The longest note the exact format holds: the largest delta time of a MIDI file
+/// (0x0FFFFFFF ticks), so that a note alone in its file can always be written.
+pub const MAX_LENGTH: u32 = 0x0FFF_FFFF;
+
 fn parse_line(
     n: usize,
     line: &str,
@@ -233,7 +246,14 @@ fn parse_line(
             )?;
             let l = u32::try_from(len)
                 .ok()
-                .ok_or_else(|| err(format!("{word:?}: length {len} is not 0 to {}", u32::MAX)))?;
+                .filter(|&l| l <= MAX_LENGTH)
+                .ok_or_else(|| err(format!("{word:?}: length {len} is not 0 to {MAX_LENGTH}")))?;
+            if abs + i64::from(l) > i64::from(u32::MAX) {
+                return Err(err(format!(
+                    "{word:?}: length {len} ends the note past the last tick a piece may have ({})",
+                    u32::MAX
+                )));
+            }
             items.push(Item::Note(abs as u64, p, v, l));
         }
     }

@@ -100,7 +100,7 @@
 //! text    = [ header "\n" ] { bar "\n" } ;
 //! header  = "#beat" { " " key "=" value } ;     (* grid levels micro map tpq meter q *)
 //! bar     = [ meter " " ] [ tempo " " ] group { " " group } ;   (* exactly `groups` groups *)
-//! meter   = digits "/" digits ;                   (* only where the meter changes *)
+//! meter   = digits "/" digits ;     (* where the meter changes; on the first bar if not 4/4 *)
 //! tempo   = "q=" number ;                         (* BPM, only where the tempo changes *)
 //! group   = slot { "." slot } ;                   (* exactly `steps / groups` slots *)
 //! slot    = { hit } [ ( "+" | "-" ) digits ] ;    (* offset only with microtiming *)

@@ -139,6 +139,24 @@ impl Builder {
         Ok(())
     }
 
+    /// Adds the silent bars a file keeps before its end at `tick`: every bar that ends at or
+    /// before it. A bar the end falls inside of is not added (the end of a track often lands
+    /// just past the last release, and the bar it lands in was not played).
+    pub fn extend_to_end(&mut self, tick: u64) -> Result<()> {
+        let before = self.bars.len();
+        while self.ends[self.bars.len() - 1] < tick {
+            self.ensure(self.bars.len())?;
+        }
+        let complete = self.ends.partition_point(|&end| end <= tick);
+        let keep = complete.max(before);
+        self.bars.truncate(keep);
+        self.starts.truncate(keep);
+        self.ends.truncate(keep);
+        self.steps.truncate(keep);
+        self.cursor = self.cursor.min(keep - 1);
+        Ok(())
+    }
+
     /// The bar holding `tick` (the last that starts at or before it).
     #[inline]
     fn bar_of(&mut self, tick: u64) -> Result<usize> {

@@ -57,12 +57,18 @@ pub(crate) struct Events<'a> {
     pos: usize,
     /// The running status, or 0 when there is none.
     running: u8,
+    /// Whether running status continues after a meta or system exclusive event, as players
+    /// allow (the standard cancels it there).
+    keep_running: bool,
+    /// Whether a meta or system exclusive event cancelled a running status.
+    cancelled: bool,
 }
 
 impl<'a> Events<'a> {
-    /// Events of a track chunk's data (the bytes after its 8-byte chunk header).
-    pub fn new(raw: &'a [u8]) -> Events<'a> {
-        Events { raw, pos: 0, running: 0 }
+    /// Events of a track chunk's data (the bytes after its 8-byte chunk header); running
+    /// status continues after meta and system exclusive events if `keep_running`.
+    pub fn new(raw: &'a [u8], keep_running: bool) -> Events<'a> {
+        Events { raw, pos: 0, running: 0, keep_running, cancelled: false }
     }
 
     fn fail<T>(&self, what: &'static str) -> Result<T, ScanError> {
@@ -148,6 +154,14 @@ impl<'a> Events<'a> {
         Some(self.read_event())
     }
 
+    /// A meta or system exclusive event: the standard cancels running status there.
+    fn cancel_running(&mut self) {
+        if !self.keep_running {
+            self.cancelled |= self.running != 0;
+            self.running = 0;
+        }
+    }
+
     #[inline]
     fn read_event(&mut self) -> Result<(u32, Event<'a>), ScanError> {
         let delta = self.varlen()?;
@@ -159,7 +173,11 @@ impl<'a> Events<'a> {
             self.running
         } else {
             self.pos -= 1;
-            return self.fail("a data byte where a status was due, and no running status");
+            return self.fail(if self.cancelled {
+                "a data byte where a status was due: a meta or system exclusive event ended the running status (read leniently to continue it, as players do)"
+            } else {
+                "a data byte where a status was due, and no running status"
+            });
         };
         let event = match status {
             0x80..=0xEF => {
@@ -171,13 +189,13 @@ impl<'a> Events<'a> {
                 Event::Channel { status, data: [a, b] }
             }
             0xFF => {
-                self.running = 0;
+                self.cancel_running();
                 let kind = self.byte("the track ends inside a meta event")?;
                 let len = self.varlen()?;
                 Event::Meta { kind, data: self.bytes(len)? }
             }
             0xF0 | 0xF7 => {
-                self.running = 0;
+                self.cancel_running();
                 let len = self.varlen()?;
                 self.bytes(len)?;
                 Event::SysEx
@@ -381,7 +399,7 @@ mod tests {
         #[test]
         fn scanner_reads_what_midly_reads(track in arb_track()) {
             let data = track_data(&track);
-            let mut events = Events::new(&data);
+            let mut events = Events::new(&data, false);
             let mut scanned = Vec::new();
             while let Some(event) = events.next_event() {
                 let (delta, event) = event.expect("midly's own output scans");
@@ -398,7 +416,7 @@ mod tests {
         fn cut_tracks_fail_with_an_offset_inside_them(track in arb_track(), cut in any::<prop::sample::Index>()) {
             let data = track_data(&track);
             let data = &data[..cut.index(data.len() + 1)];
-            let mut events = Events::new(data);
+            let mut events = Events::new(data, false);
             while let Some(event) = events.next_event() {
                 if let Err(e) = event {
                     prop_assert!(e.offset <= data.len(), "{e}");
@@ -452,11 +470,11 @@ mod tests {
             (&[0x00, 0xF2, 0x00, 0x00], "system common"),
         ];
         for (data, what) in cases {
-            let err = Events::new(data).next_event().expect("an event").expect_err(what);
+            let err = Events::new(data, false).next_event().expect("an event").expect_err(what);
             assert!(err.to_string().contains(what), "{err}");
         }
         let meta = [0x00, 0xFF, 0x03, 0x10, b'a'];
-        let err = Events::new(&meta).next_event().expect("an event").expect_err("cut meta");
+        let err = Events::new(&meta, false).next_event().expect("an event").expect_err("cut meta");
         assert_eq!(err.offset, 4, "{err}");
     }
 }

@@ -289,12 +289,23 @@ fn exact_notes_name_the_field_at_fault() {
         (0, "99999999999", "is past the last tick a piece may have"),
         (1, "128", "pitch 128 is not a MIDI note"),
         (2, "0", "velocity 0 is not a note-on velocity"),
-        (3, "4294967296", "length 4294967296 is not 0 to 4294967295"),
+        (3, "4294967296", "length 4294967296 is not 0 to 268435455"),
+        (3, "4294967295", "length 4294967295 is not 0 to 268435455"),
     ] {
         let mut f = fields.clone();
         f[i] = value;
         let bad = text.replacen(&word, &f.join(":"), 1);
         let err = Format::EXACT.decode(&bad, &ctx).expect_err("out of range").to_string();
         assert!(err.contains(expected), "{err}");
+        // Leniently, only that bar's line goes, and the rest writes as MIDI.
+        let lenient = Format::EXACT.decode_lenient(&bad, &ctx).unwrap();
+        assert_eq!(lenient.dropped.len(), 1, "{bad}");
+        assert!(lenient.dropped[0].to_string().contains(expected));
+        assert_eq!(lenient.groove.bars.len(), g.bars.len() - 1);
+        fine_drums_codec::midi::write(&lenient.groove, &Default::default()).unwrap();
     }
+    // A note may not ring past the last tick a piece may have.
+    let far = "#exact tpq=480\n4294967290:36:100:200000000\n";
+    let err = Format::EXACT.decode(far, &ctx).unwrap_err().to_string();
+    assert!(err.contains("ends the note past the last tick"), "{err}");
 }

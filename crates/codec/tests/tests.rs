@@ -3,6 +3,7 @@
 mod gmd;
 mod hostile;
 mod props;
+mod roundtrip;
 mod text;
 mod voices;
 mod util;

@@ -65,8 +65,10 @@ pub struct Template {
     pub separator: String,
     /// Ends every completion, and is the stop sequence at generation time. Default: `<<<`.
     pub stop: String,
-    /// Whether leading bars without a hit are dropped before windows are cut (as Zhang &
-    /// Callison-Burch 2023 did). Default: `true`.
+    /// Whether bars without a hit are dropped from the start and the end of a file before
+    /// windows are cut (Zhang & Callison-Burch 2023 dropped the leading ones; the codec keeps
+    /// a file's silent bars up to its end of track, and no window should end in them).
+    /// Default: `true`.
     pub strip_silence: bool,
 }
 
@@ -93,7 +95,7 @@ impl Template {
     }
 
     /// Reads MIDI into the groove that windows are cut from: quantised as the format
-    /// keeps it, with leading silent bars dropped when
+    /// keeps it, with leading and trailing silent bars dropped when
     /// [`strip_silence`](Template::strip_silence) is set.
     pub fn read(&self, midi: &[u8]) -> Result<Groove> {
         self.read_counting(midi).map(|(g, _)| g)
@@ -103,8 +105,8 @@ impl Template {
     pub fn read_counting(&self, midi: &[u8]) -> Result<(Groove, [u32; 128])> {
         let (groove, report) = midi::read_with_report(midi, &self.codec.read_options())?;
         let groove = self.codec.format.quantise(&groove)?;
-        let first = self.first_bar(&groove);
-        let groove = if first == 0 { groove } else { groove.slice(first..groove.bars.len()) };
+        let played = self.played(&groove);
+        let groove = if played == (0..groove.bars.len()) { groove } else { groove.slice(played) };
         Ok((groove, report.dropped))
     }
 
@@ -112,6 +114,18 @@ impl Template {
     pub fn read_all(&self, midi: &[u8]) -> Result<Groove> {
         let groove = midi::read(midi, &self.codec.read_options())?;
         Ok(self.codec.format.quantise(&groove)?)
+    }
+
+    /// The bars that windows are cut from: from the first bar with a hit to the last when
+    /// [`strip_silence`](Template::strip_silence) is set, else every bar.
+    pub fn played(&self, groove: &Groove) -> std::ops::Range<usize> {
+        let first = self.first_bar(groove);
+        let end = if self.strip_silence {
+            groove.bars.iter().rposition(|b| !b.hits.is_empty()).map_or(first, |last| last + 1)
+        } else {
+            groove.bars.len()
+        };
+        first..end
     }
 
     /// The bar that windows start from: the first with a hit when

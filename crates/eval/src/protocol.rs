@@ -134,8 +134,9 @@ impl Data {
             return Ok(());
         }
         let (p, c) = (self.protocol.prompt_bars, self.protocol.bars);
-        let first = self.protocol.template.first_bar(&q);
-        let bars = raw.bars.len().saturating_sub(first);
+        let played = self.protocol.template.played(&q);
+        let (first, bars) =
+            (played.start, played.len().min(raw.bars.len().saturating_sub(played.start)));
         for start in self.protocol.windows().starts(bars, p + c) {
             let k = first + start;
             self.pieces.push(Piece {

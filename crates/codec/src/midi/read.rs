@@ -103,6 +103,11 @@ pub struct ReadOptions {
     pub meter: Option<Meter>,
     /// Bounds on bars and hits. Default: [`Limits::default`].
     pub limits: Limits,
+    /// Whether to read two departures from the standard that players accept: bytes after the
+    /// last track that are not a chunk (ignored), and running status continued after a meta or
+    /// system exclusive event (which the standard says cancels it). A strict read refuses
+    /// both, naming the byte. Default: `false`.
+    pub lenient: bool,
 }
 
 impl Default for ReadOptions {
@@ -113,6 +118,7 @@ impl Default for ReadOptions {
             voices: VoiceMap::Gmd9,
             meter: None,
             limits: Limits::default(),
+            lenient: false,
         }
     }
 }
@@ -154,6 +160,8 @@ impl ReadReport {
 ///
 /// Time signatures that fall inside a bar take effect at the next bar line; several tempo
 /// events on one tick keep the last. A note that is never released ends where its track does.
+/// The groove runs to the file's end: the silent bars between the last note and the latest
+/// end of track are kept, up to the last bar line the end reaches.
 pub fn read(bytes: &[u8], options: &ReadOptions) -> Result<Groove> {
     read_with_report(bytes, options).map(|(g, _)| g)
 }
@@ -177,13 +185,21 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
         let why = "SMPTE timing at -128 frames per second, which is not a frame rate";
         return Err(midi_err(Position::HEADER, Message(why.into())));
     }
-    let (header, tracks) = midly::parse(bytes).map_err(|e| midi_err(Position::HEADER, e))?;
+    let mut bytes = bytes;
     if bytes.starts_with(b"MThd") {
-        check_chunks(bytes).map_err(|e| {
+        let framing = check_chunks(bytes).map_err(|e| {
             let at = if e.index == 0 { Position::HEADER } else { Position::track(e.index - 1) };
             midi_err(at.at_byte(e.byte), e)
         })?;
+        if let Some(at) = framing.trailing {
+            if !options.lenient {
+                let count = (bytes.len() - at) as u64;
+                return Err(Error::TrailingBytes { byte: at as u64, count });
+            }
+            bytes = &bytes[..at];
+        }
     }
+    let (header, tracks) = midly::parse(bytes).map_err(|e| midi_err(Position::HEADER, e))?;
     let tpq = match header.timing {
         Timing::Metrical(t) => t.as_int(),
         Timing::Timecode(fps, subframes) => {
@@ -208,6 +224,8 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     let mut open = Unreleased::with_capacity(expected);
     let sequential = header.format == Format::Sequential;
     let mut track_start = 0u64;
+    // The last track's end (its last event, the end-of-track event in a well-formed file).
+    let mut end = 0u64;
     let mut track_count = 0;
     for (t, track) in tracks.enumerate() {
         track_count += 1;
@@ -215,7 +233,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
         let data = track.unread();
         // Where the track's data starts in the file (midly's slices point into `bytes`).
         let base = (data.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
-        let mut events = Events::new(data);
+        let mut events = Events::new(data, options.lenient);
         let mut tick = track_start;
         let mut e = 0;
         while let Some(event) = events.next_event() {
@@ -278,6 +296,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
         for i in open.drain() {
             notes[i].length = (tick - notes[i].tick) as u32;
         }
+        end = end.max(tick);
         if sequential {
             track_start = tick;
         }
@@ -301,7 +320,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     let first =
         meters.first().filter(|&&(tick, _)| tick == 0).map_or(Meter::FOUR_FOUR, |&(_, m)| m);
     let mut builder = Builder::new(tpq, options.grid, first, meters, options.limits)?;
-    builder.reserve(notes.last().map_or(0, |n| n.tick), notes.len());
+    builder.reserve(end, notes.len());
     if tempos.first().is_none_or(|&(tick, _)| tick > 0) {
         builder.tempo(0, Tempo::DEFAULT)?;
     }
@@ -313,5 +332,6 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
             builder.hit(n.tick, v, n.velocity, n.length)?;
         }
     }
+    builder.extend_to_end(end)?;
     Ok((builder.finish(options.voices), report))
 }

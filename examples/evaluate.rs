@@ -104,10 +104,11 @@ fn run() -> Result<(), Box<dyn Error>> {
         &eval_manifest,
         sampling,
     )?)];
-    if settings.kind != Kind::Local || args.backend.backend == "gpt" {
+    let offline = matches!(args.backend.backend.as_str(), "gpt" | "lora");
+    if settings.kind != Kind::Local || offline {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
-        let gpt = args.backend.backend == "gpt";
-        let name = if gpt { "gpt".into() } else { format!("openai:{}", extra.model) };
+        let name =
+            if offline { args.backend.backend.clone() } else { format!("openai:{}", extra.model) };
         let sampling = args.sampling.of(&args.backend.backend);
         let gpt = common::continuing(&name, extra.model, extra.backend, &eval_manifest, sampling)?;
         systems.push(Box::new(gpt));

@@ -6,6 +6,8 @@
 //! follows it with live events until it ends; `--base-url` points it at any compatible
 //! server, the project's own `serve` among them (which fine-tunes babbage-002 and
 //! davinci-002 offline).
+//! `--backend lora --base <folder>` trains LoRA adapters on a pretrained model in a local
+//! Hugging Face folder (SmolLM2, Qwen2.5, Llama, GPT-2) and saves them in PEFT's format.
 //! `--dry-run` prints what would be sent and what it would cost, and sends nothing.
 
 mod common;
@@ -33,10 +35,27 @@ use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
 struct Args {
     /// The folder `prepare` wrote.
     data: PathBuf,
-    /// local (the offline Markov model, the default), gpt (the offline drum GPT) or openai
-    /// (OpenAI or any compatible server).
-    #[arg(long, default_value = "local", value_parser = ["local", "gpt", "openai"])]
+    /// local (the offline Markov model, the default), gpt (the offline drum GPT), lora
+    /// (adapters on a pretrained model, offline) or openai (OpenAI or any compatible server).
+    #[arg(long, default_value = "local", value_parser = ["local", "gpt", "lora", "openai"])]
     backend: String,
+    /// The pretrained model LoRA trains on (lora): a Hugging Face folder with config.json,
+    /// *.safetensors and tokenizer.json. Nothing is downloaded.
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// LoRA's rank (lora).
+    #[arg(long, default_value_t = 8)]
+    lora_rank: usize,
+    /// LoRA's alpha: updates are scaled by alpha / rank (lora).
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// Dropout on the adapters' input while training (lora).
+    #[arg(long, default_value_t = 0.05)]
+    lora_dropout: f32,
+    /// The modules that get adapters, comma-separated (lora; default: every attention and
+    /// feed-forward projection, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).
+    #[arg(long, value_delimiter = ',')]
+    lora_targets: Vec<String>,
     /// Base model: `local` or `gpt` for the offline backends; for openai, a model the server
     /// fine-tunes (default gpt-4o-mini-2024-07-18, on the chat files; babbage-002 and
     /// davinci-002 with the project's serve).
@@ -46,7 +65,8 @@ struct Args {
     /// base (a GPU).
     #[arg(long, default_value = "small", value_parser = ["tiny", "small", "base"])]
     preset: String,
-    /// Train the drum GPT on the first CUDA GPU (build with `--features cuda`).
+    /// Train the drum GPT or the LoRA adapters on the first CUDA GPU (build with
+    /// `--features cuda`).
     #[arg(long)]
     cuda: bool,
     /// Epochs (default: the service's choice).
@@ -104,8 +124,12 @@ fn run() -> Result<(), Box<dyn Error>> {
         // What OpenAI still fine-tunes (babbage-002 and davinci-002 shut down in 2026).
         "openai" => CHAT_FINE_TUNABLE[0].to_string(),
         "gpt" => fine_drums_gpt::BASE_MODEL.to_string(),
+        "lora" => args.base.as_ref().map_or_else(String::new, |b| b.display().to_string()),
         _ => PROMPT_MODEL.to_string(),
     });
+    if args.backend == "lora" && base.is_empty() {
+        return Err("--backend lora needs --base <folder>: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)".into());
+    }
     // Chat models train on the chat files (`method: supervised`), the others on the legacy ones.
     let chat = args.backend == "openai" && is_chat_model(&base);
     let files = |s: Split| {
@@ -138,6 +162,26 @@ fn run() -> Result<(), Box<dyn Error>> {
         };
         let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), options).with_device(device);
         Box::new(gpt.with_models_dir(&models_dir))
+    } else if args.backend == "lora" {
+        let mut options = fine_drums_lora::train::TrainOptions::default();
+        let config = fine_drums_lora::Config::load(std::path::Path::new(&base))?;
+        let mut lora = fine_drums_lora::LoraConfig::for_arch(config.arch);
+        (lora.r, lora.lora_alpha, lora.lora_dropout) =
+            (args.lora_rank, args.lora_alpha, args.lora_dropout);
+        if !args.lora_targets.is_empty() {
+            lora.target_modules = args.lora_targets.clone();
+        }
+        lora.check()?;
+        options.lora = Some(lora);
+        eprintln!("training seed: {}", args.seed.unwrap_or(options.seed));
+        let device = if args.cuda {
+            fine_drums_lora::Device::new_cuda(0).at("CUDA device 0")?
+        } else {
+            fine_drums_lora::Device::Cpu
+        };
+        let lora =
+            fine_drums_lora::Lora::new(manifest.template.clone(), options).with_device(device);
+        Box::new(lora.with_models_dir(&models_dir))
     } else {
         let mut settings = Settings::default();
         settings.kind = args.backend.parse()?;

@@ -337,6 +337,63 @@ fn fine_tune_dry_run_and_local_training() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }
 
+/// LoRA adapters on a pretrained model (the tiny Llama-architecture checkpoint of the lora
+/// crate's parity fixtures), trained by `fine_tune --backend lora` and continued with.
+#[test]
+fn fine_tune_and_continue_with_lora_adapters() {
+    use fine_drums_codec::midi::{ReadOptions, read};
+    let dir = scratch("lora");
+    let (data, out) = (dir.join("data"), dir.join("out"));
+    for song in 0..12 {
+        let folder = data.join(format!("song{song}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let midi = fine_drums_codec::pattern::rock_beat(20, 90.0 + f64::from(song)).unwrap();
+        std::fs::write(folder.join("take.mid"), midi).unwrap();
+    }
+    assert!(example("prepare").arg(&data).arg("--out").arg(&out).status().unwrap().success());
+    let base = root().join("crates/lora/tests/fixtures/llama");
+    let run = example("fine_tune").arg(&out).args(["--backend", "lora"]).output().unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--base"));
+    let run = example("fine_tune")
+        .arg(&out)
+        .args(["--backend", "lora", "--epochs", "1", "--lora-rank", "4", "--seed", "3", "--base"])
+        .arg(&base)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let adapter = stdout.lines().next().unwrap().strip_prefix("fine-tuned model: ").unwrap();
+    let adapter = PathBuf::from(adapter.split(" (").next().unwrap());
+    for file in ["adapter_config.json", "adapter_model.safetensors", "fine_drums.json"] {
+        assert!(adapter.join(file).is_file(), "{file} in {}", adapter.display());
+    }
+    let continued = dir.join("c.mid");
+    let run = example("continue")
+        .arg(root().join("examples/grooves/rock.mid"))
+        .args(["--backend", "lora", "--seed", "4", "--model"])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(&continued)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // Every new bar came from the model, and decoded strictly.
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(said.contains("14 new bars") && said.contains("all asked for via lora"), "{said}");
+    let groove = read(&std::fs::read(&continued).unwrap(), &ReadOptions::default()).unwrap();
+    assert!(groove.bars.len() > 4, "{}", groove.bars.len());
+    // --backend lora without an adapter says what it needs.
+    let run = example("continue")
+        .arg(root().join("examples/grooves/rock.mid"))
+        .args(["--backend", "lora", "--out"])
+        .arg(dir.join("d.mid"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--model <adapter folder>"));
+}
+
 /// `render` through a General MIDI SoundFont.
 #[test]
 #[ignore = "needs a General MIDI SoundFont (FINE_DRUMS_SOUNDFONT, default Debian's timgm6mb-soundfont): cargo test -- --ignored"]

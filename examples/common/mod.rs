@@ -80,13 +80,16 @@ impl FormatArgs {
 /// crate's [`Settings`](fine_drums_llm::backend::Settings), which builds the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// gpt (the drum GPT, offline, the default), local (the offline Markov model), or openai
-    /// (OpenAI or any compatible server).
-    #[arg(long, default_value = "gpt", value_parser = ["gpt", "local", "openai"])]
+    /// gpt (the drum GPT, offline, the default), local (the offline Markov model), lora (a
+    /// pretrained model with LoRA adapters, offline), or openai (OpenAI or any compatible
+    /// server).
+    #[arg(long, default_value = "gpt", value_parser = ["gpt", "local", "lora", "openai"])]
     pub backend: String,
     /// The model: for gpt, a model folder from fine_tune (default: the built-in
     /// drums-small-gmd); for local, `local` (the prompt's own statistics) or a .fdlm file
-    /// from fine_tune; for openai, e.g. ft:babbage-002:org:drums:id.
+    /// from fine_tune; for lora, an adapter folder from fine_tune --backend lora (its base
+    /// model is the folder its adapter_config.json names); for openai, e.g.
+    /// ft:babbage-002:org:drums:id.
     #[arg(long)]
     pub model: Option<String>,
     /// Base URL of an OpenAI-compatible API (default: OPENAI_BASE_URL or OpenAI's). The key
@@ -300,6 +303,15 @@ impl BackendArgs {
             gpt.insert_model(dir, model);
             return Ok(Completer { backend: Box::new(gpt), model: dir.to_string(), manifest });
         }
+        if self.backend == "lora" {
+            let dir = self.model.as_deref().ok_or(
+                "--backend lora needs --model <adapter folder> (fine_tune --backend lora writes one)",
+            )?;
+            let lora = fine_drums_lora::Lora::new(Default::default(), Default::default());
+            lora.load(Path::new(dir), None).at(dir)?;
+            let manifest = self::manifest(manifest, lora.template(dir).as_ref())?;
+            return Ok(Completer { backend: Box::new(lora), model: dir.to_string(), manifest });
+        }
         let mut settings = self.settings()?;
         settings.top_k = top_k;
         tune(&mut settings);
@@ -311,11 +323,11 @@ impl BackendArgs {
         Ok(Completer { backend, model, manifest })
     }
 
-    /// The llm crate's settings for these arguments; for `gpt`, which the llm crate does not
-    /// build, the local backend's defaults.
+    /// The llm crate's settings for these arguments; for `gpt` and `lora`, which the llm
+    /// crate does not build, the local backend's defaults.
     pub fn settings(&self) -> Result<fine_drums_llm::backend::Settings, Box<dyn Error>> {
         let mut s = fine_drums_llm::backend::Settings::default();
-        if self.backend == "gpt" {
+        if self.backend == "gpt" || self.backend == "lora" {
             return Ok(s);
         }
         s.kind = self.backend.parse()?;

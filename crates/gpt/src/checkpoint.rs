@@ -144,8 +144,18 @@ pub fn save(
     if let Some(state) = optimizer {
         files.push((OPTIMIZER, safetensors_bytes(state, &staging, OPTIMIZER)?));
     }
+    save_files(dir, &files)
+}
+
+/// Saves `files` (name and bytes) into `dir` as one checkpoint, the way models are saved:
+/// through the staging folder, with `checksums.json` written last, so that a process killed
+/// at any point leaves the old files or the new ones (see [`Files::open`]). A file named
+/// [`OPTIMIZER`] that the new files lack is removed.
+pub fn save_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let staging = staging_of(dir);
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     let mut sums = Checksums::default();
-    for (name, bytes) in &files {
+    for (name, bytes) in files {
         write_file(&staging, name, bytes)?;
         sums.files
             .insert((*name).to_string(), (bytes.len() as u64, format!("{:016x}", fnv1a(bytes))));
@@ -153,6 +163,40 @@ pub fn save(
     // The staging folder is complete once its checksums are there.
     write_file(&staging, CHECKSUMS, &serde_json::to_vec_pretty(&sums).unwrap_or_default())?;
     commit(dir, &staging)
+}
+
+/// The files of a checkpoint saved by [`save_files`] (or [`save`]), each checked against its
+/// checksum as it is read.
+#[derive(Debug)]
+pub struct Files {
+    dir: std::path::PathBuf,
+    sums: Checksums,
+}
+
+impl Files {
+    /// Opens the checkpoint in `dir`, once a save a killed process left there is finished
+    /// or thrown away; `None` if there is none.
+    pub fn open(dir: &Path) -> Result<Option<Files>> {
+        if !exists(dir)? {
+            return Ok(None);
+        }
+        let path = dir.join(CHECKSUMS);
+        let sums = parse(&path, &std::fs::read(&path).map_err(io(&path))?)?;
+        Ok(Some(Files { dir: dir.to_path_buf(), sums }))
+    }
+
+    /// Whether the checkpoint has a file `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.sums.files.contains_key(name)
+    }
+
+    /// The bytes of file `name`, checked: an error names a missing, cut or corrupted file.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.dir.join(name);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        check(&path, name, &bytes, &self.sums)?;
+        Ok(bytes)
+    }
 }
 
 /// The staging folder of the checkpoint in `dir`: `.<name>.partial` beside it.

@@ -56,6 +56,10 @@ struct Args {
     /// feed-forward projection, e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).
     #[arg(long, value_delimiter = ',')]
     lora_targets: Vec<String>,
+    /// The longest training example, in the base model's tokens; a longer prompt loses its
+    /// start (lora).
+    #[arg(long, default_value_t = 1024)]
+    max_tokens: usize,
     /// Base model: `local` or `gpt` for the offline backends; for openai, a model the server
     /// fine-tunes (default gpt-4o-mini-2024-07-18, on the chat files; babbage-002 and
     /// davinci-002 with the project's serve).
@@ -172,7 +176,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             lora.target_modules = args.lora_targets.clone();
         }
         lora.check()?;
-        options.lora = Some(lora);
+        (options.lora, options.max_tokens) = (Some(lora), args.max_tokens);
         eprintln!("training seed: {}", args.seed.unwrap_or(options.seed));
         let device = if args.cuda {
             fine_drums_lora::Device::new_cuda(0).at("CUDA device 0")?
@@ -201,6 +205,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let style = indicatif::ProgressStyle::with_template(
         "{msg} [{bar:30}] step {pos}/{len} {elapsed_precise} (eta {eta})",
     );
+    let mut last_line = Instant::now();
     let mut on_event = move |e: &JobEvent| {
         // Training steps move the bar (loss and speed in its message); the rest is printed.
         if let Some(m) = e.metrics {
@@ -214,8 +219,10 @@ fn run() -> Result<(), Box<dyn Error>> {
             let loss = m.train_loss.map_or(String::new(), |l| format!("loss {l:.3}"));
             let speed = m.tokens_per_second.map_or(String::new(), |t| format!(", {t:.0} tokens/s"));
             bar.set_message(format!("{loss}{speed}"));
-            if bar.is_hidden() && m.step % 50 == 0 {
+            // Without a terminal, a line every 50 steps, or every half minute for slow ones.
+            if bar.is_hidden() && (m.step % 50 == 0 || last_line.elapsed().as_secs() >= 30) {
                 eprintln!("[{}] {}", e.level, e.message);
+                last_line = Instant::now();
             }
             return;
         }

@@ -144,6 +144,17 @@ impl Builder {
     /// just past the last release, and the bar it lands in was not played).
     pub fn extend_to_end(&mut self, tick: u64) -> Result<()> {
         let before = self.bars.len();
+        // Refused before a bar is built if even the longest bar of any meter still to come
+        // would need more bars than the limit (an end of track far out in a hostile file).
+        let last = before - 1;
+        let mut longest = self.ends[last] - self.starts[last];
+        for &(_, m) in &self.pending {
+            longest = longest.max(u64::from(m.bar_ticks(self.tpq).unwrap_or(u32::MAX)));
+        }
+        let fewest = tick.saturating_sub(self.ends[last]) / longest.max(1);
+        if fewest.saturating_add(before as u64) > self.limits.max_bars as u64 {
+            return Err(Error::Limit { what: "bars", limit: self.limits.max_bars as u64 });
+        }
         while self.ends[self.bars.len() - 1] < tick {
             self.ensure(self.bars.len())?;
         }

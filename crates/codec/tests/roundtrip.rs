@@ -71,6 +71,26 @@ fn silent_bars_up_to_the_end_of_track_are_kept() {
 }
 
 #[test]
+fn an_end_of_track_past_the_bar_limit_is_refused() {
+    // One kick, then 15 markers each the longest delta apart (4 billion ticks: 2 million bars
+    // of 4/4), then the end of track.
+    let mut body = vec![0x00, 0x99, 36, 100, 0x3C, 0x89, 36, 0];
+    for _ in 0..15 {
+        body.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0x7F, 0xFF, 0x06, 0x00]);
+    }
+    body.extend_from_slice(&[0x00, 0xFF, 0x2F, 0x00]);
+    let err = midi::read(&raw_track(480, &body), &ReadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "bars", .. }), "{err}");
+    // The limit counts the silent bars: 20 bars are refused under a limit of 10.
+    let mut read = ReadOptions::default();
+    read.limits.max_bars = 10;
+    let err = midi::read(&kick_then_end(20 * 1920), &read).unwrap_err();
+    assert!(matches!(err, Error::Limit { what: "bars", limit: 10 }), "{err}");
+    read.limits.max_bars = 20;
+    assert_eq!(midi::read(&kick_then_end(20 * 1920), &read).unwrap().bars.len(), 20);
+}
+
+#[test]
 fn a_first_bar_not_in_4_4_carries_its_meter() {
     for (n, log2, mark) in [(5, 2, "5/4 "), (7, 3, "7/8 "), (3, 2, "3/4 ")] {
         let bytes = smf(480, 1, &[(0, 9, 36, 100, 60), (480, 9, 38, 90, 60)], &[], &[(0, n, log2)]);

@@ -89,6 +89,7 @@ struct Raw {
     attention_bias: Option<bool>,
     mlp_bias: Option<bool>,
     hidden_act: Option<String>,
+    use_sliding_window: Option<bool>,
     // GPT-2.
     n_embd: Option<usize>,
     n_layer: Option<usize>,
@@ -122,7 +123,13 @@ impl Config {
         };
         let vocab = need(raw.vocab_size, "vocab_size")?;
         let config = match kind.as_str() {
-            "llama" | "qwen2" | "mistral" => {
+            "llama" | "qwen2" => {
+                if raw.use_sliding_window == Some(true) {
+                    return Err(Error::invalid(
+                        "config",
+                        "use_sliding_window: sliding-window attention is not run here",
+                    ));
+                }
                 let act = raw.hidden_act.as_deref().unwrap_or("silu");
                 if act != "silu" {
                     return Err(Error::invalid("config", format!("hidden_act {act:?}: only silu")));
@@ -235,4 +242,43 @@ fn scaling(value: Option<&serde_json::Value>) -> Result<Option<Llama3Scaling>> {
         high_freq_factor: f("high_freq_factor")?,
         original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_scaling_and_transformers_4_fields_are_read() {
+        let c = Config::from_json(
+            r#"{"model_type":"llama","vocab_size":128256,"hidden_size":2048,"intermediate_size":8192,
+            "num_hidden_layers":16,"num_attention_heads":32,"num_key_value_heads":8,"rope_theta":500000.0,
+            "rope_scaling":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,
+            "original_max_position_embeddings":8192,"rope_type":"llama3"},"tie_word_embeddings":true}"#,
+        )
+        .expect("Llama 3.2 1B's config");
+        assert_eq!((c.head_dim, c.kv_heads, c.rope_theta), (64, 8, 500_000.0));
+        assert_eq!(c.rope_scaling.map(|s| s.factor), Some(32.0));
+        assert!(c.tie_embeddings && !c.qkv_bias);
+    }
+
+    #[test]
+    fn what_is_not_run_is_refused_with_the_reason() {
+        for (json, expected) in [
+            (r#"{"model_type":"bert","vocab_size":10}"#, "model_type \"bert\""),
+            (
+                r#"{"model_type":"qwen2","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"use_sliding_window":true}"#,
+                "sliding-window",
+            ),
+            (
+                r#"{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"rope_type":"yarn","factor":4.0}}"#,
+                "only llama3",
+            ),
+            (r#"{"model_type":"llama","vocab_size":10}"#, "without hidden_size"),
+            ("not json", "not a model config"),
+        ] {
+            let err = Config::from_json(json).expect_err(expected).to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
 }

@@ -523,7 +523,9 @@ impl Model {
                 };
                 (expand(&k)?, expand(&v)?)
             };
-            let mut att = (q.matmul(&k.t()?.contiguous()?)? / (hd as f64).sqrt())?;
+            // Scaled before the product: the scores are the largest tensor of a block.
+            let q = (q * (1.0 / (hd as f64).sqrt()))?;
+            let mut att = q.matmul(&k.t()?.contiguous()?)?;
             if let Some(m) = &mask {
                 att = att.broadcast_add(m)?;
             }

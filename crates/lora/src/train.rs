@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{D, Tensor};
 use fine_drums_gpt::checkpoint::{Files, OPTIMIZER, save_files};
 use fine_drums_gpt::optim::{AdamW, AdamWConfig};
@@ -31,6 +32,9 @@ pub struct TrainOptions {
     pub epochs: u32,
     /// Examples per step. Default: 4.
     pub batch: usize,
+    /// Examples per forward pass: a step adds up the gradients of its micro-batches, so that
+    /// memory holds the activations of this many examples only. Default: 1.
+    pub micro_batch: usize,
     /// The peak learning rate. Default: 2e-4 (PEFT's examples use 1e-4 to 3e-4).
     pub lr: f64,
     /// Steps of linear warm-up. Default: 10.
@@ -48,6 +52,7 @@ impl Default for TrainOptions {
             lora: None,
             epochs: 3,
             batch: 4,
+            micro_batch: 1,
             lr: 2e-4,
             warmup: 10,
             seed: 0,
@@ -149,8 +154,11 @@ impl Trainer {
         if train.is_empty() {
             return Err(Error::invalid("training examples", "none"));
         }
-        if options.batch == 0 || options.epochs == 0 {
-            return Err(Error::invalid("training", "batch and epochs must be at least 1"));
+        if options.batch == 0 || options.epochs == 0 || options.micro_batch == 0 {
+            return Err(Error::invalid(
+                "training",
+                "batch, micro-batch and epochs must be at least 1",
+            ));
         }
         let lora =
             options.lora.clone().unwrap_or_else(|| LoraConfig::for_arch(model.config().arch));
@@ -257,10 +265,43 @@ impl Trainer {
         Ok(((picked.sum_all()? / -(n as f64))?, n))
     }
 
+    /// The mean loss per completion token of a batch and its gradients, added up over
+    /// micro-batches (each weighted by its share of the batch's completion tokens).
+    fn gradients(&self, batch: &[&Example], noise: &mut Noise) -> Result<(f64, GradStore)> {
+        let vars = lora::tensors(&self.model);
+        let targets =
+            |b: &[&Example]| b.iter().map(|e| e.ids.len() - e.completion.max(1)).sum::<usize>();
+        let total = targets(batch).max(1) as f64;
+        let mut sums: Vec<Option<Tensor>> = vec![None; vars.len()];
+        let mut mean = 0.0;
+        for micro in batch.chunks(self.options.micro_batch.max(1)) {
+            let (loss, n) = self.loss(micro, Some(noise))?;
+            let share = n as f64 / total;
+            mean += f64::from(loss.to_scalar::<f32>()?) * share;
+            let grads = (loss * share)?.backward()?;
+            for (sum, (_, var)) in sums.iter_mut().zip(&vars) {
+                if let Some(g) = grads.get(var.as_tensor()) {
+                    let g = g.detach();
+                    *sum = Some(match sum.take() {
+                        Some(s) => (s + g)?,
+                        None => g,
+                    });
+                }
+            }
+        }
+        let mut store = GradStore::default();
+        for (sum, (_, var)) in sums.into_iter().zip(&vars) {
+            if let Some(g) = sum {
+                store.insert(var.as_tensor(), g);
+            }
+        }
+        Ok((mean, store))
+    }
+
     /// The mean loss per completion token over `examples`, without dropout.
     fn mean_loss(&self, examples: &[Example]) -> Result<f64> {
         let (mut total, mut tokens) = (0.0, 0usize);
-        for chunk in examples.chunks(self.options.batch) {
+        for chunk in examples.chunks(self.options.micro_batch.max(1)) {
             let batch: Vec<&Example> = chunk.iter().collect();
             let (l, n) = self.loss(&batch, None)?;
             total += f64::from(l.to_scalar::<f32>()?) * n as f64;
@@ -326,8 +367,7 @@ impl Trainer {
                 }
                 let batch: Vec<&Example> = chunk.iter().map(|&i| &self.train[i]).collect();
                 tokens += batch.iter().map(|e| e.ids.len()).sum::<usize>();
-                let (loss, _) = self.loss(&batch, Some(&mut noise))?;
-                let grads = loss.backward()?;
+                let (loss, grads) = self.gradients(&batch, &mut noise)?;
                 self.opt.set_lr(self.lr_at(self.progress.step, total));
                 self.opt.step(&grads).map_err(ckpt)?;
                 self.progress.step += 1;
@@ -335,7 +375,7 @@ impl Trainer {
                 on_event(&Event::Step {
                     epoch: epoch + 1,
                     step: self.progress.step,
-                    loss: f64::from(loss.to_scalar::<f32>()?),
+                    loss,
                     tokens_per_second: tokens as f64 / secs,
                 });
             }

@@ -149,3 +149,80 @@ fn a_resumed_run_ends_where_an_unbroken_one_does() {
     assert!(err.contains(lora::ADAPTER_WEIGHTS) && err.contains("checksum"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn micro_batches_add_up_to_the_batch() {
+    let base = fixture("qwen2");
+    let run = |micro: usize| {
+        let model = Model::load(&base, &Device::Cpu).expect("the fixture loads");
+        let tokenizer = Tokenizer::load(&base, model.config().vocab).expect("its tokenizer");
+        // Examples of different lengths, so that the batch pads.
+        let mut pairs = pairs();
+        pairs[1].0 = pairs[1].0.replace(">>>", "kh..h. sh..h. kh..h. sh..h.\n>>>");
+        let examples = train::examples(&tokenizer, &pairs, 512).expect("tokenized");
+        let mut o = options(1);
+        let mut lora = LoraConfig::for_arch(fine_drums_lora::Arch::Llama);
+        lora.lora_dropout = 0.0;
+        (o.lora, o.micro_batch) = (Some(lora), micro);
+        let mut t = Trainer::new(model, &base, examples, Vec::new(), &o).expect("a trainer");
+        t.run(None, &mut |_| {}).expect("runs");
+        lora::tensors(t.model())
+    };
+    let (one, four) = (run(1), run(4));
+    for ((name, a), (_, b)) in one.iter().zip(&four) {
+        let d = max_diff(a.as_tensor(), b.as_tensor());
+        assert!(d <= 1e-5, "{name}: {d}");
+    }
+}
+
+#[test]
+fn broken_model_folders_and_adapters_are_errors_that_name_the_file() {
+    let dir = scratch("broken");
+    let copy = |name: &str| {
+        std::fs::copy(fixture("llama").join(name), dir.join(name)).expect("a fixture file");
+    };
+    // No weights.
+    copy("config.json");
+    let err = Model::load(&dir, &Device::Cpu).expect_err("no weights").to_string();
+    assert!(err.contains("no *.safetensors"), "{err}");
+    // Weights cut short.
+    let weights = std::fs::read(fixture("llama").join("model.safetensors")).expect("weights");
+    std::fs::write(dir.join("model.safetensors"), &weights[..weights.len() / 2]).expect("written");
+    let err = Model::load(&dir, &Device::Cpu).expect_err("cut short").to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    // Weights of another shape than the config says.
+    copy("model.safetensors");
+    let config = std::fs::read_to_string(dir.join("config.json")).expect("config");
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("\"intermediate_size\": 48", "\"intermediate_size\": 64"),
+    )
+    .expect("written");
+    let err = Model::load(&dir, &Device::Cpu).expect_err("another shape").to_string();
+    assert!(err.contains("mlp.gate_proj.weight") && err.contains("[48, 32]"), "{err}");
+    copy("config.json");
+    // A tokenizer that is not one.
+    std::fs::write(dir.join("tokenizer.json"), "{\"not\": \"a tokenizer\"}").expect("written");
+    let err = Tokenizer::load(&dir, 320).expect_err("not a tokenizer").to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    // An adapter for other modules, and one that is not JSON.
+    let mut model = Model::load(&dir, &Device::Cpu).expect("the base loads");
+    let adapter = dir.join("adapter");
+    std::fs::create_dir_all(&adapter).expect("a folder");
+    std::fs::copy(
+        fixture("gpt2").join("adapter/adapter_config.json"),
+        adapter.join(lora::ADAPTER_CONFIG),
+    )
+    .expect("copied");
+    std::fs::copy(
+        fixture("gpt2").join("adapter/adapter_model.safetensors"),
+        adapter.join(lora::ADAPTER_WEIGHTS),
+    )
+    .expect("copied");
+    let err = lora::load(&mut model, &adapter).expect_err("GPT-2's modules").to_string();
+    assert!(err.contains("match no module"), "{err}");
+    std::fs::write(adapter.join(lora::ADAPTER_CONFIG), "{").expect("written");
+    let err = lora::load(&mut model, &adapter).expect_err("not JSON").to_string();
+    assert!(err.contains(lora::ADAPTER_CONFIG), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

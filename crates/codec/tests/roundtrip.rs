@@ -158,7 +158,8 @@ fn running_status_after_a_meta_event_is_read_leniently() {
 #[test]
 fn a_meter_change_inside_a_bar_moves_to_the_next_bar_line_and_then_round_trips() {
     // 4/4, then 3/4 from beat 3 of bar 1 (tick 960): it takes effect at bar 2 (tick 1920).
-    let notes = [(0, 9, 36, 100, 60), (960, 9, 38, 90, 60), (1920, 9, 36, 100, 60), (3360, 9, 38, 90, 60)];
+    let notes =
+        [(0, 9, 36, 100, 60), (960, 9, 38, 90, 60), (1920, 9, 36, 100, 60), (3360, 9, 38, 90, 60)];
     let bytes = smf(480, 1, &notes, &[], &[(0, 4, 2), (960, 3, 2)]);
     let g = midi::read(&bytes, &ReadOptions::lossless()).expect("reads");
     let meters: Vec<String> = g.bars.iter().map(|b| b.meter.to_string()).collect();

@@ -64,8 +64,15 @@ impl BeatOptions {
         }
     }
 
-    /// Checks that the settings can be written: the voice map must have letters.
+    /// Checks that the settings can be written: microtiming of 2 divisions a step or more, and
+    /// a voice map with letters.
     pub(crate) fn check(&self) -> Result<()> {
+        if let Some(r) = self.microtiming.filter(|&r| r < 2) {
+            return Err(Error::invalid(
+                "microtiming",
+                format!("{r} divisions per step (need 2 or more, or off)"),
+            ));
+        }
         if self.voices.letter(Voice::new(0)).is_none() {
             return Err(Error::invalid(
                 "voice map",
@@ -461,7 +468,11 @@ fn past_the_limit(n: usize, text: &str, limit: &Error) -> Error {
 }
 
 fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Result<()> {
-    let o = &mut st.options;
+    // Read into copies, kept only if the whole line reads: a lenient decode that drops the
+    // line goes on with the settings before it.
+    let mut options = st.options;
+    let o = &mut options;
+    let (mut tpq, mut meter, mut q) = (st.groove.ticks_per_quarter, st.meter, *tempo);
     for field in header_fields(n, line, "beat")? {
         let (key, value, col) = field?;
         let bad = |e: Error| Error::syntax(n, col, e);
@@ -486,17 +497,19 @@ fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Resu
             }
             "map" => o.voices = value.parse().map_err(bad)?,
             "tpq" => {
-                st.groove.ticks_per_quarter = header_tpq(n, col, value)?;
+                tpq = header_tpq(n, col, value)?;
             }
-            "meter" => st.meter = value.parse().map_err(bad)?,
-            "q" => *tempo = parse_bpm(value).map_err(bad)?,
+            "meter" => meter = value.parse().map_err(bad)?,
+            "q" => q = parse_bpm(value).map_err(bad)?,
             _ => return Err(Error::syntax(n, col, format!("unknown header field {key:?}"))),
         }
     }
     o.check().map_err(|e| Error::syntax(n, 1, e))?;
-    st.groove.grid = o.grid;
-    st.groove.voices = o.voices;
-    st.spell = Spelling::new(o, st.groove.ticks_per_quarter);
+    st.options = options;
+    (st.groove.ticks_per_quarter, st.meter, *tempo) = (tpq, meter, q);
+    st.groove.grid = options.grid;
+    st.groove.voices = options.voices;
+    st.spell = Spelling::new(&options, tpq);
     st.shape = None;
     Ok(())
 }

@@ -130,7 +130,9 @@ fn run(text: &str, context: &Context, mode: Mode, limits: Limits) -> Result<Leni
     for (n, raw) in lines(text) {
         let line = if mode == Mode::Lenient { raw.trim() } else { raw };
         if n == 1 && line.starts_with('#') {
-            let header = (|| -> Result<()> {
+            // Read into copies, kept only if the whole line reads.
+            let header = (|| -> Result<(u16, Grid, VoiceMap)> {
+                let (mut tpq, mut grid, mut voices) = (tpq, grid, voices);
                 for field in header_fields(n, line, "exact")? {
                     let (key, value, col) = field?;
                     let bad = |e: Error| Error::syntax(n, col, e);
@@ -149,10 +151,13 @@ fn run(text: &str, context: &Context, mode: Mode, limits: Limits) -> Result<Leni
                         }
                     }
                 }
-                Ok(())
+                Ok((tpq, grid, voices))
             })();
             match header {
-                Ok(()) => continue,
+                Ok(read) => {
+                    (tpq, grid, voices) = read;
+                    continue;
+                }
                 Err(e) if mode == Mode::Strict => return Err(e),
                 Err(e) => {
                     dropped.push(e);

@@ -166,6 +166,44 @@ fn regressions() {
     }
 }
 
+/// Inputs the fuzz targets crashed on (kept in `fuzz/regressions/`): each must give an
+/// error, never a panic.
+#[test]
+fn fuzz_regressions() {
+    use fine_drums_codec::beat::BeatOptions;
+    use fine_drums_codec::{Context, Format, TextFormat};
+    // text_formats: a header with micro=0 divided by zero at the first offset (2026-12-01).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/text_formats");
+    let bytes = std::fs::read(dir.join("micro-zero")).expect("the kept input");
+    let text = std::str::from_utf8(&bytes[1..]).expect("UTF-8");
+    let beat = Format::default();
+    let err = beat.decode(text, &Context::default()).expect_err("micro=0").to_string();
+    assert!(err.contains("0 divisions per step"), "{err}");
+    let lenient =
+        beat.decode_lenient(text, &Context::default()).expect("the header line is dropped");
+    assert!(lenient.dropped.iter().any(|e| e.to_string().contains("divisions per step")));
+    // A header line that does not read changes nothing: the bar after it is in 16ths still.
+    let lenient = beat
+        .decode_lenient("#beat grid=8 levels=1000\nk.h.h.h ... ... ...\n", &Context::default())
+        .expect("lenient");
+    assert_eq!((lenient.dropped.len(), lenient.groove.bars.len()), (1, 1), "{:?}", lenient.dropped);
+    let exact = Format::EXACT
+        .decode_lenient(
+            "#exact tpq=96 grid=nonsense\n0:36:100:10 480:38:90:10\n",
+            &Context::default(),
+        )
+        .expect("lenient");
+    assert_eq!(exact.groove.ticks_per_quarter, 480);
+    for r in [0, 1] {
+        let mut o = BeatOptions::default();
+        o.microtiming = Some(r);
+        let groove = beat.decode("k... ... ... ...\n", &Context::default()).expect("a bar");
+        assert!(o.encode(&groove).is_err(), "micro={r}");
+        assert!(o.decode("k+0... ... ... ...\n", &Context::default()).is_err(), "micro={r}");
+    }
+}
+
 /// The beat decoder keeps to the hit limit, strict and lenient: a text that must hold more
 /// hits than the limit (a letter a hit at least, two for a ghost) is refused before any bar
 /// is built, and one that holds more than it seemed is refused at the bar that passes it.

@@ -69,3 +69,44 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     std::fs::write(&tmp, contents).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
+
+/// The most bytes [`read_model_file`] reads: 2 GiB, far above any model this project trains
+/// (the `base` drum GPT is 45 MB) and below what a crafted file could make it allocate.
+pub const MAX_MODEL_FILE: u64 = 2 << 30;
+
+/// Reads a model's file, refusing what is not a regular file (`/dev/zero`, a FIFO, a folder)
+/// and a file over `max` bytes (an 8 GiB sparse file) before allocating anything for it; a
+/// file that grows while it is read stops at `max + 1` bytes and is refused too.
+pub fn read_model_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let not_regular = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a model is read from a file, not a device, pipe or folder)",
+        )
+    };
+    // Looked at before it is opened: opening a FIFO blocks until something writes to it.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let too_big = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the {max} bytes a model file may have"),
+        )
+    };
+    if meta.len() > max {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}

@@ -219,6 +219,16 @@ impl Gpt {
 
     /// Completes synchronously: what [`Complete::complete`] does, without a runtime.
     pub fn complete_now(&self, request: &CompletionRequest) -> fine_drums_llm::Result<Completion> {
+        self.complete_until(request, &AtomicBool::new(false))
+    }
+
+    /// [`complete_now`](Gpt::complete_now) that stops within one step of the model once
+    /// `cancel` is set (a server whose client has gone sets it), with an error.
+    pub fn complete_until(
+        &self,
+        request: &CompletionRequest,
+        cancel: &AtomicBool,
+    ) -> fine_drums_llm::Result<Completion> {
         if !(0.0..=2.0).contains(&request.temperature) || !(0.0..=1.0).contains(&request.top_p) {
             return Err(invalid("sampling", "temperature must be 0 to 2 and top_p 0 to 1"));
         }
@@ -235,7 +245,7 @@ impl Gpt {
         let n = request.n.max(1) as usize;
         let texts = model
             .drummer
-            .continue_bars(body, meter, model.completion_bars, n, sampling, seed)
+            .continue_bars_until(body, meter, model.completion_bars, n, sampling, seed, cancel)
             .map_err(llm_error)?;
         let mut usage = Usage::new(self.count(&request.prompt), 0);
         let budget = u64::from(request.max_tokens);

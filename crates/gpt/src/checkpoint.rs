@@ -181,7 +181,7 @@ impl Files {
             return Ok(None);
         }
         let path = dir.join(CHECKSUMS);
-        let sums = parse(&path, &std::fs::read(&path).map_err(io(&path))?)?;
+        let sums = parse(&path, &read(&path)?)?;
         Ok(Some(Files { dir: dir.to_path_buf(), sums }))
     }
 
@@ -193,7 +193,7 @@ impl Files {
     /// The bytes of file `name`, checked: an error names a missing, cut or corrupted file.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let path = self.dir.join(name);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let bytes = read(&path)?;
         check(&path, name, &bytes, &self.sums)?;
         Ok(bytes)
     }
@@ -277,13 +277,18 @@ pub fn exists(dir: &Path) -> Result<bool> {
     Ok(dir.join(CHECKSUMS).is_file())
 }
 
+/// A file of a checkpoint: a regular file of at most
+/// [`MAX_MODEL_FILE`](fine_drums_dataset::fs::MAX_MODEL_FILE) bytes, refused before anything
+/// is allocated for it otherwise.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fine_drums_dataset::fs::read_model_file(path, fine_drums_dataset::fs::MAX_MODEL_FILE)
+        .map_err(io(path))
+}
+
 /// Loads the model (or checkpoint) in `dir` onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
     recover(dir)?;
-    load_with(dir, device, &mut |name| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(io(&path))
-    })
+    load_with(dir, device, &mut |name| read(&dir.join(name)))
 }
 
 /// Loads a model from its files' bytes, `read(name)` giving each; `dir` names them in errors.
@@ -300,6 +305,17 @@ pub fn load_with(
     };
     let meta: Meta = parse(&dir.join(CONFIG), &read_checked(CONFIG)?)?;
     meta.config.check().map_err(|e| Error::checkpoint(&dir.join(CONFIG), e.to_string(), None))?;
+    let bars = meta.training.completion_bars;
+    if bars > fine_drums_llm::MAX_COMPLETION_BARS {
+        return Err(Error::checkpoint(
+            &dir.join(CONFIG),
+            format!(
+                "completion_bars is {bars}; a model writes at most {} bars",
+                fine_drums_llm::MAX_COMPLETION_BARS
+            ),
+            None,
+        ));
+    }
     let mut vocab: Vocabulary = parse(&dir.join(VOCAB), &read_checked(VOCAB)?)?;
     vocab.settle().map_err(|e| Error::checkpoint(&dir.join(VOCAB), e.to_string(), None))?;
     if vocab.len() != meta.config.vocab {
@@ -312,6 +328,18 @@ pub fn load_with(
     let weights_path = dir.join(WEIGHTS);
     let weights = candle_core::safetensors::load_buffer(&read_checked(WEIGHTS)?, device)
         .map_err(|e| Error::checkpoint(&weights_path, e.to_string(), Some(Box::new(e))))?;
+    // The network is made (and allocated) only for a config its weights file bears out.
+    let stored: usize = weights.values().map(Tensor::elem_count).sum();
+    if stored != meta.config.parameters() {
+        return Err(Error::checkpoint(
+            &weights_path,
+            format!(
+                "{stored} numbers, but the model in {CONFIG} has {} parameters",
+                meta.config.parameters()
+            ),
+            None,
+        ));
+    }
     let gpt = Gpt::new(&meta.config, 0, device)?;
     gpt.load(&weights).map_err(|e| Error::checkpoint(&weights_path, e.to_string(), None))?;
     let optimizer = if sums.files.contains_key(OPTIMIZER) {

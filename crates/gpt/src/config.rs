@@ -10,6 +10,18 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Steps a bar may hold, plus the slot 0 of bar and mark tokens: a 4/4 bar on a 64th grid.
 pub const SLOTS: usize = 65;
 
+/// The largest vocabulary a config may name.
+pub const MAX_VOCAB: usize = 1 << 20;
+/// The largest `d_model` or `d_ff` a config may name.
+pub const MAX_WIDTH: usize = 1 << 16;
+/// The most blocks (and heads) a config may name.
+pub const MAX_LAYERS: usize = 1 << 10;
+/// The longest context a config may name.
+pub const MAX_CONTEXT: usize = 1 << 16;
+/// The most parameters a config may name: 2^29 (2 GiB of `f32`), as many as the largest
+/// weights file that is read ([`MAX_MODEL_FILE`](fine_drums_dataset::fs::MAX_MODEL_FILE)).
+pub const MAX_PARAMETERS: usize = 1 << 29;
+
 /// A model's shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -87,6 +99,33 @@ impl Config {
             return Err(Error::invalid(
                 "config",
                 "layers, context, vocabulary and d_ff must be set",
+            ));
+        }
+        // Bounded one by one before anything is multiplied or allocated, so that a crafted
+        // config is an error rather than an overflow, an abort or a loop of a million blocks.
+        let bounds = [
+            ("vocab", self.vocab, MAX_VOCAB),
+            ("d_model", self.d_model, MAX_WIDTH),
+            ("d_ff", self.d_ff, MAX_WIDTH),
+            ("layers", self.layers, MAX_LAYERS),
+            ("heads", self.heads, MAX_LAYERS),
+            ("context", self.context, MAX_CONTEXT),
+        ];
+        for (name, value, most) in bounds {
+            if value > most {
+                return Err(Error::invalid(
+                    "config",
+                    format!("{name} is {value}; this build reads at most {most}"),
+                ));
+            }
+        }
+        if self.parameters() > MAX_PARAMETERS {
+            return Err(Error::invalid(
+                "config",
+                format!(
+                    "{} parameters; this build reads at most {MAX_PARAMETERS}",
+                    self.parameters()
+                ),
             ));
         }
         Ok(())

@@ -40,6 +40,10 @@ pub enum Error {
         /// Steps done.
         step: u64,
     },
+    /// Sampling was cancelled from outside (see
+    /// [`Drummer::continue_bars_until`](crate::Drummer::continue_bars_until)).
+    #[error("sampling was cancelled")]
+    Cancelled,
     /// A setting or argument is unusable.
     #[error("invalid {what}: {message}")]
     Invalid {

@@ -1,6 +1,8 @@
 //! Continuing bars, and scoring them: sampling with a KV cache under the grammar of bars, so
 //! that every output decodes strictly, and the negative log-likelihood of a continuation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use candle_core::{D, Tensor};
 use fine_drums_codec::Meter;
 use rand_core::SeedableRng;
@@ -48,11 +50,18 @@ impl Drummer {
         let full = self.vocab.encode(prompt)?;
         let bars = full.bar.last().map_or(0, |&b| usize::from(b) + 1);
         let mut e = full.clone();
-        while e.len() > keep {
-            let cut = match e.ids.iter().skip(1).position(|&t| t == tokens::BAR) {
-                Some(next) => next + 1,
-                None => e.len() - keep,
-            };
+        if e.len() > keep {
+            // The first bar token that leaves at most `keep` tokens (found in one pass, so
+            // that a long prompt costs its length, not its length times its bars), else the
+            // last `keep` tokens of the one bar too long to keep whole.
+            let least = e.len() - keep;
+            let cut = e
+                .ids
+                .iter()
+                .enumerate()
+                .skip(least.max(1))
+                .find(|&(_, &t)| t == tokens::BAR)
+                .map_or(least, |(i, _)| i);
             e.ids.drain(..cut);
             e.slot.drain(..cut);
             e.bar.drain(..cut);
@@ -69,7 +78,7 @@ impl Drummer {
     /// `n` continuations of `prompt` (beat-format bars read in `meter`), `bars` bars each,
     /// sampled together with `seed` (sample `i` uses `seed + i`). Each is beat-format text, a
     /// bar a line, and decodes strictly: only tokens the grammar allows are drawn, in the
-    /// prompt's meter, with no marks. `fits(i, bars so far)` may stop a sample early.
+    /// prompt's meter, with no marks.
     pub fn continue_bars(
         &self,
         prompt: &str,
@@ -78,6 +87,23 @@ impl Drummer {
         n: usize,
         sampling: Sampling,
         seed: u64,
+    ) -> Result<Vec<String>> {
+        self.continue_bars_until(prompt, meter, bars, n, sampling, seed, &AtomicBool::new(false))
+    }
+
+    /// [`continue_bars`](Drummer::continue_bars) that gives up, with [`Error::Cancelled`],
+    /// once `cancel` is set: it is read before every token, so a caller whose client has
+    /// gone stops the work within one step of the model.
+    #[allow(clippy::too_many_arguments)]
+    pub fn continue_bars_until(
+        &self,
+        prompt: &str,
+        meter: Meter,
+        bars: usize,
+        n: usize,
+        sampling: Sampling,
+        seed: u64,
+        cancel: &AtomicBool,
     ) -> Result<Vec<String>> {
         let n = n.max(1);
         let (prompt, meter, first_bar) =
@@ -102,6 +128,9 @@ impl Drummer {
         loop {
             if done_bars.iter().all(|&b| b >= bars) {
                 break;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
             }
             if cache.len + 1 > context {
                 // The context is full: keep the newer half of every row and start again.

@@ -213,6 +213,75 @@ fn damaged_checkpoints_are_errors_that_name_the_file() {
     assert!(e.to_string().contains("vocab.json"), "{e}");
 }
 
+/// A model folder crafted to make the loader allocate, overflow or loop, with its checksums
+/// recomputed so that only the values themselves can refuse it: every case is an error that
+/// names `config.json` or the weights, never a panic, an abort or a hang (issue 29, item 9).
+#[test]
+fn crafted_model_folders_are_refused_before_anything_is_allocated() {
+    let t = trainer();
+    let good = scratch("crafted-good");
+    t.save_model(&good, false).expect("saved");
+    let read = |name: &str| std::fs::read(good.join(name)).expect("a model file");
+    let config: serde_json::Value = serde_json::from_slice(&read("config.json")).expect("json");
+    let cases: [(&str, &str, serde_json::Value); 8] = [
+        ("d_model 2^62", "/config/d_model", serde_json::json!(1u64 << 62)),
+        ("heads 2^62", "/config/heads", serde_json::json!(1u64 << 62)),
+        ("layers 10^6", "/config/layers", serde_json::json!(1_000_000)),
+        ("context 2^40", "/config/context", serde_json::json!(1u64 << 40)),
+        ("vocab 2^40", "/config/vocab", serde_json::json!(1u64 << 40)),
+        ("d_ff 2^33", "/config/d_ff", serde_json::json!(1u64 << 33)),
+        ("width at its bound", "/config/d_model", serde_json::json!(1 << 16)),
+        ("completion_bars 10^9", "/training/completion_bars", serde_json::json!(1_000_000_000)),
+    ];
+    for (what, field, value) in cases {
+        let mut c = config.clone();
+        *c.pointer_mut(field).expect(field) = value;
+        let dir = scratch(&format!("crafted-{}", what.replace([' ', '^'], "-")));
+        let config = serde_json::to_vec_pretty(&c).expect("json");
+        checkpoint::save_files(
+            &dir,
+            &[
+                ("config.json", config),
+                ("vocab.json", read("vocab.json")),
+                (WEIGHTS, read(WEIGHTS)),
+            ],
+        )
+        .expect("a crafted folder, checksums and all");
+        let e = checkpoint::load(&dir, &Device::Cpu).expect_err(what);
+        let text = e.to_string();
+        assert!(text.contains("config.json") || text.contains(WEIGHTS), "{what}: {text}");
+    }
+}
+
+/// Only regular files of a plausible size are read as a model's: a device, a FIFO and an
+/// 8 GiB sparse file are refused at once, without reading them (issue 29, item 10).
+#[cfg(unix)]
+#[test]
+fn only_regular_files_of_a_plausible_size_are_read_as_models() {
+    let t = trainer();
+    let dir = scratch("special");
+    t.save_model(&dir, false).expect("saved");
+    let weights = dir.join(WEIGHTS);
+    // A sparse file: 8 GiB long, no disk used.
+    std::fs::remove_file(&weights).expect("remove");
+    let f = std::fs::File::create(&weights).expect("create");
+    f.set_len(8 << 30).expect("a sparse file");
+    drop(f);
+    let e = checkpoint::load(&dir, &Device::Cpu).expect_err("8 GiB");
+    assert!(e.to_string().contains("larger than"), "{e}");
+    // A device that never ends.
+    std::fs::remove_file(&weights).expect("remove");
+    std::os::unix::fs::symlink("/dev/zero", &weights).expect("a link to /dev/zero");
+    let e = checkpoint::load(&dir, &Device::Cpu).expect_err("/dev/zero");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // A FIFO, which would block a reader forever (made by mkfifo, where it is installed).
+    std::fs::remove_file(&weights).expect("remove");
+    if std::process::Command::new("mkfifo").arg(&weights).status().is_ok_and(|s| s.success()) {
+        let e = checkpoint::load(&dir, &Device::Cpu).expect_err("a FIFO");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+}
+
 /// The built-in model: a thousand seeded samples of the bar after a rock prompt, at several
 /// temperatures, all decode strictly; and it continues 14 bars.
 #[test]

@@ -14,11 +14,12 @@
 //! # Ok::<(), fine_drums_llm::Error>(())
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use fine_drums_dataset::Template;
+use fine_drums_dataset::fs::{MAX_MODEL_FILE, read_model_file};
 
 use crate::error::{Error, Result};
 use crate::local::{Local, Model, PROMPT_MODEL};
@@ -110,8 +111,8 @@ impl Settings {
     pub fn local_model(&self) -> Result<Option<Model>> {
         match (&self.model, self.kind) {
             (Some(path), Kind::Local) if path != PROMPT_MODEL => {
-                let bytes =
-                    std::fs::read(path).map_err(|e| Error::model_from(path, e.to_string(), e))?;
+                let bytes = read_model_file(Path::new(path), MAX_MODEL_FILE)
+                    .map_err(|e| Error::model_from(path, e.to_string(), e))?;
                 Model::from_bytes(path, &bytes).map(Some)
             }
             _ => Ok(None),

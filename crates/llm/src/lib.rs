@@ -114,5 +114,5 @@ pub use feel::Feel;
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{
     Choice, Completion, CompletionRequest, Endpoint, FinishReason, Job, JobEvent, JobRequest,
-    JobStatus, Metrics, Upload, Usage,
+    JobStatus, MAX_COMPLETION_BARS, Metrics, Upload, Usage,
 };

@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The most bars a model may write per completion: a model file (Markov or drum GPT) that
+/// asks for more is refused, and training data whose commonest completion is longer settles
+/// on this. No GMD piece comes near it; a crafted file could otherwise ask for 10^9.
+pub const MAX_COMPLETION_BARS: usize = 1024;
+
 /// A text completion request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -175,6 +175,35 @@ proptest! {
     }
 }
 
+/// A model file crafted to ask for a billion bars a completion (the header rewritten, in the
+/// version without a checksum) is refused, not sampled until the end of time; and a model
+/// path that is a device is refused without reading it (issue 29, items 9 and 10).
+#[test]
+fn crafted_model_files_and_devices_are_refused() {
+    let bytes = trained().to_bytes();
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&bytes[16..16 + len]).expect("a JSON header");
+    for bars in [1_000_000_000u64, 0] {
+        header["completion_bars"] = bars.into();
+        let json = serde_json::to_vec(&header).expect("json");
+        let mut crafted = bytes[..4].to_vec();
+        crafted.extend_from_slice(&2u32.to_le_bytes());
+        crafted.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        crafted.extend_from_slice(&json);
+        crafted.extend_from_slice(&bytes[16 + len..bytes.len() - 8]);
+        let e = Model::from_bytes("m.fdlm", &crafted).expect_err("a billion bars");
+        assert!(e.to_string().contains("completion_bars"), "{e}");
+    }
+    if std::path::Path::new("/dev/zero").exists() {
+        let local = fine_drums_llm::local::Local::new(Template::default());
+        let mut request = fine_drums_llm::CompletionRequest::new("/dev/zero", PROMPT, 60);
+        request.seed = Some(1);
+        let e = local.complete_now(&request).expect_err("a device");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+}
+
 #[test]
 fn the_model_file_round_trips_and_refuses_other_versions() {
     let m = trained();

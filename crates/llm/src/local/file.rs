@@ -104,6 +104,13 @@ impl Model {
         let header: Header = serde_json::from_slice(r.take(len).map_err(&bad)?).map_err(|e| {
             Error::model_from(name, format!("the header is not valid JSON: {e}"), e)
         })?;
+        if !(1..=crate::MAX_COMPLETION_BARS).contains(&header.completion_bars) {
+            return Err(bad(format!(
+                "completion_bars is {}; a model writes 1 to {} bars",
+                header.completion_bars,
+                crate::MAX_COMPLETION_BARS
+            )));
+        }
         let mut model = Model::new(&header.template)?;
         model.completion_bars = header.completion_bars;
         model.stats = header.stats;

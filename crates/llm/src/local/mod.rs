@@ -14,10 +14,11 @@ mod model;
 mod sample;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use fine_drums_dataset::fs::{MAX_MODEL_FILE, read_model_file};
 use fine_drums_dataset::{CountTokens, Template};
 
 pub use file::MODEL_VERSION;
@@ -122,7 +123,7 @@ impl Local {
         if let Some(m) = self.lock().models.get(name) {
             return Ok(m.clone());
         }
-        let bytes = std::fs::read(name).map_err(|e| {
+        let bytes = read_model_file(Path::new(name), MAX_MODEL_FILE).map_err(|e| {
             let message = format!(
                 "{e} (a local model is `local`, a trained model's name, or a .{MODEL_EXTENSION} file)"
             );

@@ -388,7 +388,7 @@ impl Model {
     /// Sets the bars a completion holds to the commonest completion length seen.
     fn settle_completion_bars(&mut self) {
         if let Some((&bars, _)) = self.lengths.iter().max_by_key(|(b, n)| (**n, **b)) {
-            self.completion_bars = bars.max(1);
+            self.completion_bars = bars.clamp(1, crate::MAX_COMPLETION_BARS);
         }
     }
 

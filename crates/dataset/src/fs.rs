@@ -66,8 +66,15 @@ pub fn read_entry(dir: &Path, entry: &Entry) -> Result<Vec<u8>> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, contents).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    // A write or rename that fails (a full disk, a folder in the way) leaves no temporary
+    // file behind.
+    let written = std::fs::write(&tmp, contents)
+        .map_err(io(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The most bytes [`read_model_file`] reads: 2 GiB, far above any model this project trains

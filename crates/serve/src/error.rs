@@ -56,12 +56,45 @@ pub enum Error {
     /// The drum GPT failed.
     #[error(transparent)]
     Gpt(#[from] fine_drums_gpt::Error),
+    /// The request's client went away, or its deadline passed, and its work stopped.
+    #[error("the request was cancelled")]
+    Cancelled,
 }
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A path as a client may see it: its last two parts (`jobs/ftjob-….json`), never where the
+/// data folder is on the server.
+fn public_path(path: &std::path::Path) -> String {
+    let parts: Vec<_> = path.components().rev().take(2).collect();
+    parts.iter().rev().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
 impl Error {
+    /// The message a client sees: the error, with any path of the data folder shortened to
+    /// its last two parts. The server's own log keeps the whole error.
+    pub fn public(&self) -> String {
+        match self {
+            Error::Io { path, source } => format!("{}: {source}", public_path(path)),
+            Error::Write { path, message } => {
+                format!("{}: could not write: {message}", public_path(path))
+            }
+            Error::Corrupt { path, line, .. } => format!(
+                "{}{}: not a record of this server",
+                public_path(path),
+                line.map_or(String::new(), |l| format!(", line {l}"))
+            ),
+            Error::Model(fine_drums_llm::Error::Model { path, message, .. }) => {
+                format!("{}: {message}", public_path(std::path::Path::new(path)))
+            }
+            Error::Gpt(fine_drums_gpt::Error::Checkpoint { path, message, .. }) => {
+                format!("{}: {message}", public_path(std::path::Path::new(path)))
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |source| Error::Io { path: path.to_path_buf(), source }
     }

@@ -48,9 +48,11 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod limits;
 mod store;
 mod models;
 mod api;
+mod conn;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +61,7 @@ use fine_drums_dataset::Template;
 use fine_drums_gpt::train::TrainOptions;
 
 pub use error::{Error, Result};
+pub use limits::Limits;
 pub use models::BASE_MODELS;
 
 /// How the server runs.
@@ -75,6 +78,8 @@ pub struct Options {
     pub template: Template,
     /// The drum GPT's training settings, before a job's hyperparameters.
     pub train: TrainOptions,
+    /// The budgets of memory, time and connections.
+    pub limits: Limits,
 }
 
 impl Options {
@@ -86,6 +91,7 @@ impl Options {
             max_body: 512 << 20,
             template: Template::default(),
             train: TrainOptions::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -118,28 +124,36 @@ pub fn router(options: Options) -> Result<axum::Router> {
                     Error::Invalid { .. } => "invalid_training_file",
                     _ => "server_error",
                 };
-                let message = e.to_string();
-                let _ = runs.update_job(&id, |j| {
-                    j.status = "failed".into();
-                    j.error = Some((code.into(), message.clone()));
-                    j.finished_at = Some(store::now());
-                });
+                let message = e.public();
+                if let Err(w) = runs.fail_job(&id, code, &message) {
+                    eprintln!("serve: job {id} failed ({e}), and its record was not written: {w}");
+                }
                 let _ = runs.event(&id, "error", format!("Job failed: {message}"), None);
             }
         }
     });
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let busy = tokio::sync::Semaphore::new(cores);
-    let app = Arc::new(api::App { store, models, key: options.key, jobs: tx, busy });
+    let admission = limits::Admission::new(&options.limits);
+    let uploads = Arc::new(tokio::sync::Semaphore::new(options.limits.uploads.max(1)));
+    let tokens = std::sync::OnceLock::new();
+    let app = Arc::new(api::App {
+        store,
+        models,
+        key: options.key,
+        jobs: tx,
+        admission,
+        uploads,
+        limits: options.limits,
+        tokens,
+    });
     Ok(api::router(app, options.max_body))
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API on `listener` until the process ends: HTTP/1.1, each connection with the
+/// header timeout of `options.limits` (which closes idle keep-alive connections too), at most
+/// [`Limits::connections`] at once, and each request within its deadline and body timeout.
 pub async fn serve(listener: tokio::net::TcpListener, options: Options) -> Result<()> {
-    let addr = listener.local_addr().ok();
+    let limits = options.limits.clone();
     let router = router(options)?;
-    axum::serve(listener, router).await.map_err(|source| Error::Io {
-        path: PathBuf::from(addr.map_or_else(|| "listener".into(), |a| a.to_string())),
-        source,
-    })
+    conn::accept(listener, router, &limits).await;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fine_drums_dataset::Template;
@@ -15,6 +16,7 @@ use fine_drums_llm::{
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::limits::MIB;
 use crate::store::{JobRecord, Store, Trainer, now};
 
 /// The base models a job may name, what each trains, and what each completes with before any
@@ -40,6 +42,17 @@ pub(crate) fn trainer_of(base: &str) -> Option<Trainer> {
         "davinci-002" | "gpt-4o-2024-08-06" | "gpt-4.1-2025-04-14" => Some(Trainer::Gpt),
         _ => None,
     }
+}
+
+/// What a model call costs in memory.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cost {
+    /// MiB a sample holds while it is drawn.
+    pub sample_mib: u32,
+    /// MiB a call holds whatever its samples.
+    pub fixed_mib: u32,
+    /// Whether the samples may be drawn a chunk at a time.
+    pub chunks: bool,
 }
 
 /// The local backends behind every model name.
@@ -98,14 +111,47 @@ impl Models {
         }
     }
 
-    /// Completes `request` with the model it names (blocking: call it off the async threads).
-    pub fn complete(&self, request: &CompletionRequest) -> Result<Completion> {
+    /// What one sample of `model` costs in memory, in MiB, and whether its samples may be
+    /// drawn in chunks (the drum GPT's: sample `i` draws with `seed + i` however they are
+    /// grouped) or must be drawn in one call (the Markov model's share one generator). The
+    /// model is loaded, if it was not, to read its shape (blocking).
+    pub fn cost(&self, model: &str, prompt_bytes: usize) -> Result<Cost> {
+        let (trainer, name) = self.resolve(model)?;
+        Ok(match trainer {
+            // Its samples are text; what it holds is the model of the prompt's bars, or its
+            // file: a few times the prompt, and a few MiB.
+            Trainer::Markov => Cost {
+                sample_mib: 1,
+                fixed_mib: 8 + (prompt_bytes as u64 * 32).div_ceil(MIB) as u32,
+                chunks: false,
+            },
+            Trainer::Gpt => {
+                let c = self.gpt.model(&name)?.drummer.gpt.config().clone();
+                // The keys and values of every block for the whole context, and the
+                // activations, logits and sampling state around them: measured at 14 MB a
+                // sample for the small preset (1 MiB of keys and values), so 16 times those.
+                let kv = 2 * c.layers as u64 * c.context as u64 * c.d_model as u64 * 4;
+                Cost {
+                    sample_mib: u32::try_from((16 * kv).div_ceil(MIB)).unwrap_or(u32::MAX),
+                    fixed_mib: 8,
+                    chunks: true,
+                }
+            }
+        })
+    }
+
+    /// Completes `request` with the model it names (blocking: call it off the async threads);
+    /// the drum GPT stops within a step once `cancel` is set.
+    pub fn complete(&self, request: &CompletionRequest, cancel: &AtomicBool) -> Result<Completion> {
         let (trainer, name) = self.resolve(&request.model)?;
         let mut request = request.clone();
         request.model = name;
         Ok(match trainer {
             Trainer::Markov => self.local.complete_now(&request)?,
-            Trainer::Gpt => self.gpt.complete_now(&request)?,
+            Trainer::Gpt => match self.gpt.complete_until(&request, cancel) {
+                Err(_) if cancel.load(Ordering::Relaxed) => return Err(Error::Cancelled),
+                other => other?,
+            },
         })
     }
 
@@ -155,10 +201,25 @@ impl Models {
                 m.train_jsonl(&training.name, &text).map(|()| m)
             })
             .map_err(|e| Error::invalid(Some("training_file"), e.to_string()))?;
-        let examples = check.stats().examples;
-        store.update_job(id, |j| j.status = "queued".into())?;
-        store.event(id, "info", format!("Files validated: {examples} examples"), None)?;
-        store.update_job(id, |j| j.status = "running".into())?;
+        // The same rule for every trainer: a file with no example, or no bar, trains nothing.
+        let stats = check.stats();
+        if stats.examples == 0 || stats.bars == 0 {
+            return Err(Error::invalid(
+                Some("training_file"),
+                format!(
+                    "{}: {} examples with {} bars of drums: a job needs at least one bar to learn from",
+                    training.name, stats.examples, stats.bars
+                ),
+            ));
+        }
+        // A job cancelled meanwhile stays cancelled: each step goes on only from a live state.
+        if store.update_job(id, |j| j.status = "queued".into())?.is_none() {
+            return Ok(());
+        }
+        store.event(id, "info", format!("Files validated: {} examples", stats.examples), None)?;
+        if store.update_job(id, |j| j.status = "running".into())?.is_none() {
+            return Ok(());
+        }
         store.event(id, "info", "Fine-tuning job started", None)?;
         let path = match job.trainer {
             Trainer::Markov => self.train_markov(&job, check)?,
@@ -174,15 +235,15 @@ impl Models {
             job.suffix.as_deref().unwrap_or("drums"),
             &short[..short.len().min(8)]
         );
-        if store.job(id).is_some_and(|j| j.status == "cancelled") {
-            return Ok(());
-        }
-        store.update_job(id, |j| {
+        let done = store.update_job(id, |j| {
             j.model_path = Some(path);
             j.fine_tuned_model = Some(name.clone());
             j.status = "succeeded".into();
             j.finished_at = Some(now());
         })?;
+        if done.is_none() {
+            return Ok(());
+        }
         store.event(id, "info", format!("New fine-tuned model created: {name}"), None)?;
         store.event(id, "info", "The job has successfully completed", None)?;
         Ok(())
@@ -249,10 +310,12 @@ impl Models {
                 last = Some(e.id);
             }
             if self.store.job(id).is_some_and(|j| j.status == "cancelled") {
-                // Until the training has stopped, and said where.
+                // Until the training has stopped, and said where. A cancel that came before
+                // the training was registered did not reach it: stop it now.
                 if !training {
                     return Ok(None);
                 }
+                let _ = gpt.cancel(inner).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -165,6 +165,8 @@ pub(crate) struct Store {
     dir: PathBuf,
     tables: Mutex<Tables>,
     counter: AtomicU64,
+    /// Held by each read-change-write of a record, so that two cannot interleave.
+    writes: Mutex<()>,
 }
 
 impl Store {
@@ -174,6 +176,7 @@ impl Store {
         for sub in ["files", "jobs", "models"] {
             let d = dir.join(sub);
             std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+            remove_leftovers(&d)?;
         }
         for path in entries(&dir.join("files"), ".json")? {
             let f: FileRecord = read_json(&path)?;
@@ -186,7 +189,12 @@ impl Store {
             tables.events.insert(j.id.clone(), events);
             tables.jobs.insert(j.id.clone(), j);
         }
-        Ok(Store { dir: dir.to_path_buf(), tables: Mutex::new(tables), counter: AtomicU64::new(0) })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            tables: Mutex::new(tables),
+            counter: AtomicU64::new(0),
+            writes: Mutex::new(()),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
@@ -213,10 +221,21 @@ impl Store {
         format!("{prefix}-{:016x}{:08x}", a, mix(a) as u32)
     }
 
-    pub fn add_file(&self, record: FileRecord, data: &[u8]) -> Result<()> {
+    /// Where an upload of file `id` is written as it arrives (removed at start if it is left).
+    pub fn upload_path(&self, id: &str) -> PathBuf {
+        self.dir.join("files").join(format!(".{id}.upload"))
+    }
+
+    /// Keeps the upload written to [`upload_path`](Store::upload_path) as file `record`: its
+    /// data first, then its record, which makes it a file.
+    pub fn add_upload(&self, record: FileRecord) -> Result<()> {
         let files = self.dir.join("files");
-        write_atomic(&files.join(format!("{}.data", record.id)), data)?;
-        write_atomic(&files.join(format!("{}.json", record.id)), &to_vec(&record))?;
+        let data = files.join(format!("{}.data", record.id));
+        std::fs::rename(self.upload_path(&record.id), &data).map_err(Error::io(&data))?;
+        if let Err(e) = write_atomic(&files.join(format!("{}.json", record.id)), &to_vec(&record)) {
+            let _ = std::fs::remove_file(&data);
+            return Err(e);
+        }
         self.lock().files.insert(record.id.clone(), record);
         Ok(())
     }
@@ -234,13 +253,20 @@ impl Store {
         std::fs::read(&path).map_err(Error::io(&path))
     }
 
+    /// Deletes file `id`: its record first, so that a record that cannot be removed (a
+    /// read-only folder) leaves the file listed and is an error; then its data, whose
+    /// removal, if it fails, leaves only data that the next start removes.
     pub fn delete_file(&self, id: &str) -> Result<bool> {
-        if self.lock().files.remove(id).is_none() {
+        let _one = self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.file(id).is_none() {
             return Ok(false);
         }
-        for ext in ["json", "data"] {
-            let path = self.dir.join("files").join(format!("{id}.{ext}"));
-            std::fs::remove_file(&path).map_err(Error::io(&path))?;
+        let record = self.dir.join("files").join(format!("{id}.json"));
+        std::fs::remove_file(&record).map_err(Error::io(&record))?;
+        self.lock().files.remove(id);
+        let data = self.dir.join("files").join(format!("{id}.data"));
+        if let Err(e) = std::fs::remove_file(&data) {
+            eprintln!("serve: {}: {e} (removed at the next start)", data.display());
         }
         Ok(true)
     }
@@ -263,12 +289,37 @@ impl Store {
         self.lock().jobs.values().cloned().collect()
     }
 
-    /// Changes job `id` with `f` and saves it; the job after the change.
-    pub fn update_job(&self, id: &str, f: impl FnOnce(&mut JobRecord)) -> Result<JobRecord> {
+    /// Changes job `id` with `f` and saves it, unless it has ended: a succeeded, failed or
+    /// cancelled job stays as it is, whatever runs late (`None` then). The job after the
+    /// change. A record that cannot be written changes nothing and is an error.
+    pub fn update_job(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut JobRecord),
+    ) -> Result<Option<JobRecord>> {
+        let _one = self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut job = self.job(id).ok_or_else(|| Error::NotFound { what: "job", id: id.into() })?;
+        if job.is_terminal() {
+            return Ok(None);
+        }
         f(&mut job);
         self.put_job(&job)?;
-        Ok(job)
+        Ok(Some(job))
+    }
+
+    /// Marks job `id` failed with `(code, message)`, unless it has ended: in memory even when
+    /// its record cannot be written (so that it does not show `running` forever), which is
+    /// then the error. At the next start the record on disk runs the job again.
+    pub fn fail_job(&self, id: &str, code: &str, message: &str) -> Result<()> {
+        let _one = self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(mut job) = self.job(id).filter(|j| !j.is_terminal()) else { return Ok(()) };
+        job.status = "failed".into();
+        job.error = Some((code.into(), message.into()));
+        job.finished_at = Some(now());
+        let path = self.dir.join("jobs").join(format!("{}.json", job.id));
+        let written = write_atomic(&path, &to_vec(&job));
+        self.lock().jobs.insert(job.id.clone(), job);
+        written
     }
 
     /// Appends an event to job `id`'s log (ids `<job>-ev<n>`).
@@ -306,6 +357,24 @@ impl Store {
     pub fn events(&self, id: &str) -> Vec<EventRecord> {
         self.lock().events.get(id).cloned().unwrap_or_default()
     }
+}
+
+/// Removes what a write cut short left in `dir` (a full disk, a crash): temporary files
+/// (`.<name>.tmp`, uploads' `.<id>.upload`) and the data of a file whose record was never
+/// written or was deleted.
+fn remove_leftovers(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let path = e.map_err(Error::io(dir))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temporary =
+            name.starts_with('.') && (name.ends_with(".tmp") || name.ends_with(".upload"));
+        let orphan =
+            name.strip_suffix(".data").is_some_and(|id| !dir.join(format!("{id}.json")).exists());
+        if (temporary || orphan) && path.is_file() {
+            std::fs::remove_file(&path).map_err(Error::io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 fn to_vec(v: &impl Serialize) -> Vec<u8> {
@@ -361,6 +430,69 @@ fn read_events(path: &Path) -> Result<Vec<EventRecord>> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    fine_drums_dataset::fs::write_atomic(path, bytes)
-        .map_err(|e| Error::Write { path: path.to_path_buf(), message: e.to_string() })
+    fine_drums_dataset::fs::write_atomic(path, bytes).map_err(|e| match e {
+        // The file system's own error, kept as the source, under the record's path.
+        fine_drums_dataset::Error::Io { source, .. } => {
+            Error::Io { path: path.to_path_buf(), source }
+        }
+        other => Error::Write { path: path.to_path_buf(), message: other.to_string() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            created_at: 0,
+            finished_at: None,
+            model: "babbage-002".into(),
+            training_file: "file-1".into(),
+            validation_file: None,
+            hyperparameters: Hyper::default(),
+            suffix: None,
+            seed: 1,
+            status: "running".into(),
+            fine_tuned_model: None,
+            error: None,
+            trained_tokens: None,
+            metadata: None,
+            trainer: Trainer::Markov,
+            model_path: None,
+        }
+    }
+
+    /// A job whose "failed" record cannot be written shows `failed`, not `running` for
+    /// ever, and the write's error comes back; an ended job is never changed again (issue 29,
+    /// items 5 and 7).
+    #[test]
+    fn a_failure_that_cannot_be_written_still_ends_the_job() {
+        let dir = std::env::temp_dir().join(format!("fine-drums-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("a store");
+        store.put_job(&job("ftjob-1")).expect("a job");
+        // A folder where the record goes: no write or rename can replace it.
+        let record = dir.join("jobs/ftjob-1.json");
+        std::fs::remove_file(&record).expect("remove");
+        std::fs::create_dir_all(record.join("x")).expect("a folder in the way");
+        let e = store.fail_job("ftjob-1", "server_error", "boom").expect_err("not written");
+        assert!(e.to_string().contains("ftjob-1.json"), "{e}");
+        assert_eq!(store.job("ftjob-1").map(|j| j.status), Some("failed".into()));
+        // No temporary file is left by the failed write.
+        let left: Vec<_> = std::fs::read_dir(dir.join("jobs"))
+            .expect("jobs")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Ended: neither a late "succeeded" nor "running" changes it.
+        std::fs::remove_dir_all(&record).expect("the folder away");
+        assert!(
+            store.update_job("ftjob-1", |j| j.status = "succeeded".into()).expect("ok").is_none()
+        );
+        assert_eq!(store.job("ftjob-1").map(|j| j.status), Some("failed".into()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

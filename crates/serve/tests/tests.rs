@@ -12,6 +12,8 @@ use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
 use fine_drums_llm::{Complete, ContinueOptions, FineTune, JobEvent, JobRequest, Upload};
 use serde_json::{Value, json};
 
+mod hostile;
+
 /// A fresh data folder for one test.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fine-drums-serve-{name}-{}", std::process::id()));
@@ -158,7 +160,7 @@ async fn errors_have_openais_shape_and_the_key_is_enforced() {
     let data = scratch("errors");
     let mut o = options(&data);
     o.key = Some("sesame".into());
-    o.max_body = 4096;
+    (o.max_body, o.limits.json_body) = (4096, 4096);
     let addr = start(o).await;
     let complete = |model: &str| {
         json!({ "model": model, "prompt": "KhC..h. Sh..h. Kh..Kh. Sh..h.>>>", "max_tokens": 40 })

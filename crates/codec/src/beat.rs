@@ -16,6 +16,7 @@ use crate::primitive::Velocity;
 use crate::quantise::{Quantise, Quantiser, offset_of_units, units_of_offset};
 use crate::text::{
     Lenient, Mode, TextFormat, check_bars, column, header_fields, header_tpq, lines, sealed,
+    without_trailing_blank_lines,
 };
 use crate::units::{Grid, Levels, Meter, Tempo, TempoChange};
 use crate::voice::{Voice, VoiceMap};
@@ -372,6 +373,7 @@ impl Spelling {
 
 fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Result<Lenient> {
     options.check()?;
+    let text = without_trailing_blank_lines(text);
     let mut st = State {
         options: *options,
         meter: context.meter,

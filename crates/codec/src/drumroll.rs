@@ -19,7 +19,9 @@
 use crate::error::{Error, Result};
 use crate::groove::{Bar, Context, Groove, Hit, Limits};
 use crate::quantise::Quantise;
-use crate::text::{Lenient, Mode, TextFormat, check_bars, lines, sealed};
+use crate::text::{
+    Lenient, Mode, TextFormat, check_bars, lines, sealed, without_trailing_blank_lines,
+};
 use crate::units::{Grid, Levels, TempoChange};
 use crate::voice::{Voice, VoiceMap};
 
@@ -116,6 +118,7 @@ fn encode(groove: &Groove) -> Result<String> {
 }
 
 fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Lenient> {
+    let text = without_trailing_blank_lines(text);
     let tpq = context.ticks_per_quarter;
     let steps = context.meter.steps(Grid::SIXTEENTH)?;
     let velocity = QUANTISE.levels.velocity(1);

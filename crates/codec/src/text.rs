@@ -103,6 +103,9 @@ pub trait TextFormat: sealed::Sealed {
                     let byte = line[e.valid_up_to()];
                     let message = format!("not UTF-8 text (byte 0x{byte:02x})");
                     bad.push(Error::syntax(i + 1, good.chars().count() + 1, message));
+                    // A character no format reads, so that every format drops the line as
+                    // a bad one (an empty line would be an empty bar in the exact format).
+                    text.push(char::REPLACEMENT_CHARACTER);
                 }
             }
         }
@@ -118,11 +121,23 @@ pub trait TextFormat: sealed::Sealed {
     }
 }
 
-/// Lines of a text with their numbers; a final newline does not start a line.
+/// Lines of a text with their numbers, as every format reads them in both modes: a leading
+/// byte-order mark is not part of line 1, a line may end in CRLF, and a final newline does
+/// not start a line.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let body = text.strip_suffix('\n').unwrap_or(text);
     let empty = text.is_empty();
-    body.split('\n').enumerate().filter(move |_| !empty).map(|(i, l)| (i + 1, l))
+    body.split('\n')
+        .enumerate()
+        .filter(move |_| !empty)
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+}
+
+/// The text without the blank lines at its end, for the formats in which a blank line is no
+/// bar (beat, drumroll): an editor's or a model's trailing newlines are not an error.
+pub(crate) fn without_trailing_blank_lines(text: &str) -> &str {
+    text.trim_end_matches(['\n', '\r'])
 }
 
 /// The column (in characters, from 1) of byte `at` of `line`.
@@ -149,11 +164,17 @@ pub(crate) fn header_fields<'a>(
             || Error::syntax(line_no, 1, format!("expected a header starting with `#{name}`")),
         )?;
     let base = line.len() - rest.len();
+    // Columns are counted on from the previous field's, so that a long header costs its
+    // length, not its length times its fields.
+    let mut seen = (0usize, 0usize);
     Ok(rest.split(' ').filter(|w| !w.is_empty()).map(move |w| {
         let at = base + (w.as_ptr() as usize - rest.as_ptr() as usize);
-        w.split_once('=').map(|(k, v)| (k, v, column(line, at))).ok_or_else(|| {
-            Error::syntax(line_no, column(line, at), format!("expected key=value, found {w:?}"))
-        })
+        let chars = seen.1 + line.get(seen.0..at).map_or(0, |s| s.chars().count());
+        seen = (at, chars);
+        let col = chars + 1;
+        w.split_once('=')
+            .map(|(k, v)| (k, v, col))
+            .ok_or_else(|| Error::syntax(line_no, col, format!("expected key=value, found {w:?}")))
     }))
 }
 

@@ -88,3 +88,66 @@ fn full_map_is_refused_by_the_beat_format() {
     let g = pattern::rock_groove(1, 120.0).unwrap();
     assert!(matches!(Format::Beat(o).encode(&g), Err(Error::Invalid { .. })));
 }
+
+/// Line endings and marks that editors and other systems add are read alike in both modes
+/// and in every format: CRLF, a leading byte-order mark (the header on line 1 still counts),
+/// and blank lines at the end (issue 29, item 13).
+#[test]
+fn crlf_a_bom_and_trailing_blank_lines_read_in_both_modes() {
+    let groove = pattern::rock_groove(2, 100.0).expect("rock");
+    let ctx = Context::new(480, Meter::FOUR_FOUR, fine_drums_codec::Tempo::from_bpm(120.0).expect("tempo"));
+    for format in [beat(), Format::DRUMROLL, Format::EXACT] {
+        let mut beat_header = BeatOptions::default();
+        beat_header.header = true;
+        let format = if format == beat() { Format::Beat(beat_header) } else { format };
+        let text = format.encode(&groove).expect("text");
+        let expected = format.decode(&text, &ctx).expect("plain text");
+        let crlf = text.replace('\n', "\r\n");
+        let bom = format!("\u{feff}{text}");
+        let mut variants = vec![crlf, bom];
+        if format != Format::EXACT {
+            // In the exact format a blank line is an empty bar.
+            variants.push(format!("{text}\n\n"));
+        }
+        for variant in variants {
+            let strict = format.decode(&variant, &ctx);
+            assert_eq!(strict.as_ref().ok(), Some(&expected), "{}: {variant:?}: {strict:?}", format.name());
+            let lenient = format.decode_lenient(&variant, &ctx).expect("lenient");
+            assert_eq!(lenient.groove, expected, "{}: {variant:?}", format.name());
+            assert!(lenient.dropped.is_empty(), "{:?}", lenient.dropped);
+        }
+    }
+}
+
+/// A line that is not UTF-8 is dropped by the exact format's lenient decoding, as by the
+/// beat format's, not turned into an empty bar (issue 29, item 13).
+#[test]
+fn a_line_that_is_not_utf8_is_dropped_in_every_format() {
+    let groove = pattern::rock_groove(3, 100.0).expect("rock");
+    for format in [beat(), Format::EXACT] {
+        let text = format.encode(&groove).expect("text");
+        let mut lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+        let bad = lines.len() - 2;
+        lines[bad] = vec![0xff, 0xfe, b'x'];
+        let bytes = lines.join(&b'\n');
+        let l = format.decode_lenient_bytes(&bytes, &groove.context()).expect("lenient");
+        assert_eq!(l.groove.bars.len(), 2, "{}: the bad line is no bar", format.name());
+        assert_eq!(l.dropped.len(), 1, "{:?}", l.dropped);
+        assert!(l.dropped[0].to_string().contains("not UTF-8"), "{}", l.dropped[0]);
+    }
+}
+
+/// A header line of 8 MB is read in one pass: its fields' columns are counted on from the
+/// previous one's (issue 29, item 11). Before, each field counted from the line's start.
+#[test]
+fn a_long_header_line_is_read_in_one_pass() {
+    let fields = " grid=16".repeat(1 << 20);
+    let text = format!("#beat{fields}\nKh..h. Sh..h. Kh..Kh. Sh..h.\n");
+    assert!(text.len() > 8 << 20);
+    let groove = beat().decode(&text, &Context::default()).expect("a long but valid header");
+    assert_eq!(groove.bars.len(), 1);
+    // An error in the last field still names its column.
+    let text = format!("#beat{fields} bad\nKh..h. Sh..h. Kh..Kh. Sh..h.\n");
+    let e = beat().decode(&text, &Context::default()).expect_err("a bad field");
+    assert_eq!(e.position(), Some((1, 5 + fields.len() + 2)), "{e}");
+}

@@ -50,6 +50,10 @@ struct Args {
     /// MIDI channel of the drums, 1 to 16 (default: the manifest's, 10).
     #[arg(long)]
     channel: Option<u8>,
+    /// Read the MIDI file as players do: ignore bytes after the last track that are not a
+    /// chunk, and continue running status after meta and system exclusive events.
+    #[arg(long)]
+    lenient: bool,
     /// Bars of prompt: the last bars before the new ones (default: what the model was
     /// trained with).
     #[arg(long)]
@@ -114,6 +118,19 @@ fn run() -> Result<(), Box<dyn Error>> {
     if let Some(c) = args.channel {
         manifest.template.codec.channel = fine_drums_codec::Channel::try_from(c)?;
     }
+    let midi = if args.lenient {
+        // Read as players do, then written as a file that reads strictly (losslessly: the
+        // pipeline reads the same groove from it).
+        use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
+        let mut read = ReadOptions::lossless();
+        (read.channel, read.lenient) = (manifest.template.codec.channel, true);
+        let groove = midi::read(&midi, &read).at(&args.input)?;
+        let mut write = WriteOptions::default();
+        write.channel = read.channel;
+        midi::write(&groove, &write).at(&args.input)?
+    } else {
+        midi
+    };
     let mut options = ContinueOptions::new(&model_name);
     (options.bars, options.prompt_bars) = (args.bars, args.prompt_bars);
     options.from_bar = args.from_bar.map(|n| n as usize - 1);
@@ -128,13 +145,15 @@ fn run() -> Result<(), Box<dyn Error>> {
         .at(&args.input)?;
     fine_drums_dataset::fs::write_atomic(&path, &out.midi)?;
     let r = &out.report;
+    let bars = |n: usize| format!("{n} bar{}", if n == 1 { "" } else { "s" });
+    let (first, last) = (r.prompt_start + 1, r.prompt_start + r.prompt_bars);
+    let prompt = if first == last { format!("bar {last}") } else { format!("bars {first}-{last}") };
     println!(
-        "{}: {} bars kept + {} new bars after a prompt of bars {}-{}, from {} ({} via {}; {} request{}, {} tokens; seed {seed}) -> {} in {:.2} s",
+        "{}: {} kept + {} new bar{} after a prompt of {prompt}, from {} ({} via {}; {} request{}, {} tokens; seed {seed}) -> {} in {:.2} s",
         args.input.display(),
-        r.prompt_start + r.prompt_bars,
+        bars(r.prompt_start + r.prompt_bars),
         r.bars_kept,
-        r.prompt_start + 1,
-        r.prompt_start + r.prompt_bars,
+        if r.bars_kept == 1 { "" } else { "s" },
         model_name,
         if r.bars_kept == r.bars_asked {
             "all asked for".to_string()

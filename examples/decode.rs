@@ -23,6 +23,9 @@ struct Args {
     /// Where to write the MIDI file (default: the input with .mid).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     format: common::FormatArgs,
     /// Keep the bars that parse and report the others, instead of stopping at the first error.
@@ -46,6 +49,16 @@ fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let format = args.format.format()?;
     let name = args.input.display().to_string();
+    let out = args.out.clone().unwrap_or_else(|| args.input.with_extension("mid"));
+    if out == args.input {
+        return Err(format!(
+            "{name}: the output would replace the input itself; name another with --out"
+        )
+        .into());
+    }
+    if out.exists() && !args.force {
+        return Err(format!("{} exists; --force overwrites it", out.display()).into());
+    }
     let bytes = if name == "-" {
         let mut b = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).at("standard input")?;
@@ -58,8 +71,19 @@ fn run() -> Result<(), Box<dyn Error>> {
     let groove = if args.lenient {
         // Line by line: a line that is not UTF-8 is dropped like any other bad line.
         let l = format.decode_lenient_bytes(&bytes, &context).at(&name)?;
-        for e in &l.dropped {
+        // The first few drops in full, then how many more: a million bad lines are one line.
+        const SHOWN: usize = 20;
+        for e in l.dropped.iter().take(SHOWN) {
             eprintln!("{name}: dropped: {e}");
+        }
+        if l.dropped.len() > SHOWN {
+            eprintln!("{name}: dropped {} more lines", l.dropped.len() - SHOWN);
+        }
+        if l.groove.bars.is_empty() {
+            let why = l.dropped.first().map_or("the text holds no bar".into(), |e| {
+                format!("{} lines dropped, the first: {e}", l.dropped.len())
+            });
+            return Err(format!("{name}: no bar could be read ({why}); nothing was written").into());
         }
         l.groove
     } else {
@@ -74,8 +98,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut options = WriteOptions::default();
     options.channel = Channel::try_from(args.channel)?;
     let bytes = midi::write(&groove, &options).at(&name)?;
-    let out = args.out.unwrap_or_else(|| args.input.with_extension("mid"));
-    std::fs::write(&out, &bytes).at(&out)?;
+    fine_drums_dataset::fs::write_atomic(&out, &bytes)?;
     eprintln!("wrote {} ({} bars, {} hits)", out.display(), groove.bars.len(), groove.hit_count());
     Ok(())
 }

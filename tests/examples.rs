@@ -86,6 +86,74 @@ fn bad_input_is_a_clear_error() {
     assert!(err.contains("every note is at a pitch the gmd9 map does not list"), "{err}");
 }
 
+/// `decode` never overwrites without --force, never replaces its own input, and refuses a
+/// lenient decode that keeps no bar, summarising repeated drops after 20 (issue 29, item 12).
+#[test]
+fn decode_keeps_what_is_there_and_says_when_nothing_was_read() {
+    let dir = scratch("decode-unlucky");
+    let song = dir.join("song.mid");
+    let rock = std::fs::read(root().join("examples/grooves/rock.mid")).unwrap();
+    std::fs::write(&song, &rock).unwrap();
+    // Decoding the MIDI file itself as text: refused, and the file is unchanged.
+    let out = example("decode").arg(&song).arg("--lenient").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("replace the input itself"), "{err}");
+    // Random bytes and a million blank lines: no bar, an error, 21 lines of report at most.
+    let noise: Vec<u8> =
+        (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (name, bytes) in [("noise.txt", noise), ("blank.txt", vec![b'\n'; 1_000_000])] {
+        let input = dir.join(name);
+        std::fs::write(&input, bytes).unwrap();
+        let out = example("decode").arg(&input).arg("--lenient").output().unwrap();
+        assert!(!out.status.success(), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no bar could be read") && err.contains("nothing was written"),
+            "{err}"
+        );
+        assert!(err.lines().count() <= 23, "{name}: {} lines", err.lines().count());
+        assert!(!input.with_extension("mid").exists());
+    }
+    // An output that exists is kept unless --force.
+    let text = dir.join("rock.txt");
+    std::fs::write(&text, "KhC..h. Sh..h. Kh..Kh. Sh..h.\r\n").unwrap();
+    let out = example("decode").arg(&text).arg("--out").arg(&song).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&song).unwrap(), rock, "the existing file is untouched");
+    let out = example("decode").arg(&text).arg("--out").arg(&song).arg("--force").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `continue --lenient` reads a file with junk after its last track, as players do; and
+/// `encode` on a folder takes `.kar` files (issue 29, items 14 and 15).
+#[test]
+fn continue_reads_leniently_and_encode_takes_kar_files() {
+    let dir = scratch("lenient");
+    let mut midi = std::fs::read(root().join("examples/grooves/rock.mid")).unwrap();
+    midi.extend_from_slice(b"junk");
+    let junk = dir.join("junk.mid");
+    std::fs::write(&junk, &midi).unwrap();
+    let out = example("continue").arg(&junk).args(["--seed", "1", "--bars", "2"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("4 bytes after the last track") && err.contains("--lenient"), "{err}");
+    let out = example("continue")
+        .arg(&junk)
+        .args(["--seed", "1", "--bars", "2", "--lenient"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("4 bars kept + 2 new bars"), "{said}");
+    std::fs::copy(root().join("examples/grooves/rock.mid"), dir.join("song.KAR")).unwrap();
+    let out = example("encode").arg(&dir).arg("--out").arg(dir.join("txt")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let song = std::fs::read_to_string(dir.join("txt/song.txt")).unwrap();
+    assert_eq!(song.lines().next(), Some("KhC..h. Sh..h. Kh..Kh. Sh..h."));
+}
+
 #[test]
 fn every_example_has_help() {
     for name in [

@@ -5,7 +5,8 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-/// Files below `dir` whose names end in `.mid` or `.midi`, sorted.
+/// Files below `dir` whose names end in `.mid`, `.midi` or `.kar` (karaoke MIDI files), in
+/// any case, sorted.
 pub fn midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -17,7 +18,7 @@ pub fn midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             } else if path
                 .extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"))
+                .is_some_and(|e| ["mid", "midi", "kar"].iter().any(|m| e.eq_ignore_ascii_case(m)))
             {
                 out.push(path);
             }

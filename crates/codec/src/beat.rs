@@ -493,7 +493,17 @@ fn parse_header(n: usize, line: &str, st: &mut State, tempo: &mut Tempo) -> Resu
                     Some(
                         value
                             .parse()
-                            .map_err(|_| Error::syntax(n, col, "micro= takes a number or off"))?,
+                            .ok()
+                            .filter(|&r: &u8| r >= 2)
+                            .ok_or_else(|| {
+                                Error::syntax(
+                                    n,
+                                    col,
+                                    format!(
+                                        "micro={value}: expected off, or the divisions of a step that offsets count in, 2 to 255 (8 is usual)"
+                                    ),
+                                )
+                            })?,
                     )
                 };
             }

@@ -34,18 +34,36 @@ pub enum Error {
         subframes: u8,
     },
     /// The file has no note on the drum channel.
-    #[error(
-        "no drum notes on MIDI channel {channel} (name another channel if the drums are elsewhere)"
-    )]
+    #[error("no drum notes on MIDI channel {channel}; {}", elsewhere(others))]
     NoDrums {
         /// The channel that was searched, 1 to 16.
         channel: u8,
+        /// The channels that hold notes, 1 to 16.
+        others: Vec<u8>,
+    },
+    /// A GS or XG system exclusive message makes the channel read a melodic part: its notes
+    /// are not drums, and reading them as drums would turn a melody into a drum part.
+    #[error(
+        "a {standard} system exclusive message at tick {tick} makes MIDI channel {channel} a melodic part, not the drums{}",
+        drums_on(drums)
+    )]
+    DrumPart {
+        /// The channel that was to be read, 1 to 16.
+        channel: u8,
+        /// `GS` or `XG`.
+        standard: &'static str,
+        /// Where the message is.
+        tick: u64,
+        /// The channels the file's messages make drum parts, 1 to 16.
+        drums: Vec<u8>,
     },
     /// Bytes after the file's last track that do not frame as a chunk: junk that players
     /// ignore, and that a read with [`ReadOptions::lenient`](crate::midi::ReadOptions::lenient)
     /// ignores too.
     #[error(
-        "{count} bytes after the last track, from byte {byte}, are not a chunk (players ignore them; read leniently to do the same)"
+        "{count} byte{} after the last track, from byte {byte}, {} not a chunk: players ignore them, and reading leniently (encode --lenient, ReadOptions::lenient) does the same",
+        if *count == 1 { "" } else { "s" },
+        if *count == 1 { "is" } else { "are" }
     )]
     TrailingBytes {
         /// The first of them, from the start of the file.
@@ -189,6 +207,41 @@ impl Error {
         }
     }
 }
+/// A list of channels: `1`, `1 and 2`, `1, 2 and 3`.
+fn channels(list: &[u8]) -> String {
+    match list {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => {
+            let rest: Vec<String> = rest.iter().map(u8::to_string).collect();
+            format!("{} and {last}", rest.join(", "))
+        }
+    }
+}
+
+/// Where the notes of a file without drums on the channel read are.
+fn elsewhere(others: &[u8]) -> String {
+    match others {
+        [] => "the file has no notes on any channel".into(),
+        [one] => format!(
+            "its notes are on channel {one}: name it (--channel {one}) if they are the drums"
+        ),
+        _ => format!(
+            "its notes are on channels {}: name the drums' channel (--channel N)",
+            channels(others)
+        ),
+    }
+}
+
+/// The channels a file makes drum parts, and what to do.
+fn drums_on(drums: &[u8]) -> String {
+    match drums {
+        [] => ": name the drums' channel (--channel N)".into(),
+        [one] => format!(", and channel {one} the drums: read it (--channel {one})"),
+        _ => format!(", and channels {} drums: name one (--channel N)", channels(drums)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Error, Position};

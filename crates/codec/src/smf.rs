@@ -18,8 +18,9 @@ pub(crate) enum Event<'a> {
     Channel { status: u8, data: [u8; 2] },
     /// A meta event (status 0xFF): its type and data.
     Meta { kind: u8, data: &'a [u8] },
-    /// A system exclusive message or an escape (status 0xF0 or 0xF7).
-    SysEx,
+    /// A system exclusive message or an escape (status 0xF0 or 0xF7), and its data (after
+    /// the status and length).
+    SysEx { data: &'a [u8] },
 }
 
 /// Why a track's bytes are not a valid event stream, and where.
@@ -174,7 +175,7 @@ impl<'a> Events<'a> {
         } else {
             self.pos -= 1;
             return self.fail(if self.cancelled {
-                "a data byte where a status was due: a meta or system exclusive event ended the running status (read leniently to continue it, as players do)"
+                "a data byte where a status was due: a meta or system exclusive event ended the running status (players continue it: read leniently, encode --lenient or ReadOptions::lenient, to do the same)"
             } else {
                 "a data byte where a status was due, and no running status"
             });
@@ -197,8 +198,7 @@ impl<'a> Events<'a> {
             0xF0 | 0xF7 => {
                 self.cancel_running();
                 let len = self.varlen()?;
-                self.bytes(len)?;
-                Event::SysEx
+                Event::SysEx { data: self.bytes(len)? }
             }
             _ => {
                 self.pos -= 1;
@@ -345,7 +345,7 @@ mod tests {
             match e {
                 Event::Channel { status, data } => Owned::Channel { status, data },
                 Event::Meta { kind, data } => Owned::Meta { kind, data: data.to_vec() },
-                Event::SysEx => Owned::SysEx,
+                Event::SysEx { .. } => Owned::SysEx,
             }
         }
     }

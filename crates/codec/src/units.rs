@@ -137,8 +137,14 @@ impl Tempo {
             return Err(Error::invalid("tempo", format!("{bpm} BPM")));
         }
         let micros = (60_000_000.0 / bpm).round();
-        if micros > f64::from(u32::MAX) {
-            return Err(Error::invalid("tempo", format!("{bpm} BPM is too slow")));
+        if !(1.0..=f64::from(0xFF_FFFF)).contains(&micros) {
+            let why = if micros < 1.0 { "too fast" } else { "too slow" };
+            return Err(Error::invalid(
+                "tempo",
+                format!(
+                    "{bpm} BPM is {why}: a MIDI file holds 3.58 to 60,000,000 BPM (16,777,215 to 1 microseconds a quarter)"
+                ),
+            ));
         }
         Tempo::from_micros(micros as u32)
     }

@@ -63,10 +63,75 @@ fn broken_event_is_named() {
     assert!(err.to_string().contains("top bit set (byte 11 of the track data)"), "{err}");
 }
 
+/// With no drums on the channel read, the error says where the notes are and what to do
+/// (issue 29, item 15).
 #[test]
 fn no_drums() {
+    let bytes = smf(480, 1, &[(0, 0, 60, 100, 10), (10, 3, 64, 100, 10)], &[], &[]);
+    let err = read(&bytes).unwrap_err();
+    assert!(matches!(&err, Error::NoDrums { channel: 10, others } if *others == [1, 4]), "{err:?}");
+    assert!(
+        err.to_string().contains("channels 1 and 4") && err.to_string().contains("--channel"),
+        "{err}"
+    );
     let bytes = smf(480, 1, &[(0, 0, 60, 100, 10)], &[], &[]);
-    assert!(matches!(read(&bytes), Err(Error::NoDrums { channel: 10 })));
+    let err = read(&bytes).unwrap_err();
+    assert!(err.to_string().contains("channel 1: name it (--channel 1)"), "{err}");
+}
+
+/// A track of `events` (delta 0 each) and a drum note on channel 10 and a melody note on
+/// channel 1, as raw bytes.
+fn track_with(events: &[&[u8]]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for e in events {
+        data.push(0);
+        data.extend_from_slice(e);
+    }
+    for note in [[0x99, 36, 100], [0x89, 36, 0], [0x90, 60, 100], [0x80, 60, 0]] {
+        data.push(0);
+        data.extend_from_slice(&note);
+    }
+    data.extend_from_slice(&[0, 0xFF, 0x2F, 0]);
+    let mut bytes = b"MThd\0\0\0\x06\0\0\0\x01\x01\xe0MTrk".to_vec();
+    bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&data);
+    bytes
+}
+
+/// A GS or XG message that makes channel 10 melodic (and channel 1 the drums) is refused
+/// with the reason and the channel to read, not read as drums; one that leaves channel 10
+/// the drums changes nothing (issue 29, item 14).
+#[test]
+fn gs_and_xg_drum_part_changes_are_refused_with_the_channel_to_read() {
+    // GS: part 10 (block 0) to normal, part 1 (block 1) to drum map 1.
+    let gs_ten_off: &[u8] = &[0xF0, 10, 0x41, 0x10, 0x42, 0x12, 0x40, 0x10, 0x15, 0x00, 0x1B, 0xF7];
+    let gs_one_on: &[u8] = &[0xF0, 10, 0x41, 0x10, 0x42, 0x12, 0x40, 0x11, 0x15, 0x01, 0x19, 0xF7];
+    let err = read(&track_with(&[gs_ten_off, gs_one_on])).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, Error::DrumPart { channel: 10, standard: "GS", drums, .. } if *drums == [1]),
+        "{err:?}"
+    );
+    assert!(text.contains("--channel 1"), "{text}");
+    let mut o = ReadOptions::default();
+    o.channel = fine_drums_codec::Channel::new(1);
+    let g = midi::read(&track_with(&[gs_ten_off, gs_one_on]), &o).expect("channel 1 is the drums");
+    assert_eq!(g.hit_count(), 1);
+    // XG: part 9 (channel 10) to normal.
+    let xg_ten_off: &[u8] = &[0xF0, 8, 0x43, 0x10, 0x4C, 0x08, 0x09, 0x07, 0x00, 0xF7];
+    let err = read(&track_with(&[xg_ten_off])).unwrap_err();
+    assert!(matches!(err, Error::DrumPart { channel: 10, standard: "XG", .. }), "{err:?}");
+    // Only channel 1 made drums too: channel 10 stays the drums.
+    assert_eq!(read(&track_with(&[gs_one_on])).expect("drums on 10").hit_count(), 1);
+}
+
+/// A time signature whose denominator exponent is past 2^6 is named as it is, not as "0/0"
+/// (issue 29, item 15).
+#[test]
+fn a_huge_meter_denominator_is_named() {
+    let bytes = smf(480, 1, &[(0, 9, 36, 100, 10)], &[], &[(0, 4, 255)]);
+    let err = read(&bytes).unwrap_err();
+    assert!(err.to_string().contains("4/2^255") && !err.to_string().contains("0/0"), "{err}");
 }
 
 #[test]

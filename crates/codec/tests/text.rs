@@ -95,7 +95,11 @@ fn full_map_is_refused_by_the_beat_format() {
 #[test]
 fn crlf_a_bom_and_trailing_blank_lines_read_in_both_modes() {
     let groove = pattern::rock_groove(2, 100.0).expect("rock");
-    let ctx = Context::new(480, Meter::FOUR_FOUR, fine_drums_codec::Tempo::from_bpm(120.0).expect("tempo"));
+    let ctx = Context::new(
+        480,
+        Meter::FOUR_FOUR,
+        fine_drums_codec::Tempo::from_bpm(120.0).expect("tempo"),
+    );
     for format in [beat(), Format::DRUMROLL, Format::EXACT] {
         let mut beat_header = BeatOptions::default();
         beat_header.header = true;
@@ -111,7 +115,12 @@ fn crlf_a_bom_and_trailing_blank_lines_read_in_both_modes() {
         }
         for variant in variants {
             let strict = format.decode(&variant, &ctx);
-            assert_eq!(strict.as_ref().ok(), Some(&expected), "{}: {variant:?}: {strict:?}", format.name());
+            assert_eq!(
+                strict.as_ref().ok(),
+                Some(&expected),
+                "{}: {variant:?}: {strict:?}",
+                format.name()
+            );
             let lenient = format.decode_lenient(&variant, &ctx).expect("lenient");
             assert_eq!(lenient.groove, expected, "{}: {variant:?}", format.name());
             assert!(lenient.dropped.is_empty(), "{:?}", lenient.dropped);
@@ -150,4 +159,15 @@ fn a_long_header_line_is_read_in_one_pass() {
     let text = format!("#beat{fields} bad\nKh..h. Sh..h. Kh..Kh. Sh..h.\n");
     let e = beat().decode(&text, &Context::default()).expect_err("a bad field");
     assert_eq!(e.position(), Some((1, 5 + fields.len() + 2)), "{e}");
+}
+
+/// Messages say what a value may be (issue 29, item 15).
+#[test]
+fn bad_header_values_say_what_is_allowed() {
+    let e = beat().decode("#beat micro=1000000\n", &Context::default()).expect_err("micro");
+    assert!(e.to_string().contains("micro=1000000: expected off, or the divisions"), "{e}");
+    let e = beat().decode("#beat micro=1\n", &Context::default()).expect_err("micro");
+    assert!(e.to_string().contains("2 to 255"), "{e}");
+    let e = beat().decode("#beat q=1e9\n", &Context::default()).expect_err("q");
+    assert!(e.to_string().contains("too fast") && e.to_string().contains("60,000,000 BPM"), "{e}");
 }

@@ -203,7 +203,12 @@ impl Manifest {
         if end < bars {
             return Err(Error::invalid(
                 "prompt",
-                format!("the prompt needs {bars} bars before bar {}, which has {end}", end + 1),
+                format!(
+                    "a prompt of {bars} bars cannot end before bar {}: only {end} {} before it (continue from a later bar, or ask for a prompt of at most {end} bar{})",
+                    end + 1,
+                    if end == 1 { "bar comes" } else { "bars come" },
+                    if end == 1 { "" } else { "s" },
+                ),
             ));
         }
         let prompt = all.slice(end - bars..end);

@@ -161,7 +161,10 @@ fn a_file_too_short_for_the_prompt_names_the_problem() {
     let backend = Script::new(&[]);
     let err = block_on(continue_midi(&midi, &manifest(), &backend, &ContinueOptions::new("m")))
         .expect_err("short");
-    assert!(err.to_string().contains("the prompt needs 2"), "{err}");
+    assert!(
+        err.to_string().contains("a prompt of 2 bars cannot end before bar 2: only 1 bar comes"),
+        "{err}"
+    );
     let err =
         block_on(continue_midi(b"not midi", &manifest(), &backend, &ContinueOptions::new("m")))
             .expect_err("garbage");

@@ -166,6 +166,27 @@ pub fn read(bytes: &[u8], options: &ReadOptions) -> Result<Groove> {
     read_with_report(bytes, options).map(|(g, _)| g)
 }
 
+/// What a GS or XG system exclusive message says of a part's drum mode: `(channel from 0,
+/// whether it is a drum part, the standard)`. GS: `41 dev 42 12 40 1x 15 mode`, where block
+/// `x` is part 10 for 0, parts 1 to 9 for 1 to 9 and parts 11 to 16 for A to F, and mode 0 is
+/// a melodic part; XG: `43 1n 4C 08 part 07 mode`, mode 0 melodic.
+fn drum_part(data: &[u8]) -> Option<(u8, bool, &'static str)> {
+    match data {
+        [0x41, _, 0x42, 0x12, 0x40, block, 0x15, mode, ..] if block & 0xF0 == 0x10 => {
+            let channel = match block & 0x0F {
+                0 => 9,
+                x @ 1..=9 => x - 1,
+                x => x,
+            };
+            Some((channel, *mode != 0, "GS"))
+        }
+        [0x43, device, 0x4C, 0x08, part, 0x07, mode, ..] if device & 0xF0 == 0x10 && *part < 16 => {
+            Some((*part, *mode != 0, "XG"))
+        }
+        _ => None,
+    }
+}
+
 fn midi_err(at: Position, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Midi { at, source: Box::new(e) }
 }
@@ -221,6 +242,10 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     let mut notes: Vec<Note> = Vec::with_capacity(expected);
     let mut tempos: Vec<(u64, Tempo)> = Vec::new();
     let mut meters: Vec<(u64, Meter)> = Vec::new();
+    // Channels with note-ons other than the drums' (bit c for channel c + 1), and what GS or
+    // XG messages said of each channel's drum mode: `(drums, standard, tick)`.
+    let mut others = 0u16;
+    let mut parts: [Option<(bool, &'static str, u64)>; 16] = [None; 16];
     let mut open = Unreleased::with_capacity(expected);
     let sequential = header.format == Format::Sequential;
     let mut track_start = 0u64;
@@ -275,6 +300,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
                         report.controllers += 1;
                     } else if status & 0xF0 == 0x90 {
                         report.other_channels += 1;
+                        others |= 1 << (status & 0x0F);
                     }
                 }
                 Event::Meta { kind: 0x51, data: &[a, b, c, ..] } => {
@@ -284,10 +310,22 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
                     tempos.push((tick, tempo));
                 }
                 Event::Meta { kind: 0x58, data: &[n, d, _, _, ..] } => {
-                    let den = 1u32.checked_shl(u32::from(d)).unwrap_or(0);
-                    let meter = Meter::new(n, u8::try_from(den).unwrap_or(0))
+                    // The denominator is stored as a power of two: 2^6 = 64 is the most a
+                    // meter takes (and 2^8 would not fit a byte).
+                    if d > 6 {
+                        let message = format!(
+                            "a time signature of {n}/2^{d}: its denominator is stored as a power of two, and 2^6 = 64 is the largest a meter takes (--meter N/D reads the file in another)"
+                        );
+                        return Err(midi_err(Position::event(t, e), Message(message)));
+                    }
+                    let meter = Meter::new(n, 1u8 << d)
                         .map_err(|err| midi_err(Position::event(t, e), err))?;
                     meters.push((tick, meter));
+                }
+                Event::SysEx { data } => {
+                    if let Some((channel, drums, standard)) = drum_part(data) {
+                        parts[usize::from(channel)] = Some((drums, standard, tick));
+                    }
                 }
                 _ => {}
             }
@@ -301,8 +339,19 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
             track_start = tick;
         }
     }
+    let wanted = options.channel.as_int();
+    if let Some((false, standard, tick)) = parts[usize::from(wanted - 1)] {
+        let drums = (0..16u8).filter(|&c| matches!(parts[usize::from(c)], Some((true, ..))));
+        return Err(Error::DrumPart {
+            channel: wanted,
+            standard,
+            tick,
+            drums: drums.map(|c| c + 1).collect(),
+        });
+    }
     if notes.is_empty() {
-        return Err(Error::NoDrums { channel: options.channel.as_int() });
+        let others = (0..16u8).filter(|c| others & (1 << c) != 0).map(|c| c + 1).collect();
+        return Err(Error::NoDrums { channel: wanted, others });
     }
     // Tracks of a format 1 file interleave: put everything in time order (stable, so that
     // of two tempo events on one tick the later one wins).

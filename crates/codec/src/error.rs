@@ -50,12 +50,13 @@ pub enum Error {
     DrumPart {
         /// The channel that was to be read, 1 to 16.
         channel: u8,
-        /// `GS` or `XG`.
-        standard: &'static str,
+        /// Roland's GS or Yamaha's XG.
+        standard: Standard,
         /// Where the message is.
         tick: u64,
-        /// The channels the file's messages make drum parts, 1 to 16.
-        drums: Vec<u8>,
+        /// The channels the file's messages make drum parts, 1 to 16 (boxed: the error stays
+        /// small, see the test below).
+        drums: Box<[u8]>,
     },
     /// Bytes after the file's last track that do not frame as a chunk: junk that players
     /// ignore, and that a read with [`ReadOptions::lenient`](crate::midi::ReadOptions::lenient)
@@ -207,6 +208,25 @@ impl Error {
         }
     }
 }
+/// A MIDI standard whose system exclusive messages can change which part plays drums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Standard {
+    /// Roland's GS (`41 .. 42 12 40 1x 15 mode`).
+    Gs,
+    /// Yamaha's XG (`43 1n 4C 08 part 07 mode`).
+    Xg,
+}
+
+impl std::fmt::Display for Standard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standard::Gs => "GS",
+            Standard::Xg => "XG",
+        })
+    }
+}
+
 /// A list of channels: `1`, `1 and 2`, `1, 2 and 3`.
 fn channels(list: &[u8]) -> String {
     match list {

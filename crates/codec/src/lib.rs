@@ -171,7 +171,7 @@ mod smf;
 pub mod midi;
 pub mod pattern;
 
-pub use error::{Error, Position, Result};
+pub use error::{Error, Position, Result, Standard};
 pub use format::Format;
 pub use groove::{Bar, Context, Groove, Hit, Limits};
 pub use primitive::{Channel, Pitch, Velocity};

@@ -41,8 +41,12 @@
 //!   written whole; a job that was running when the server stopped runs again at the next
 //!   start (the drum GPT from its last checkpoint).
 //! - **Safe defaults**: the `serve` example binds 127.0.0.1; with a key, every request needs
-//!   `Authorization: Bearer <key>`; bodies are limited in size; every error has OpenAI's
-//!   shape (`{"error": {"message", "type", "param", "code"}}`).
+//!   `Authorization: Bearer <key>`; every error has OpenAI's shape (`{"error": {"message",
+//!   "type", "param", "code"}}`), with no path of the server's.
+//! - **Budgets** ([`Limits`]): model work is admitted against a memory budget and a core each
+//!   (samples in chunks that fit, 429 past a bounded queue), prompts have a token limit,
+//!   every request a deadline, every connection a header timeout, uploads stream to disk;
+//!   a request whose client leaves stops its work.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

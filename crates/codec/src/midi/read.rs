@@ -3,7 +3,7 @@
 use midly::{Format, Timing};
 
 use crate::chunk::{check_chunks, header_timing};
-use crate::error::{Error, Position, Result};
+use crate::error::{Error, Position, Result, Standard};
 use crate::groove::{Groove, Limits};
 use crate::placement::{Builder, Note};
 use crate::primitive::{Channel, Pitch, Velocity};
@@ -170,7 +170,7 @@ pub fn read(bytes: &[u8], options: &ReadOptions) -> Result<Groove> {
 /// whether it is a drum part, the standard)`. GS: `41 dev 42 12 40 1x 15 mode`, where block
 /// `x` is part 10 for 0, parts 1 to 9 for 1 to 9 and parts 11 to 16 for A to F, and mode 0 is
 /// a melodic part; XG: `43 1n 4C 08 part 07 mode`, mode 0 melodic.
-fn drum_part(data: &[u8]) -> Option<(u8, bool, &'static str)> {
+fn drum_part(data: &[u8]) -> Option<(u8, bool, Standard)> {
     match data {
         [0x41, _, 0x42, 0x12, 0x40, block, 0x15, mode, ..] if block & 0xF0 == 0x10 => {
             let channel = match block & 0x0F {
@@ -178,10 +178,10 @@ fn drum_part(data: &[u8]) -> Option<(u8, bool, &'static str)> {
                 x @ 1..=9 => x - 1,
                 x => x,
             };
-            Some((channel, *mode != 0, "GS"))
+            Some((channel, *mode != 0, Standard::Gs))
         }
         [0x43, device, 0x4C, 0x08, part, 0x07, mode, ..] if device & 0xF0 == 0x10 && *part < 16 => {
-            Some((*part, *mode != 0, "XG"))
+            Some((*part, *mode != 0, Standard::Xg))
         }
         _ => None,
     }
@@ -245,7 +245,7 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     // Channels with note-ons other than the drums' (bit c for channel c + 1), and what GS or
     // XG messages said of each channel's drum mode: `(drums, standard, tick)`.
     let mut others = 0u16;
-    let mut parts: [Option<(bool, &'static str, u64)>; 16] = [None; 16];
+    let mut parts: [Option<(bool, Standard, u64)>; 16] = [None; 16];
     let mut open = Unreleased::with_capacity(expected);
     let sequential = header.format == Format::Sequential;
     let mut track_start = 0u64;

@@ -99,7 +99,7 @@ fn from_bar_continues_inside_the_file_after_a_prompt_of_any_length() {
     assert!(err.to_string().contains("there is no bar 6"), "{err}");
     options.from_bar = Some(1);
     let err = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect_err("early");
-    assert!(err.to_string().contains("needs 3 bars before bar 2"), "{err}");
+    assert!(err.to_string().contains("a prompt of 3 bars cannot end before bar 2"), "{err}");
 }
 
 /// A General MIDI groove that plays its kick on Acoustic Bass Drum (35), its backbeat on Hand

@@ -106,7 +106,7 @@ async fn a_client_that_leaves_stops_its_work_and_scoring_is_admitted_too() {
     let held = send_and_hold(addr, &long_request()).await;
     // Once it holds the core, a short request is refused with a 429 and Retry-After.
     let mut busy = None;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let r = http()
             .post(format!("http://{addr}/v1/completions"))
             .body(completion("davinci-002", 1, 1))
@@ -127,9 +127,9 @@ async fn a_client_that_leaves_stops_its_work_and_scoring_is_admitted_too() {
     let (status, body) = post(addr, "completions", scoring.to_string(), None).await;
     assert_eq!(status, 429, "scoring while the core is taken: {body}");
     // The client leaves; its work stops within a model step, so the core is free again
-    // (the loop stops after 10 s, a tenth of what the work would take).
+    // (the loop stops after about 20 s; the work would take minutes).
     drop(held);
-    assert!(until_admitted(addr, 100).await.is_some(), "the work went on after its client left");
+    assert!(until_admitted(addr, 200).await.is_some(), "the work went on after its client left");
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -142,7 +142,7 @@ async fn a_request_past_its_deadline_is_stopped() {
     assert_eq!(until_admitted(addr, 1).await, Some(0));
     let (status, body) = post(addr, "completions", long_request(), None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("timeout")), "{body}");
-    assert!(until_admitted(addr, 100).await.is_some(), "the work went on past the deadline");
+    assert!(until_admitted(addr, 200).await.is_some(), "the work went on past the deadline");
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -686,3 +686,57 @@ fn serve_killed_mid_job_loses_nothing() {
     });
     drop(server);
 }
+
+/// `serve --key-file` reads the key from a file, so that it never shows in `ps`; `--key`
+/// still works, with a warning that it does (issue 29, item 8).
+#[test]
+fn serve_takes_its_key_from_a_file_and_warns_of_key() {
+    use std::io::{Read as _, Write as _};
+    let dir = scratch("serve-key");
+    let key = dir.join("key");
+    std::fs::write(&key, "sesame\n").unwrap();
+    let get = |url: &str, key: Option<&str>| -> String {
+        let addr = url.trim_start_matches("http://").trim_end_matches("/v1");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let auth = key.map_or(String::new(), |k| format!("authorization: Bearer {k}\r\n"));
+        write!(s, "GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{auth}\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let mut child = example("serve")
+        .args(["--port", "0", "--data"])
+        .arg(dir.join("data"))
+        .arg("--key-file")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let served = Served(child);
+    let url = line.split_whitespace().nth(1).expect("serving <url>").to_string();
+    assert!(get(&url, None).starts_with("HTTP/1.1 401"), "no key");
+    assert!(get(&url, Some("sesame")).starts_with("HTTP/1.1 200"), "the file's key");
+    drop(served);
+    let mut child = example("serve")
+        .args(["--port", "0", "--key", "sesame", "--data"])
+        .arg(dir.join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    drop(Served(child));
+    assert!(line.contains("--key shows the key") && line.contains("--key-file"), "{line}");
+}

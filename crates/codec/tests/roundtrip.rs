@@ -121,6 +121,9 @@ fn a_trailing_byte_is_refused_strictly_and_ignored_leniently() {
         );
         let message = err.to_string();
         assert!(message.contains("after the last track") && !message.contains("truncated"));
+        // "1 byte ... is", "20 bytes ... are" (issue 29, item 15).
+        let counted = if junk.len() == 1 { "1 byte after" } else { "20 bytes after" };
+        assert!(message.starts_with(counted) && message.contains("--lenient"), "{message}");
         assert_eq!(midi::read(&bytes, &lenient).unwrap(), expected);
     }
     // A track cut short is still a truncation, named by its track.

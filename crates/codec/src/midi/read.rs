@@ -166,6 +166,45 @@ pub fn read(bytes: &[u8], options: &ReadOptions) -> Result<Groove> {
     read_with_report(bytes, options).map(|(g, _)| g)
 }
 
+/// Why channel `wanted` gives no drums: a GS or XG message made it a melodic part, or it has
+/// no notes (and `others`, bit c for channel c + 1, have). Out of the read loop's function, so
+/// that the hot path stays small enough to keep its callees inlined.
+#[cold]
+#[inline(never)]
+fn no_drums(wanted: u8, parts: &[Option<(bool, Standard, u64)>; 16], others: u16) -> Error {
+    if let Some((false, standard, tick)) = parts[usize::from(wanted - 1)] {
+        let drums = (0..16u8).filter(|&c| matches!(parts[usize::from(c)], Some((true, ..))));
+        return Error::DrumPart {
+            channel: wanted,
+            standard,
+            tick,
+            drums: drums.map(|c| c + 1).collect(),
+        };
+    }
+    let others = (0..16u8).filter(|c| others & (1 << c) != 0).map(|c| c + 1).collect();
+    Error::NoDrums { channel: wanted, others }
+}
+
+/// A time signature whose denominator (stored as a power of two) is past 2^6 = 64, the
+/// largest a meter takes (2^8 would not fit a byte). Out of the read loop: it is never hot.
+#[cold]
+#[inline(never)]
+fn huge_denominator(at: Position, n: u8, d: u8) -> Error {
+    let message = format!(
+        "a time signature of {n}/2^{d}: its denominator is stored as a power of two, and 2^6 = 64 is the largest a meter takes (--meter N/D reads the file in another)"
+    );
+    midi_err(at, Message(message))
+}
+
+/// Keeps what a system exclusive message at `tick` says of a part's drum mode (out of the
+/// read loop, which it would otherwise make slower for the files without any).
+#[inline(never)]
+fn note_drum_part(data: &[u8], tick: u64, parts: &mut [Option<(bool, Standard, u64)>; 16]) {
+    if let Some((channel, drums, standard)) = drum_part(data) {
+        parts[usize::from(channel)] = Some((drums, standard, tick));
+    }
+}
+
 /// What a GS or XG system exclusive message says of a part's drum mode: `(channel from 0,
 /// whether it is a drum part, the standard)`. GS: `41 dev 42 12 40 1x 15 mode`, where block
 /// `x` is part 10 for 0, parts 1 to 9 for 1 to 9 and parts 11 to 16 for A to F, and mode 0 is
@@ -310,23 +349,14 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
                     tempos.push((tick, tempo));
                 }
                 Event::Meta { kind: 0x58, data: &[n, d, _, _, ..] } => {
-                    // The denominator is stored as a power of two: 2^6 = 64 is the most a
-                    // meter takes (and 2^8 would not fit a byte).
                     if d > 6 {
-                        let message = format!(
-                            "a time signature of {n}/2^{d}: its denominator is stored as a power of two, and 2^6 = 64 is the largest a meter takes (--meter N/D reads the file in another)"
-                        );
-                        return Err(midi_err(Position::event(t, e), Message(message)));
+                        return Err(huge_denominator(Position::event(t, e), n, d));
                     }
                     let meter = Meter::new(n, 1u8 << d)
                         .map_err(|err| midi_err(Position::event(t, e), err))?;
                     meters.push((tick, meter));
                 }
-                Event::SysEx { data } => {
-                    if let Some((channel, drums, standard)) = drum_part(data) {
-                        parts[usize::from(channel)] = Some((drums, standard, tick));
-                    }
-                }
+                Event::SysEx { data } => note_drum_part(data, tick, &mut parts),
                 _ => {}
             }
             e += 1;
@@ -340,18 +370,8 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
         }
     }
     let wanted = options.channel.as_int();
-    if let Some((false, standard, tick)) = parts[usize::from(wanted - 1)] {
-        let drums = (0..16u8).filter(|&c| matches!(parts[usize::from(c)], Some((true, ..))));
-        return Err(Error::DrumPart {
-            channel: wanted,
-            standard,
-            tick,
-            drums: drums.map(|c| c + 1).collect(),
-        });
-    }
-    if notes.is_empty() {
-        let others = (0..16u8).filter(|c| others & (1 << c) != 0).map(|c| c + 1).collect();
-        return Err(Error::NoDrums { channel: wanted, others });
+    if notes.is_empty() || matches!(parts[usize::from(wanted - 1)], Some((false, ..))) {
+        return Err(no_drums(wanted, &parts, others));
     }
     // Tracks of a format 1 file interleave: put everything in time order (stable, so that
     // of two tempo events on one tick the later one wins).

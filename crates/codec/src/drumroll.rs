@@ -175,6 +175,8 @@ fn run(text: &str, context: &Context, mode: Mode, limits: &Limits) -> Result<Len
             break;
         }
         match line {
+            // A drumroll with no bar at all (what an empty groove encodes to).
+            "END" if groove.bars.is_empty() && rows == 0 && bad.is_none() => ended = true,
             "SEP" | "END" => {
                 close(&mut bar, &mut rows, &mut bad, n, &mut groove)?;
                 ended = line == "END";

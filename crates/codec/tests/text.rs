@@ -171,3 +171,21 @@ fn bad_header_values_say_what_is_allowed() {
     let e = beat().decode("#beat q=1e9\n", &Context::default()).expect_err("q");
     assert!(e.to_string().contains("too fast") && e.to_string().contains("60,000,000 BPM"), "{e}");
 }
+
+/// A groove with no bar encodes to a drumroll of `END` alone, which decodes to no bar (the
+/// text_formats fuzz target's round trip found it refused, 2026-12-04; kept as
+/// `fuzz/regressions/text_formats/empty-drumroll`).
+#[test]
+fn an_empty_drumroll_round_trips() {
+    let empty = fine_drums_codec::Groove::new(
+        480,
+        fine_drums_codec::Grid::SIXTEENTH,
+        fine_drums_codec::VoiceMap::Paper6,
+    );
+    let text = Format::DRUMROLL.encode(&empty).expect("text");
+    assert_eq!(text, "END\n");
+    let back = Format::DRUMROLL.decode(&text, &empty.context()).expect("no bar");
+    assert!(back.bars.is_empty());
+    // An END after a bar that is cut short is still an error.
+    assert!(Format::DRUMROLL.decode("oo----\nEND\n", &Context::default()).is_err());
+}

@@ -62,7 +62,7 @@ pub enum Error {
     /// ignore, and that a read with [`ReadOptions::lenient`](crate::midi::ReadOptions::lenient)
     /// ignores too.
     #[error(
-        "{count} byte{} after the last track, from byte {byte}, {} not a chunk: players ignore them, and reading leniently (encode --lenient, ReadOptions::lenient) does the same",
+        "{count} byte{} after the last track, from byte {byte}, {} not a chunk: players ignore them, and reading leniently does the same (--lenient on encode and continue, ReadOptions::lenient)",
         if *count == 1 { "" } else { "s" },
         if *count == 1 { "is" } else { "are" }
     )]

@@ -175,7 +175,7 @@ impl<'a> Events<'a> {
         } else {
             self.pos -= 1;
             return self.fail(if self.cancelled {
-                "a data byte where a status was due: a meta or system exclusive event ended the running status (players continue it: read leniently, encode --lenient or ReadOptions::lenient, to do the same)"
+                "a data byte where a status was due: a meta or system exclusive event ended the running status (players continue it; reading leniently does the same: --lenient on encode and continue, ReadOptions::lenient)"
             } else {
                 "a data byte where a status was due, and no running status"
             });

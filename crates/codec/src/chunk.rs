@@ -72,11 +72,30 @@ pub(crate) fn check_chunks(bytes: &[u8]) -> Result<Framing, Truncated> {
             );
             return Err(Truncated { index, byte, message });
         }
+        if index > 0 && minus_128_fps(c.id, c.data) {
+            return Err(Truncated { index, byte, message: MINUS_128.into() });
+        }
         tracks += usize::from(c.id == b"MTrk");
         raw = c.rest;
         index += 1;
     }
     Ok(Framing { trailing: None })
+}
+
+/// What a header chunk with SMPTE timing at -128 frames per second is: midly negates the
+/// byte, which overflows (a panic where overflow is checked). No rate is -128 fps.
+pub(crate) const MINUS_128: &str =
+    "SMPTE timing at -128 frames per second, which is not a frame rate";
+
+/// Whether a chunk is a header whose timing is SMPTE at -128 frames per second.
+fn minus_128_fps(id: &[u8], data: &[u8]) -> bool {
+    id == b"MThd" && data.get(4) == Some(&0x80)
+}
+
+/// Whether any chunk of a RIFF (RMID) file's `data` chunk after its first is such a header
+/// (midly reads every chunk there as it looks for tracks).
+pub(crate) fn riff_has_minus_128_header(bytes: &[u8]) -> bool {
+    bytes.windows(13).skip(1).any(|w| minus_128_fps(&w[..4], &w[8..]))
 }
 
 /// The two timing bytes of a file's header, found where midly looks for them: the first

@@ -418,3 +418,29 @@ fn exact_notes_name_the_field_at_fault() {
     let err = Format::EXACT.decode(far, &ctx).unwrap_err().to_string();
     assert!(err.contains("ends the note past the last tick"), "{err}");
 }
+
+/// midi_read: a second header chunk after the track, with SMPTE timing at -128 fps, made
+/// midly negate -128 (a panic where overflow is checked) as it looked for tracks
+/// (2026-12-04). Every reader setting now refuses it with the reason.
+#[test]
+fn a_later_header_at_minus_128_fps_is_refused() {
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/midi_read/second-header-minus-128"),
+    )
+    .expect("the kept input");
+    let mut lenient = ReadOptions::lossless();
+    lenient.lenient = true;
+    for options in [ReadOptions::default(), ReadOptions::lossless(), lenient] {
+        let err = midi::read(&bytes, &options).unwrap_err();
+        assert!(err.to_string().contains("-128 frames per second"), "{err}");
+    }
+    // The same inside a RIFF (RMID) file.
+    let mut riff = b"RIFF\0\0\0\0RMIDdata".to_vec();
+    riff.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    riff.extend_from_slice(&bytes);
+    let len = (riff.len() - 8) as u32;
+    riff[4..8].copy_from_slice(&len.to_le_bytes());
+    let err = midi::read(&riff, &ReadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("-128 frames per second"), "{err}");
+}

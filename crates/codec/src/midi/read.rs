@@ -241,9 +241,12 @@ pub fn read_with_report(bytes: &[u8], options: &ReadOptions) -> Result<(Groove, 
     }
     // SMPTE timing stores minus the frames per second in a signed byte; midly negates it,
     // which overflows for -128 (a panic where overflow is checked). No rate is -128 fps.
-    if header_timing(bytes).is_some_and(|[fps, _]| fps == 0x80) {
-        let why = "SMPTE timing at -128 frames per second, which is not a frame rate";
-        return Err(midi_err(Position::HEADER, Message(why.into())));
+    // A header chunk after the first is checked as the chunks are framed (below), or here
+    // for a RIFF file.
+    if header_timing(bytes).is_some_and(|[fps, _]| fps == 0x80)
+        || (bytes.starts_with(b"RIFF") && crate::chunk::riff_has_minus_128_header(bytes))
+    {
+        return Err(midi_err(Position::HEADER, Message(crate::chunk::MINUS_128.into())));
     }
     let mut bytes = bytes;
     if bytes.starts_with(b"MThd") {

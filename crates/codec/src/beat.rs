@@ -449,7 +449,10 @@ fn run(text: &str, options: &BeatOptions, context: &Context, mode: Mode) -> Resu
                 if st.groove.bars.is_empty() {
                     tempo = mark.unwrap_or(tempo);
                     bar.tempos.push(TempoChange { tick: 0, tempo });
-                } else if let Some(t) = mark {
+                } else if let Some(t) = mark.filter(|&t| t != tempo) {
+                    // A mark of the tempo already in force changes nothing, and is not kept
+                    // (the encoder writes none: a kept one broke the round trip).
+                    tempo = t;
                     bar.tempos.push(TempoChange { tick: 0, tempo: t });
                 }
                 st.meter = bar.meter;

@@ -189,3 +189,16 @@ fn an_empty_drumroll_round_trips() {
     // An END after a bar that is cut short is still an error.
     assert!(Format::DRUMROLL.decode("oo----\nEND\n", &Context::default()).is_err());
 }
+
+/// A tempo mark of the tempo already in force is not kept as a change: the encoder writes
+/// none, and a kept one broke `decode(encode(g)) == g` (the text_formats fuzz target,
+/// 2026-12-04).
+#[test]
+fn a_repeated_tempo_mark_is_no_change() {
+    let text = "4/64 t\nq=64 t\nq=64 t\nt\n";
+    let groove = beat().decode(text, &Context::default()).expect("bars");
+    assert!(groove.bars[2].tempos.is_empty(), "{:?}", groove.bars[2].tempos);
+    let again = beat().encode(&groove).expect("text");
+    assert_eq!(again, "4/64 t\nq=64 t\nt\nt\n");
+    assert_eq!(beat().decode(&again, &groove.context()).expect("bars"), groove);
+}

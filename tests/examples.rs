@@ -585,10 +585,16 @@ impl Drop for Served {
 
 /// A `serve` process on a free port of 127.0.0.1 over `data`, and its base URL.
 fn serve(data: &std::path::Path) -> (Served, String) {
+    serve_with(data, &[])
+}
+
+/// `serve` over `data` with more arguments, started as [`serve`] starts it.
+fn serve_with(data: &std::path::Path, more: &[&std::ffi::OsStr]) -> (Served, String) {
     use std::io::BufRead as _;
     let mut child = example("serve")
         .args(["--port", "0", "--data"])
         .arg(data)
+        .args(more)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -704,23 +710,7 @@ fn serve_takes_its_key_from_a_file_and_warns_of_key() {
         s.read_to_string(&mut answer).unwrap();
         answer
     };
-    let mut child = example("serve")
-        .args(["--port", "0", "--data"])
-        .arg(dir.join("data"))
-        .arg("--key-file")
-        .arg(&key)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let served = Served(child);
-    let url = line.split_whitespace().nth(1).expect("serving <url>").to_string();
+    let (served, url) = serve_with(&dir.join("data"), &["--key-file".as_ref(), key.as_os_str()]);
     assert!(get(&url, None).starts_with("HTTP/1.1 401"), "no key");
     assert!(get(&url, Some("sesame")).starts_with("HTTP/1.1 200"), "the file's key");
     drop(served);

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::Error;
-use crate::limits::{Admission, CancelOnDrop, Limits, MIB, Refusal};
+use crate::limits::{Admission, CancelOnDrop, Held, Limits, MIB, Refusal};
 use crate::models::{BASE_MODELS, Cost, Models, trainer_of};
 use crate::store::{FileRecord, Hyper, JobRecord, Store, now};
 
@@ -784,6 +784,7 @@ async fn cost_of(app: &Arc<App>, model: &str, bytes: usize) -> Result<Cost, ApiE
 async fn complete(
     app: &Arc<App>,
     mut r: CompletionRequest,
+    held: &mut Held,
 ) -> Result<fine_drums_llm::Completion, ApiError> {
     check_prompt(app, &r.prompt).await?;
     let cost = cost_of(app, &r.model, r.prompt.len()).await?;
@@ -823,7 +824,7 @@ async fn complete(
     while done < n {
         let k = per_chunk.min(n - done);
         let mib = cost.fixed_mib + cost.sample_mib * k;
-        let ticket = app.admission.admit(mib).await.map_err(|refusal| {
+        let ticket = app.admission.admit_held(held, mib).await.map_err(|refusal| {
             ApiError::refused(refusal, &format!("{k} samples of {}", r.model))
         })?;
         let mut part = r.clone();
@@ -876,6 +877,8 @@ async fn completions(State(app): Shared, body: Result<Bytes, BytesRejection>) ->
     let logprobs = v.get("logprobs").is_some_and(|l| !l.is_null());
     let mut choices = Vec::new();
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    // One admission for the whole request: once begun, it is not refused half-way.
+    let mut held = Held::default();
     let model = v.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
     for prompt in prompts {
         // OpenAI's default for legacy completions: 16 tokens.
@@ -883,10 +886,10 @@ async fn completions(State(app): Shared, body: Result<Bytes, BytesRejection>) ->
         if echo && r.max_tokens == 0 {
             // Scoring: the log-probability of the text after the prompt's separator, as one
             // span (the server's models have no tokens of OpenAI's).
-            choices.push(score(&app, &r.model, &prompt, logprobs, choices.len()).await?);
+            choices.push(score(&app, &r.model, &prompt, logprobs, choices.len(), &mut held).await?);
             continue;
         }
-        let completion = complete(&app, r.clone()).await?;
+        let completion = complete(&app, r.clone(), &mut held).await?;
         prompt_tokens += completion.usage.prompt_tokens;
         completion_tokens += completion.usage.completion_tokens;
         for c in completion.choices {
@@ -913,6 +916,7 @@ async fn score(
     text: &str,
     logprobs: bool,
     index: usize,
+    held: &mut Held,
 ) -> Result<Value, ApiError> {
     let sep = app.models.template.separator.clone();
     let Some(at) = text.find(sep.as_str()) else {
@@ -932,7 +936,7 @@ async fn score(
     let mib = cost.fixed_mib.saturating_add(cost.sample_mib);
     let ticket = app
         .admission
-        .admit(mib)
+        .admit_held(held, mib)
         .await
         .map_err(|refusal| ApiError::refused(refusal, &format!("scoring with {model}")))?;
     let (models, m, p, c) =
@@ -975,7 +979,7 @@ async fn chat_completions(State(app): Shared, body: Result<Bytes, BytesRejection
     let max = v.get("max_completion_tokens").or_else(|| v.get("max_tokens"));
     // Chat completions have no default limit but the model's context.
     let r = request_of(&v, prompt, max, 16_384)?;
-    let completion = complete(&app, r.clone()).await?;
+    let completion = complete(&app, r.clone(), &mut Held::default()).await?;
     let choices: Vec<Value> = completion
         .choices
         .iter()

@@ -114,9 +114,17 @@ pub(crate) struct Admission {
 /// What an admitted call holds until it ends (dropped when the work is done, even if its
 /// client has gone before).
 pub(crate) struct Ticket {
-    _memory: OwnedSemaphorePermit,
+    memory: OwnedSemaphorePermit,
+    mib: u32,
     _core: OwnedSemaphorePermit,
 }
+
+/// The admission a request keeps across its calls (the chunks of its samples, the prompts of
+/// a list): once its first call is admitted, the next ones reuse its core and memory, so that
+/// a request that has begun is never refused half-way because another took the core between
+/// two of its calls.
+#[derive(Default)]
+pub(crate) struct Held(Option<Arc<Ticket>>);
 
 impl Admission {
     pub(crate) fn new(limits: &Limits) -> Admission {
@@ -140,7 +148,7 @@ impl Admission {
         if let Ok(memory) = self.memory.clone().try_acquire_many_owned(mib)
             && let Ok(core) = self.cores.clone().try_acquire_owned()
         {
-            return Ok(Ticket { _memory: memory, _core: core });
+            return Ok(Ticket { memory, mib, _core: core });
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -157,7 +165,42 @@ impl Admission {
         let memory =
             self.memory.clone().acquire_many_owned(mib).await.map_err(|_| Refusal::Busy)?;
         let core = self.cores.clone().acquire_owned().await.map_err(|_| Refusal::Busy)?;
-        Ok(Ticket { _memory: memory, _core: core })
+        Ok(Ticket { memory, mib, _core: core })
+    }
+
+    /// Admits the next call of a request that holds `held`: with what it holds if that is
+    /// `mib` or more, with more memory if it is free now, and otherwise (what it held given
+    /// back first, so that no two waits can block each other) like any call, by [`admit`].
+    ///
+    /// [`admit`]: Admission::admit
+    pub(crate) async fn admit_held(
+        &self,
+        held: &mut Held,
+        mib: u32,
+    ) -> Result<Arc<Ticket>, Refusal> {
+        let mib = mib.max(1);
+        if let Some(ticket) = held.0.as_mut() {
+            let enough = match Arc::get_mut(ticket) {
+                Some(t) if t.mib < mib && mib <= self.budget => {
+                    match self.memory.clone().try_acquire_many_owned(mib - t.mib) {
+                        Ok(more) => {
+                            t.memory.merge(more);
+                            t.mib = mib;
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
+                _ => ticket.mib >= mib,
+            };
+            if enough {
+                return Ok(Arc::clone(ticket));
+            }
+        }
+        held.0 = None;
+        let ticket = Arc::new(self.admit(mib).await?);
+        held.0 = Some(Arc::clone(&ticket));
+        Ok(ticket)
     }
 }
 
@@ -175,5 +218,47 @@ impl CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One core, no queue, 1,536 MiB of work memory (2 GiB less the reserve).
+    fn admission() -> Admission {
+        Admission::new(&Limits { cores: 1, queue: 0, ..Limits::default() })
+    }
+
+    #[tokio::test]
+    async fn a_request_that_has_begun_keeps_its_core_between_calls() {
+        let a = admission();
+        let mut held = Held::default();
+        // The first call is admitted, runs (its clone of the ticket) and ends.
+        drop(a.admit_held(&mut held, 100).await.expect("the first call"));
+        // Between two calls of the request, another request is refused: the core is held.
+        assert!(matches!(a.admit(10).await, Err(Refusal::Busy)));
+        // The next call reuses what is held, or grows it while memory is free.
+        let same = a.admit_held(&mut held, 50).await.expect("a smaller call");
+        assert_eq!(same.mib, 100);
+        drop(same);
+        let grown = a.admit_held(&mut held, 1000).await.expect("a larger call");
+        assert_eq!(grown.mib, 1000);
+        assert_eq!(a.memory.available_permits(), 1536 - 1000);
+        drop(grown);
+        // When the request ends, all it held is given back.
+        drop(held);
+        assert_eq!(a.memory.available_permits(), 1536);
+        assert!(a.admit(10).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_call_larger_than_the_budget_is_refused_and_gives_back_what_was_held() {
+        let a = admission();
+        let mut held = Held::default();
+        drop(a.admit_held(&mut held, 100).await.expect("the first call"));
+        let refusal = a.admit_held(&mut held, 4096).await.err();
+        assert!(matches!(refusal, Some(Refusal::TooLarge { mib: 4096, budget: 1536 })));
+        assert_eq!(a.memory.available_permits(), 1536);
     }
 }

@@ -3,9 +3,6 @@
 //! `FINE_DRUMS_GMD` names the dataset folder (default `../shared/datasets/groove`).
 //! Throughput is MIDI input bytes; the round trip is parse + encode + decode + write.
 
-#[path = "../examples/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -17,7 +14,7 @@ use fine_drums_codec::{Format, Groove};
 fn corpus() -> Vec<Vec<u8>> {
     let dir = std::env::var_os("FINE_DRUMS_GMD")
         .map_or_else(|| PathBuf::from("../shared/datasets/groove"), PathBuf::from);
-    let files = common::midi_files(&dir).unwrap_or_default();
+    let files = fine_drums_dataset::fs::midi_files(&dir).unwrap_or_default();
     assert!(!files.is_empty(), "no MIDI files under {} (set FINE_DRUMS_GMD)", dir.display());
     files.iter().map(|p| std::fs::read(p).expect("readable MIDI file")).collect()
 }

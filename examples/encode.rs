@@ -69,7 +69,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     };
     if args.input.is_dir() {
         let out = args.out.ok_or("a folder needs --out DIR for the text files")?;
-        let files = common::midi_files(&args.input).at(&args.input)?;
+        let files = fine_drums_dataset::fs::midi_files(&args.input)?;
         let (mut done, mut failed) = (0, 0);
         for path in &files {
             match encode_one(path, &read, &format) {

@@ -5,29 +5,6 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-/// Files below `dir` whose names end in `.mid`, `.midi` or `.kar` (karaoke MIDI files), in
-/// any case, sorted.
-pub fn midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["mid", "midi", "kar"].iter().any(|m| e.eq_ignore_ascii_case(m)))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// The text format options every example takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FormatArgs {

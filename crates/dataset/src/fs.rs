@@ -18,9 +18,29 @@ pub fn read_index(dir: &Path) -> Result<Index> {
     Index::parse(&file.display().to_string(), &bytes)
 }
 
-/// Every `.mid` / `.midi` file below `dir`, as entries split by `split`, sorted by path.
-pub fn scan(dir: &Path, split: &HashSplit) -> Result<Vec<Entry>> {
-    split.check()?;
+/// The extensions of MIDI files, matched in any case: `.mid`, `.midi`, and `.kar` (karaoke
+/// files are standard MIDI files with lyrics).
+pub const MIDI_EXTENSIONS: [&str; 3] = ["mid", "midi", "kar"];
+
+/// Whether `path` names a MIDI file: its extension is one of [`MIDI_EXTENSIONS`], in any case.
+///
+/// ```
+/// use std::path::Path;
+/// use fine_drums_dataset::fs::is_midi_path;
+///
+/// assert!(is_midi_path(Path::new("drummer1/session1/1_funk_80_beat_4-4.mid")));
+/// assert!(is_midi_path(Path::new("GROOVE.MIDI")));
+/// assert!(!is_midi_path(Path::new("info.csv")));
+/// ```
+pub fn is_midi_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MIDI_EXTENSIONS.iter().any(|m| e.eq_ignore_ascii_case(m)))
+}
+
+/// Every MIDI file below `dir` (by [`is_midi_path`]), in every subfolder, sorted by path.
+/// The error names the folder that could not be read.
+pub fn midi_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -28,21 +48,28 @@ pub fn scan(dir: &Path, split: &HashSplit) -> Result<Vec<Entry>> {
             let path = item.map_err(io(&d))?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if is_midi(&path) {
-                let rel = relative(dir, &path);
-                let s = split.split_of(&rel);
-                out.push(Entry::new(rel, s));
+            } else if is_midi_path(&path) {
+                out.push(path);
             }
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.sort();
     Ok(out)
 }
 
-fn is_midi(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"))
+/// Every MIDI file below `dir` ([`midi_files`]), as entries split by `split`, sorted by path.
+pub fn scan(dir: &Path, split: &HashSplit) -> Result<Vec<Entry>> {
+    split.check()?;
+    let mut out: Vec<Entry> = midi_files(dir)?
+        .iter()
+        .map(|path| {
+            let rel = relative(dir, path);
+            let s = split.split_of(&rel);
+            Entry::new(rel, s)
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 fn relative(dir: &Path, path: &Path) -> String {

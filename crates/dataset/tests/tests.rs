@@ -3,5 +3,6 @@
 #[path = "../../../tests/common/gmd.rs"]
 mod gmd_dir;
 
+mod folders;
 mod gmd;
 mod pieces;

@@ -115,19 +115,12 @@ pub fn read_paper(gmd: &Path, imports: &[(String, PathBuf)]) -> Result<Vec<crate
     names.sort();
     // Every GMD file by the paper's name for it: the drummer's number, `_`, the file name.
     let mut midi = std::collections::HashMap::new();
-    let mut stack = vec![gmd.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let path = entry.map_err(io(&dir))?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "mid") {
-                let rel = path.strip_prefix(gmd).unwrap_or(&path);
-                let drummer = rel.iter().next().and_then(|d| d.to_str()).unwrap_or("");
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                midi.insert(format!("{}_{stem}", drummer.get(7..).unwrap_or("")), path.clone());
-            }
-        }
+    for path in fine_drums_dataset::fs::midi_files(gmd)? {
+        let rel = path.strip_prefix(gmd).unwrap_or(&path);
+        let drummer = rel.iter().next().and_then(|d| d.to_str()).unwrap_or("");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let name = format!("{}_{stem}", drummer.get(7..).unwrap_or(""));
+        midi.insert(name, path);
     }
     let mut human = Vec::with_capacity(names.len());
     for name in &names {

@@ -50,6 +50,18 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A line of a fine-tuning file is not an example: neither a legacy prompt/completion
+    /// line nor a chat line.
+    #[error("{file}, line {line}: {source}")]
+    Example {
+        /// The file, as its reader named it.
+        file: String,
+        /// The line, from 1.
+        line: usize,
+        /// The JSON parser's report.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A setting is out of range or the settings contradict each other.
     #[error("invalid {what}: {message}")]
     Invalid {

@@ -58,6 +58,79 @@ pub fn parse_example(line: &str) -> std::result::Result<(String, String), serde_
     }
 }
 
+/// One example of a fine-tuning file read back ([`read_examples`]): the bars of its prompt
+/// and of its completion, as the file's template wrote them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadExample {
+    /// The prompt's bars: the prompt without its separator.
+    pub prompt: String,
+    /// The completion's bars: the completion without its leading whitespace, and cut at its
+    /// stop sequence ([`Template::completion_body`]).
+    pub completion: String,
+}
+
+impl ReadExample {
+    /// The bars of the completion: its lines that are not blank.
+    pub fn completion_bars(&self) -> usize {
+        self.completion.lines().filter(|l| !l.trim().is_empty()).count()
+    }
+}
+
+/// The examples of a fine-tuning file ([`read_examples`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadExamples {
+    /// The examples, in the file's order.
+    pub examples: Vec<ReadExample>,
+    /// The commonest completion length in bars (the longer of two as common), or
+    /// [`Windows`](crate::Windows)' default of 14 when the file has no example: the length a
+    /// model trained on the file continues by default.
+    pub completion_bars: usize,
+}
+
+/// Reads a fine-tuning file as `prepare` writes it (legacy prompt/completion lines or chat
+/// lines, [`parse_example`]), for a model that trains on it; blank lines are skipped. The
+/// error names `name` and the line, and keeps the parser's error as its source.
+///
+/// ```
+/// use fine_drums_dataset::Template;
+/// use fine_drums_dataset::export::read_examples;
+///
+/// let jsonl = r#"{"prompt":"KhC..h. Sh..h.\n>>>","completion":"\nKh..Kh. Sh..h.\nKh.. Sh..\n<<<"}"#;
+/// let read = read_examples(&Template::default(), "train.jsonl", jsonl)?;
+/// assert_eq!(read.examples[0].prompt, "KhC..h. Sh..h.\n");
+/// assert_eq!(read.examples[0].completion, "Kh..Kh. Sh..h.\nKh.. Sh..\n");
+/// assert_eq!(read.completion_bars, 2);
+/// # Ok::<(), fine_drums_dataset::Error>(())
+/// ```
+pub fn read_examples(template: &Template, name: &str, jsonl: &str) -> Result<ReadExamples> {
+    let mut examples = Vec::new();
+    let mut lengths = std::collections::BTreeMap::<usize, usize>::new();
+    for (i, line) in jsonl.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (prompt, completion) = parse_example(line).map_err(|source| Error::Example {
+            file: name.to_string(),
+            line: i + 1,
+            source,
+        })?;
+        let prompt = prompt.strip_suffix(template.separator.as_str()).unwrap_or(&prompt);
+        let example = ReadExample {
+            prompt: prompt.to_string(),
+            completion: template.completion_body(&completion).to_string(),
+        };
+        *lengths.entry(example.completion_bars()).or_default() += 1;
+        examples.push(example);
+    }
+    let completion_bars = lengths
+        .iter()
+        .max_by_key(|(bars, n)| (**n, **bars))
+        .map_or(crate::Windows::default().completion_bars, |(bars, _)| *bars);
+    Ok(ReadExamples { examples, completion_bars })
+}
+
 /// The system message of chat examples: what the text means.
 pub fn system_message(template: &Template) -> String {
     let format = &template.codec.format;

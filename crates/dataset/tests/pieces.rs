@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use fine_drums_codec::pattern::rock_beat;
 use fine_drums_dataset::export::{
-    ChatLine, LegacyLine, Prices, chat_jsonl, check_legacy, legacy_jsonl, plain_text,
+    ChatLine, LegacyLine, Prices, chat_jsonl, check_legacy, legacy_jsonl, plain_text, read_examples,
 };
 use fine_drums_dataset::{
     Added, CountTokens, Entry, Error, GroupBy, HashSplit, Index, Manifest, Prepared, Preparer,
@@ -254,6 +254,41 @@ fn jsonl_round_trips_through_serde_and_passes_openai_checks() {
     let e = check_legacy("t", "{\"prompt\": 3}\n", &preparer.template, 4096, &tokens)
         .expect_err("json");
     assert!(e.to_string().starts_with("t, line 1: invalid type"), "{e}");
+}
+
+/// The one reader of fine-tuning files reads back, from legacy and chat lines alike, the bars
+/// that `prepare` cut; its error names the file and line and keeps the parser's error.
+#[test]
+fn fine_tuning_files_read_back_the_pairs_they_were_written_from() {
+    let preparer = Preparer::default();
+    let files: Vec<(String, Split, Vec<u8>)> = (0..3)
+        .map(|i| (format!("{i}.mid"), Split::Train, rock_beat(16, 90.0 + i as f64).expect("rock")))
+        .collect();
+    let files: Vec<(&str, Split, Vec<u8>)> =
+        files.iter().map(|(p, s, b)| (p.as_str(), *s, b.clone())).collect();
+    let p = prepared(&preparer, &files);
+    let pairs: Vec<_> = p.split(Split::Train).collect();
+    let template = &preparer.template;
+    let legacy = read_examples(template, "train.jsonl", &legacy_jsonl(p.split(Split::Train)))
+        .expect("legacy");
+    let chat = read_examples(template, "chat.jsonl", &chat_jsonl(template, p.split(Split::Train)))
+        .expect("chat");
+    assert_eq!(legacy.examples.len(), pairs.len());
+    assert_eq!(legacy.completion_bars, 14);
+    for ((l, c), pair) in legacy.examples.iter().zip(&chat.examples).zip(&pairs) {
+        assert_eq!(format!("{}{}", l.prompt, template.separator), pair.prompt);
+        assert_eq!(l.completion, template.completion_body(&pair.completion));
+        assert_eq!(l.completion_bars(), pair.completion_bars);
+        assert_eq!(
+            (l.prompt.trim_end(), l.completion.trim_end()),
+            (c.prompt.trim_end(), c.completion.trim_end())
+        );
+    }
+    // No example: the default length; a bad line: named, with the parser's error kept.
+    assert_eq!(read_examples(template, "empty.jsonl", "\n\n").expect("empty").completion_bars, 14);
+    let e = read_examples(template, "bad.jsonl", "\n{\"prompt\": 3}\n").expect_err("bad");
+    assert!(e.to_string().starts_with("bad.jsonl, line 2: invalid type"), "{e}");
+    assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<serde_json::Error>()));
 }
 
 #[test]

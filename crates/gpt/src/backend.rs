@@ -300,6 +300,7 @@ fn llm_error(e: Error) -> fine_drums_llm::Error {
             fine_drums_llm::Error::Model { path, message, source }
         }
         Error::Codec(c) => fine_drums_llm::Error::Codec(c),
+        Error::Dataset(d) => fine_drums_llm::Error::Dataset(d),
         other => invalid("gpt", other.to_string()),
     }
 }

@@ -101,9 +101,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// Writes `bytes` to `dir/name` through a temporary file and a rename.
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))
+    fine_drums_dataset::fs::write_atomic(&path, bytes)
+        .map_err(|e| Error::checkpoint(&path, "cannot be written", Some(Box::new(e))))
 }
 
 fn safetensors_bytes(tensors: &HashMap<String, Tensor>, dir: &Path, name: &str) -> Result<Vec<u8>> {

@@ -13,6 +13,9 @@ pub enum Error {
     /// The codec refused a format, a text or a groove.
     #[error(transparent)]
     Codec(#[from] fine_drums_codec::Error),
+    /// A training file could not be read (its error names the file and line).
+    #[error(transparent)]
+    Dataset(#[from] fine_drums_dataset::Error),
     /// A text given to the tokenizer is not beat-format bars.
     #[error("line {line}: {message}")]
     Text {

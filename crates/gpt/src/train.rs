@@ -113,23 +113,13 @@ pub fn examples_from_jsonl(
     name: &str,
     jsonl: &str,
 ) -> Result<(Vec<String>, usize)> {
-    let mut out = Vec::new();
-    let mut lengths = std::collections::BTreeMap::<usize, usize>::new();
-    for (i, line) in jsonl.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (prompt, completion) = fine_drums_dataset::export::parse_example(line)
-            .map_err(|e| Error::Text { line: i + 1, message: format!("{name}: {e}") })?;
-        let prompt =
-            prompt.strip_suffix(template.separator.as_str()).unwrap_or(&prompt).to_string();
-        let completion = template.completion_body(&completion).to_string();
-        *lengths.entry(completion.lines().filter(|l| !l.trim().is_empty()).count()).or_default() +=
-            1;
-        out.push(format!("{}\n{}", prompt.trim_end(), completion));
-    }
-    let commonest = lengths.iter().max_by_key(|(b, n)| (**n, **b)).map_or(14, |(b, _)| *b);
-    Ok((out, commonest))
+    let read = fine_drums_dataset::export::read_examples(template, name, jsonl)?;
+    let texts = read
+        .examples
+        .iter()
+        .map(|e| format!("{}\n{}", e.prompt.trim_end(), e.completion))
+        .collect();
+    Ok((texts, read.completion_bars))
 }
 
 /// A training run.

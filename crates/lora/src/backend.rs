@@ -85,6 +85,7 @@ fn llm_error(e: Error) -> fine_drums_llm::Error {
             fine_drums_llm::Error::Model { path: path.display().to_string(), message, source }
         }
         Error::Codec(c) => fine_drums_llm::Error::Codec(c),
+        Error::Dataset(d) => fine_drums_llm::Error::Dataset(d),
         other => fine_drums_llm::Error::Invalid { what: "lora", message: other.to_string() },
     }
 }
@@ -101,28 +102,18 @@ pub(crate) fn pairs_from_jsonl(
     name: &str,
     jsonl: &str,
 ) -> Result<(Vec<(String, String)>, usize)> {
-    let mut out = Vec::new();
-    let mut lengths = std::collections::BTreeMap::<usize, usize>::new();
-    for (i, line) in jsonl.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (prompt, completion) =
-            fine_drums_dataset::export::parse_example(line).map_err(|e| Error::Example {
-                name: name.to_string(),
-                line: i + 1,
-                message: e.to_string(),
-            })?;
-        let body = template.completion_body(&completion).trim_matches('\n').to_string();
-        *lengths.entry(body.lines().count()).or_default() += 1;
-        let prompt = prompt.strip_suffix(template.separator.as_str()).unwrap_or(&prompt).trim_end();
-        out.push((
-            format!("{prompt}\n{}", template.separator),
-            format!("\n{body}\n{}", template.stop),
-        ));
-    }
-    let commonest = lengths.iter().max_by_key(|(b, n)| (**n, **b)).map_or(14, |(b, _)| *b);
-    Ok((out, commonest))
+    let read = fine_drums_dataset::export::read_examples(template, name, jsonl)?;
+    let pairs = read
+        .examples
+        .iter()
+        .map(|e| {
+            (
+                format!("{}\n{}", e.prompt.trim_end(), template.separator),
+                format!("\n{}\n{}", e.completion.trim_matches('\n'), template.stop),
+            )
+        })
+        .collect();
+    Ok((pairs, read.completion_bars))
 }
 
 impl Lora {
@@ -284,10 +275,9 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> Result<Loaded> {
         lock(state).jobs.event(&id, now(), level, message, metrics);
     };
     let text = |u: &Upload| {
-        std::str::from_utf8(&u.bytes).map(str::to_string).map_err(|e| Error::Example {
-            name: u.name.clone(),
-            line: 0,
-            message: format!("not UTF-8: {e}"),
+        std::str::from_utf8(&u.bytes).map(str::to_string).map_err(|e| Error::Invalid {
+            what: "training file",
+            message: format!("{}: not UTF-8: {e}", u.name),
         })
     };
     let (train_pairs, completion_bars) =
@@ -360,8 +350,7 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> Result<Loaded> {
         trainer.save_adapter(out)?;
         let bytes = serde_json::to_vec_pretty(&drums)
             .map_err(|e| Error::invalid("settings", e.to_string()))?;
-        std::fs::write(out.join(DRUMS), bytes)
-            .map_err(|e| Error::file_because(&out.join(DRUMS), "cannot write", e))?;
+        fine_drums_dataset::fs::write_atomic(&out.join(DRUMS), &bytes)?;
         record("info", format!("saved the adapter in {}", out.display()), None);
     }
     let model = trainer.model().clone();

@@ -29,16 +29,9 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// A line of a training file is not a prompt/completion example.
-    #[error("{name}, line {line}: {message}")]
-    Example {
-        /// The file's name.
-        name: String,
-        /// The line, from 1.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
+    /// A training file could not be read (its error names the file and the line).
+    #[error(transparent)]
+    Dataset(#[from] fine_drums_dataset::Error),
     /// Training was stopped from outside after `step` steps; the last checkpoint is kept.
     #[error("training stopped at step {step}")]
     Stopped {

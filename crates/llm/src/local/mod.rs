@@ -261,11 +261,10 @@ impl FineTune for Local {
                 Some(dir) => {
                     let path = dir.join(format!("{suffix}-{id}.{MODEL_EXTENSION}"));
                     let bytes = model.to_bytes();
-                    std::fs::create_dir_all(dir)
-                        .and_then(|()| std::fs::write(&path, &bytes))
-                        .map_err(|e| {
-                            Error::model_from(path.display().to_string(), e.to_string(), e)
-                        })?;
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::model_from(dir.display().to_string(), e.to_string(), e)
+                    })?;
+                    fine_drums_dataset::fs::write_atomic(&path, &bytes)?;
                     log.push(format!("saved {} ({} bytes)", path.display(), bytes.len()));
                     path.display().to_string()
                 }

@@ -5,7 +5,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use fine_drums_codec::beat::{BeatOptions, Layout, split_bar};
 use fine_drums_codec::{Format, Grid, Meter};
-use fine_drums_dataset::export::parse_example;
 use fine_drums_dataset::{Pair, Template};
 use serde::{Deserialize, Serialize};
 
@@ -373,14 +372,9 @@ impl Model {
     /// Learns from a fine-tuning file: legacy prompt/completion JSONL or chat JSONL, as
     /// `prepare` writes them. A line that is neither is an error naming it.
     pub fn train_jsonl(&mut self, name: &str, jsonl: &str) -> Result<()> {
-        for (i, line) in jsonl.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let (prompt, completion) = parse_example(line).map_err(|e| {
-                Error::model_from(format!("{name}, line {}", i + 1), e.to_string(), e)
-            })?;
-            self.train_example(&prompt, &completion);
+        let read = fine_drums_dataset::export::read_examples(&self.template, name, jsonl)?;
+        for example in &read.examples {
+            self.train_example(&example.prompt, &example.completion);
         }
         Ok(())
     }

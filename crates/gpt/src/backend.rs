@@ -415,6 +415,8 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
                 None,
             );
         }
+        // Events a later toolkit adds are not recorded.
+        _ => {}
     };
     trainer.run(checkpoint_dir.as_deref(), &mut on_event)?;
     if let Some((_, out)) = &dirs {

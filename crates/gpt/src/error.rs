@@ -16,6 +16,10 @@ pub enum Error {
     /// A training file could not be read (its error names the file and line).
     #[error(transparent)]
     Dataset(#[from] fine_drums_dataset::Error),
+    /// The training toolkit refused saved state (an optimiser's state that does not fit).
+    /// Its checkpoint and tensor errors come as [`Error::Checkpoint`] and [`Error::Tensor`].
+    #[error(transparent)]
+    Train(fine_drums_train::Error),
     /// A text given to the tokenizer is not beat-format bars.
     #[error("line {line}: {message}")]
     Text {
@@ -68,5 +72,17 @@ impl Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Error {
         Error::Checkpoint { path: path.display().to_string(), message: message.into(), source }
+    }
+}
+
+impl From<fine_drums_train::Error> for Error {
+    fn from(e: fine_drums_train::Error) -> Error {
+        match e {
+            fine_drums_train::Error::Checkpoint { path, message, source } => {
+                Error::Checkpoint { path, message, source }
+            }
+            fine_drums_train::Error::Tensor(t) => Error::Tensor(t),
+            other => Error::Train(other),
+        }
     }
 }

@@ -52,7 +52,10 @@
 //! checks the hand-written gradients against.
 //! [`checkpoint`] writes a model as a folder of safetensors weights, a JSON config and a
 //! vocabulary, each file atomically and checksummed, so a killed run resumes from its last
-//! epoch to the same final weights, and a damaged file is an error that names it.
+//! epoch to the same final weights, and a damaged file is an error that names it. The
+//! checkpoint files, AdamW ([`optim`]), the learning-rate schedule and the training
+//! [`Event`](train::Event)s come from the training toolkit, `fine-drums-train`, which LoRA
+//! shares.
 //!
 //! # As a backend
 //!
@@ -75,7 +78,7 @@ mod ops;
 pub mod tokens;
 mod model;
 mod step;
-pub mod optim;
+pub use fine_drums_train::optim;
 pub mod checkpoint;
 pub mod train;
 mod sample;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use fine_drums_codec::Format;
 use fine_drums_dataset::Template;
+use fine_drums_train::optim::{AdamW, AdamWConfig};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::SplitMix64;
 
@@ -15,8 +16,9 @@ use crate::checkpoint::{self, Meta, Progress};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::{Batch, Gpt};
-use crate::optim::{AdamW, AdamWConfig};
 use crate::tokens::{Encoded, Vocabulary};
+
+pub use fine_drums_train::Event;
 
 /// How a model is trained.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,55 +56,6 @@ impl Default for TrainOptions {
             min_count: 2,
         }
     }
-}
-
-/// What training reports as it goes.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// Training starts (or resumes) with a model of this many parameters and tokens.
-    Started {
-        /// Trainable numbers.
-        parameters: usize,
-        /// Tokens in the vocabulary.
-        vocabulary: usize,
-        /// Training tokens per epoch.
-        tokens: usize,
-        /// Steps per epoch.
-        steps_per_epoch: u64,
-        /// The step it starts from (0, or a checkpoint's).
-        from_step: u64,
-    },
-    /// One optimiser step.
-    Step {
-        /// Its epoch, from 1.
-        epoch: u32,
-        /// The step, from 1.
-        step: u64,
-        /// The training loss of its batch, per token.
-        loss: f64,
-        /// Training tokens per second over the epoch so far.
-        tokens_per_second: f64,
-    },
-    /// An epoch ended.
-    Epoch {
-        /// The epoch, from 1.
-        epoch: u32,
-        /// The mean training loss over it, per token.
-        train_loss: f64,
-        /// The validation loss, per token (NaN without validation examples).
-        validation_loss: f64,
-        /// Whether it is the best so far (by the training loss without validation examples).
-        best: bool,
-    },
-    /// Training ended.
-    Finished {
-        /// Why: the last epoch, or early stopping.
-        reason: String,
-        /// The best validation loss, per token (the best training loss without validation
-        /// examples).
-        validation_loss: f64,
-    },
 }
 
 /// Training examples (one text per window: prompt bars then completion bars, one bar a line)
@@ -190,7 +143,7 @@ impl Trainer {
         let vocab = Vocabulary::learn(beat, train.iter().map(String::as_str), options.min_count)?;
         let config = Config::preset(&options.preset, vocab.len())?;
         let gpt = Gpt::new(&config, options.seed, device)?;
-        let opt = AdamW::new(gpt.vars(), AdamWConfig { lr: options.lr, ..AdamWConfig::default() })?;
+        let opt = AdamW::new(gpt.vars(), AdamWConfig::with_lr(options.lr))?;
         let meta = Meta {
             config: config.clone(),
             template: template.clone(),
@@ -231,10 +184,7 @@ impl Trainer {
                 None,
             )
         })?;
-        let mut opt = AdamW::new(
-            loaded.gpt.vars(),
-            AdamWConfig { lr: options.lr, ..AdamWConfig::default() },
-        )?;
+        let mut opt = AdamW::new(loaded.gpt.vars(), AdamWConfig::with_lr(options.lr))?;
         opt.restore(&state, loaded.meta.training.step)?;
         let best_dir = dir.join("best");
         let best = if checkpoint::exists(&best_dir)? {
@@ -306,13 +256,7 @@ impl Trainer {
     }
 
     fn lr_at(&self, step: u64, total: u64) -> f64 {
-        let peak = self.options.lr;
-        if step < self.options.warmup {
-            return peak * (step + 1) as f64 / self.options.warmup as f64;
-        }
-        let progress = (step - self.options.warmup) as f64
-            / total.saturating_sub(self.options.warmup).max(1) as f64;
-        peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
+        fine_drums_train::schedule::lr_at(self.options.lr, self.options.warmup, step, total)
     }
 
     /// Stops [`run`](Trainer::run) at the next step once `flag` is set: it returns

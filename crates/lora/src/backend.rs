@@ -10,12 +10,12 @@ use candle_core::Device;
 use fine_drums_codec::Format;
 use fine_drums_codec::beat::split_bar;
 use fine_drums_dataset::Template;
-use fine_drums_gpt::train::Event;
 use fine_drums_llm::jobs::Jobs;
 use fine_drums_llm::{
     BoxFuture, Choice, Complete, Completion, CompletionRequest, FineTune, FinishReason, Job,
     JobEvent, JobRequest, JobStatus, Metrics, Upload, Usage,
 };
+use fine_drums_train::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -293,9 +293,7 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> Result<Loaded> {
     let valid = train::examples(&tokenizer, &valid_pairs, longest)?;
     let checkpoint = dirs.as_ref().map(|(c, _)| c.clone());
     let resumable = match &checkpoint {
-        Some(c) => {
-            fine_drums_gpt::checkpoint::exists(c).map_err(|e| Error::file(c, e.to_string()))?
-        }
+        Some(c) => fine_drums_train::checkpoint::exists(c)?,
         None => false,
     };
     let mut trainer = match &checkpoint {

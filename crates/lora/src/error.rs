@@ -29,6 +29,10 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The training toolkit refused saved state (an optimiser's state that does not fit).
+    /// Its checkpoint and tensor errors come as [`Error::File`] and [`Error::Tensor`].
+    #[error(transparent)]
+    Train(fine_drums_train::Error),
     /// A training file could not be read (its error names the file and the line).
     #[error(transparent)]
     Dataset(#[from] fine_drums_dataset::Error),
@@ -66,6 +70,18 @@ impl Error {
             path: path.to_path_buf(),
             message: message.into(),
             source: Some(source.into()),
+        }
+    }
+}
+
+impl From<fine_drums_train::Error> for Error {
+    fn from(e: fine_drums_train::Error) -> Error {
+        match e {
+            fine_drums_train::Error::Checkpoint { path, message, source } => {
+                Error::File { path: path.into(), message, source }
+            }
+            fine_drums_train::Error::Tensor(t) => Error::Tensor(t),
+            other => Error::Train(other),
         }
     }
 }

@@ -54,7 +54,9 @@
 //! # Training and generation
 //!
 //! [`train::Trainer`] trains the adapters on the completion's tokens, checkpointing every
-//! epoch (a killed run resumes). [`Adapted::generate`] samples with a KV cache and keeps to
+//! epoch (a killed run resumes). Its checkpoints, AdamW, learning-rate schedule and events
+//! come from the training toolkit, `fine-drums-train`, that the drum GPT shares; the crate
+//! does not depend on the drum GPT. [`Adapted::generate`] samples with a KV cache and keeps to
 //! the grammar of bars at the level of characters ([`text::Grammar`]): a token is drawn only
 //! if every character of it continues a bar, whatever the tokenizer made of the text.
 //! [`Lora`] puts it all behind the llm crate's `Complete` and `FineTune`.

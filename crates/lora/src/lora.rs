@@ -199,29 +199,15 @@ pub fn to_files(
         serde_json::to_vec_pretty(&peft).map_err(|e| Error::invalid("adapter", e.to_string()))?;
     let map: HashMap<String, Tensor> =
         tensors(model).into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
-    let weights = safetensors_bytes(&map)?;
+    let weights = fine_drums_train::checkpoint::safetensors_bytes(&map)?;
     Ok(vec![(ADAPTER_CONFIG, json), (ADAPTER_WEIGHTS, weights)])
-}
-
-/// The bytes of a safetensors file of `tensors` (moved to the CPU).
-pub(crate) fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
-    let mut cpu = Vec::with_capacity(tensors.len());
-    for (k, t) in tensors {
-        cpu.push((k.clone(), t.to_device(&candle_core::Device::Cpu)?));
-    }
-    safetensors::serialize(cpu, None).map_err(|e| Error::invalid("safetensors", e.to_string()))
 }
 
 /// Reads an adapter folder PEFT (or this crate) wrote, and puts its adapters on `model`.
 /// Returns its settings. A folder this crate wrote has checksums, and they are checked.
 pub fn load(model: &mut Model, dir: &Path) -> Result<LoraConfig> {
-    let (config, weights) = match fine_drums_gpt::checkpoint::Files::open(dir) {
-        Ok(Some(files)) => {
-            let read = |name: &str| {
-                files.read(name).map_err(|e| Error::file(&dir.join(name), e.to_string()))
-            };
-            (read(ADAPTER_CONFIG)?, read(ADAPTER_WEIGHTS)?)
-        }
+    let (config, weights) = match fine_drums_train::checkpoint::Files::open(dir) {
+        Ok(Some(files)) => (files.read(ADAPTER_CONFIG)?, files.read(ADAPTER_WEIGHTS)?),
         Ok(None) => {
             let read = |name: &str| {
                 let path = dir.join(name);
@@ -230,7 +216,7 @@ pub fn load(model: &mut Model, dir: &Path) -> Result<LoraConfig> {
             };
             (read(ADAPTER_CONFIG)?, read(ADAPTER_WEIGHTS)?)
         }
-        Err(e) => return Err(Error::file(dir, e.to_string())),
+        Err(e) => return Err(e.into()),
     };
     load_files(model, dir, &config, &weights)
 }

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use candle_core::backprop::GradStore;
 use candle_core::{D, Tensor};
-use fine_drums_gpt::checkpoint::{Files, OPTIMIZER, save_files};
-use fine_drums_gpt::optim::{AdamW, AdamWConfig};
-use fine_drums_gpt::train::Event;
+use fine_drums_train::Event;
+use fine_drums_train::checkpoint::{Files, OPTIMIZER, safetensors_bytes, save_files};
+use fine_drums_train::optim::{AdamW, AdamWConfig};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -133,15 +133,6 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
-fn ckpt(e: fine_drums_gpt::Error) -> Error {
-    match e {
-        fine_drums_gpt::Error::Checkpoint { path, message, source } => {
-            Error::File { path: path.into(), message, source }
-        }
-        other => Error::invalid("checkpoint", other.to_string()),
-    }
-}
-
 impl Trainer {
     /// A run that puts fresh adapters on `model` (loaded from `base`) and trains them.
     pub fn new(
@@ -163,7 +154,7 @@ impl Trainer {
         let lora =
             options.lora.clone().unwrap_or_else(|| LoraConfig::for_arch(model.config().arch));
         lora::attach(&mut model, &lora, options.seed)?;
-        let opt = AdamW::new(&lora::tensors(&model), adam(options)).map_err(ckpt)?;
+        let opt = AdamW::new(&lora::tensors(&model), adam(options))?;
         let progress = Progress {
             seed: options.seed,
             base: base.display().to_string(),
@@ -189,28 +180,23 @@ impl Trainer {
         valid: Vec<Example>,
         options: &TrainOptions,
     ) -> Result<Trainer> {
-        let files = Files::open(checkpoint)
-            .map_err(ckpt)?
+        let files = Files::open(checkpoint)?
             .ok_or_else(|| Error::file(checkpoint, "no checkpoint here"))?;
-        let progress: Progress = serde_json::from_slice(&files.read(PROGRESS).map_err(ckpt)?)
-            .map_err(|e| {
-                Error::file_because(&checkpoint.join(PROGRESS), "not a progress file", e)
-            })?;
+        let progress: Progress = serde_json::from_slice(&files.read(PROGRESS)?).map_err(|e| {
+            Error::file_because(&checkpoint.join(PROGRESS), "not a progress file", e)
+        })?;
         let lora = lora::load_files(
             &mut model,
             checkpoint,
-            &files.read(ADAPTER_CONFIG).map_err(ckpt)?,
-            &files.read(ADAPTER_WEIGHTS).map_err(ckpt)?,
+            &files.read(ADAPTER_CONFIG)?,
+            &files.read(ADAPTER_WEIGHTS)?,
         )?;
-        let mut opt = AdamW::new(&lora::tensors(&model), adam(options)).map_err(ckpt)?;
-        let state = candle_core::safetensors::load_buffer(
-            &files.read(OPTIMIZER).map_err(ckpt)?,
-            model.device(),
-        )
-        .map_err(|e| {
-            Error::file_because(&checkpoint.join(OPTIMIZER), "not a safetensors file", e)
-        })?;
-        opt.restore(&state, progress.step).map_err(ckpt)?;
+        let mut opt = AdamW::new(&lora::tensors(&model), adam(options))?;
+        let state = candle_core::safetensors::load_buffer(&files.read(OPTIMIZER)?, model.device())
+            .map_err(|e| {
+                Error::file_because(&checkpoint.join(OPTIMIZER), "not a safetensors file", e)
+            })?;
+        opt.restore(&state, progress.step)?;
         let mut options = options.clone();
         options.seed = progress.seed;
         Ok(Trainer { model, lora, opt, options, train, valid, progress, stop: None })
@@ -321,13 +307,7 @@ impl Trainer {
     }
 
     fn lr_at(&self, step: u64, total: u64) -> f64 {
-        let peak = self.options.lr;
-        if step < self.options.warmup {
-            return peak * (step + 1) as f64 / self.options.warmup as f64;
-        }
-        let t = (step - self.options.warmup) as f64
-            / (total.saturating_sub(self.options.warmup)).max(1) as f64;
-        peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+        fine_drums_train::schedule::lr_at(self.options.lr, self.options.warmup, step, total)
     }
 
     /// Trains to the last epoch, saving a checkpoint into `checkpoint` after each.
@@ -369,7 +349,7 @@ impl Trainer {
                 tokens += batch.iter().map(|e| e.ids.len()).sum::<usize>();
                 let (loss, grads) = self.gradients(&batch, &mut noise)?;
                 self.opt.set_lr(self.lr_at(self.progress.step, total));
-                self.opt.step(&grads).map_err(ckpt)?;
+                self.opt.step(&grads)?;
                 self.progress.step += 1;
                 let secs = start.elapsed().as_secs_f64().max(1e-9);
                 on_event(&Event::Step {
@@ -407,11 +387,11 @@ impl Trainer {
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         let mut files = lora::to_files(&self.model, &self.lora, Some(&self.progress.base))?;
         let (state, _) = self.opt.state();
-        files.push((OPTIMIZER, lora::safetensors_bytes(&state)?));
+        files.push((OPTIMIZER, safetensors_bytes(&state)?));
         let progress = serde_json::to_vec_pretty(&self.progress)
             .map_err(|e| Error::invalid("progress", e.to_string()))?;
         files.push((PROGRESS, progress));
-        save_files(dir, &files).map_err(ckpt)
+        Ok(save_files(dir, &files)?)
     }
 
     /// Saves the adapter in PEFT's format into `dir` (checksummed, written atomically).
@@ -424,7 +404,7 @@ impl Trainer {
 /// atomically), naming `base` as their base model.
 pub fn save_adapter(model: &Model, config: &LoraConfig, base: &str, dir: &Path) -> Result<()> {
     let files = lora::to_files(model, config, Some(base))?;
-    save_files(dir, &files).map_err(ckpt)
+    Ok(save_files(dir, &files)?)
 }
 
 fn adam(options: &TrainOptions) -> AdamWConfig {

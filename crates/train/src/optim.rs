@@ -24,6 +24,13 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// The default settings with the step size `lr`.
+    pub fn with_lr(lr: f64) -> AdamWConfig {
+        AdamWConfig { lr, ..AdamWConfig::default() }
+    }
+}
+
 impl Default for AdamWConfig {
     fn default() -> AdamWConfig {
         AdamWConfig { lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1 }

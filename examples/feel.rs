@@ -1,8 +1,8 @@
 //! Learns a feel (how drummers play each voice, step and loudness level: velocity and
 //! microtiming) from the performances of a dataset's train split, as JSON.
 //!
-//! `cargo run --release --example feel -- ../shared/datasets/groove --out crates/llm/feel/gmd-train.json`
-//! rebuilds the feel that `continue` gives new bars by default (`fine_drums_llm::Feel::gmd`).
+//! `cargo run --release --example feel -- ../shared/datasets/groove --out crates/feel/table/gmd-train.json`
+//! rebuilds the feel that `continue` gives new bars by default (`fine_drums_feel::Feel::gmd`).
 
 mod common;
 
@@ -15,7 +15,7 @@ use common::At;
 use fine_drums_codec::midi::{self, ReadOptions};
 use fine_drums_codec::{Grid, Levels, VoiceMap};
 use fine_drums_dataset::{Split, fs};
-use fine_drums_llm::Feel;
+use fine_drums_feel::Feel;
 
 /// Learn drummers' velocity and microtiming, by voice, 16th and level, from a train split.
 #[derive(Parser)]

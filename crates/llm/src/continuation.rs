@@ -6,9 +6,9 @@ use fine_drums_dataset::Manifest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::feel::Feel;
 use crate::traits::Complete;
 use crate::types::{CompletionRequest, FinishReason, Usage};
+use fine_drums_feel::Feel;
 
 /// How to continue a groove.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -90,14 +90,13 @@
 //! [`continue_midi`] builds the prompt from the source's last bars through the dataset
 //! manifest, exactly as the training files did, asks the backend, decodes leniently,
 //! resamples unusable samples, gives the new bars a drummer's velocity and microtiming
-//! ([`Feel`]), and returns every bar of the source, unchanged, followed by the new bars, as
+//! (the `fine-drums-feel` crate's `Feel`), and returns every bar of the source, unchanged, followed by the new bars, as
 //! a MIDI file in the source's tempo and meter, with a [`Report`] that lists each bar the
 //! decoder dropped as a [`Dropped`] (request, line, column, reason).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod backend;
-mod feel;
 mod continuation;
 mod error;
 pub mod jobs;
@@ -110,7 +109,6 @@ mod types;
 
 pub use continuation::{Continuation, ContinueOptions, Dropped, Report, continue_midi};
 pub use error::{Error, Result};
-pub use feel::Feel;
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{
     Choice, Completion, CompletionRequest, Endpoint, FinishReason, Job, JobEvent, JobRequest,

@@ -1,6 +1,5 @@
 //! Integration tests of fine-drums-llm, built as one binary.
 
-mod feel;
 mod local;
 #[cfg(feature = "openai")]
 mod openai;

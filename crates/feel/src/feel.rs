@@ -1,11 +1,4 @@
-//! Feel: the velocity and microtiming a drummer gives the hits a model writes on the grid.
-//!
-//! A model in the beat format writes each hit on a 16th with one of three loudness levels. A
-//! [`Feel`] learns, from human performances, how loud and how far off the grid drummers play
-//! each voice at each step of the bar and each level (the GMD's train split gives the built-in
-//! one, [`Feel::gmd`]), and [`Feel::humanise`] draws from that, shifted by the prompt's own
-//! feel: a snare the prompt plays late stays late, hats it swings stay swung, a drummer who
-//! plays soft stays soft.
+//! The feel table, how it is learned, and how it humanises bars.
 
 use std::collections::BTreeMap;
 
@@ -121,23 +114,22 @@ impl Feel {
         Feel { levels: levels.count(), classes }
     }
 
-    /// The feel learned from the GMD's train split (see `feel/README.md`).
+    /// The feel learned from the GMD's train split (see `table/README.md`).
     pub fn gmd() -> Feel {
         // Checked by a test; a damaged build file would show there first.
-        Feel::from_json(include_str!("../feel/gmd-train.json")).unwrap_or_default()
+        Feel::from_json(include_str!("../table/gmd-train.json")).unwrap_or_default()
     }
 
     /// Reads a feel written by [`to_json`](Feel::to_json).
     pub fn from_json(text: &str) -> Result<Feel> {
-        let feel: Feel = serde_json::from_str(text)
-            .map_err(|e| Error::invalid("feel", format!("not a feel table: {e}")))?;
-        Levels::new(feel.levels).map_err(|e| Error::invalid("feel", e.to_string()))?;
+        let feel: Feel = serde_json::from_str(text)?;
+        Levels::new(feel.levels).map_err(|e| Error::Table(e.to_string()))?;
         let bad = feel
             .classes
             .iter()
             .find(|(_, c)| c.velocity.len() != VELOCITY_BINS || c.offset.len() != OFFSET_BINS);
         if let Some((k, _)) = bad {
-            return Err(Error::invalid("feel", format!("class {k} has the wrong number of bins")));
+            return Err(Error::Table(format!("class {k} has the wrong number of bins")));
         }
         Ok(feel)
     }

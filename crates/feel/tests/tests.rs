@@ -1,8 +1,8 @@
-//! The humaniser: the built-in feel, and what it does to bars on the grid.
+//! Integration tests of fine-drums-feel: the built-in feel, and what it does to bars on the grid.
 
 use fine_drums_codec::Groove;
 use fine_drums_codec::pattern::rock_groove;
-use fine_drums_llm::Feel;
+use fine_drums_feel::Feel;
 
 const SNARE: usize = 1;
 const KICK: usize = 0;

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use common::At;
-use fine_drums_llm::{ContinueOptions, continue_midi};
+use fine_drums_continue::{ContinueOptions, continue_midi};
 
 /// Continue a drum groove: the last bars of a MIDI file go to a model, and the file comes
 /// back with the model's bars after its own, as a MIDI file that plays in any DAW.

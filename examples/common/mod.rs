@@ -427,8 +427,8 @@ pub fn continuing(
     (temperature, top_p): (f32, f32),
 ) -> Result<impl fine_drums_eval::System + use<>, Box<dyn Error>> {
     use fine_drums_codec::midi::{self, WriteOptions};
+    use fine_drums_continue::{ContinueOptions, continue_midi};
     use fine_drums_eval::{BoxError, Generated, Piece, system};
-    use fine_drums_llm::{ContinueOptions, continue_midi};
     use std::rc::Rc;
     let runtime = Rc::new(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
     let (manifest, backend) = (manifest.clone(), Rc::new(backend));

@@ -105,14 +105,6 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// No sample gave a usable bar, after every allowed attempt.
-    #[error("no usable continuation after {attempts} attempts: {}", reasons.join("; "))]
-    Unusable {
-        /// Requests made.
-        attempts: u32,
-        /// Why each sample was refused.
-        reasons: Vec<String>,
-    },
     /// The codec refused a MIDI file or a text.
     #[error(transparent)]
     Codec(#[from] fine_drums_codec::Error),

@@ -1,37 +1,29 @@
-//! Language models that play drums: the traits a backend implements, the OpenAI backend,
-//! and the pipeline that continues a drum MIDI file.
+//! Language models that play drums: the traits a backend implements, and the OpenAI
+//! backend.
 //!
 //! ```
-//! use fine_drums_codec::pattern::rock_beat;
-//! use fine_drums_dataset::Manifest;
 //! use fine_drums_llm::{
-//!     BoxFuture, Choice, Complete, Completion, CompletionRequest, ContinueOptions, FinishReason,
-//!     Result, Usage, continue_midi,
+//!     BoxFuture, Choice, Complete, Completion, CompletionRequest, FinishReason, Result, Usage,
 //! };
 //!
 //! /// A "model" that always plays the same bar: any backend implements this one method.
 //! struct OneBar;
 //!
 //! impl Complete for OneBar {
-//!     fn complete<'a>(&'a self, r: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
+//!     fn complete<'a>(&'a self, _: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
 //!         Box::pin(async move {
 //!             let bar = "Kh..h. Sh..h. Kh..Kh. Sh..h.\n";
-//!             let text = format!("\n{}{}", bar.repeat(4), r.stop[0]);
+//!             let text = format!("\n{}<<<", bar.repeat(4));
 //!             Ok(Completion::new(vec![Choice::new(text, FinishReason::Stop)], Usage::default()))
 //!         })
 //!     }
 //! }
 //!
 //! # fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-//! // The manifest `prepare` wrote says how prompts were built; here, the defaults.
-//! let manifest = Manifest::of_settings(&Default::default());
-//! let midi = rock_beat(2, 96.0)?;
-//! let mut options = ContinueOptions::new("one-bar");
-//! options.bars = 4;
-//! let future = continue_midi(&midi, &manifest, &OneBar, &options);
+//! let request = CompletionRequest::new("one-bar", "KhC..h. Sh..h. Kh..Kh. Sh..h.\n>>>", 400);
+//! let future = OneBar.complete(&request);
 //! let out = tokio::runtime::Builder::new_current_thread().build()?.block_on(future)?;
-//! assert_eq!(out.report.bars_kept, 4);
-//! assert_eq!(out.groove.bars.len(), 6); // the 2 source bars, unchanged, then 4 new ones
+//! assert_eq!(out.choices[0].text.lines().filter(|l| l.contains('K')).count(), 4);
 //! # Ok(())
 //! # }
 //! ```
@@ -87,17 +79,12 @@
 //!
 //! # The pipeline
 //!
-//! [`continue_midi`] builds the prompt from the source's last bars through the dataset
-//! manifest, exactly as the training files did, asks the backend, decodes leniently,
-//! resamples unusable samples, gives the new bars a drummer's velocity and microtiming
-//! (the `fine-drums-feel` crate's `Feel`), and returns every bar of the source, unchanged, followed by the new bars, as
-//! a MIDI file in the source's tempo and meter, with a [`Report`] that lists each bar the
-//! decoder dropped as a [`Dropped`] (request, line, column, reason).
+//! The pipeline that continues a drum MIDI file with any [`Complete`] backend is the
+//! `fine-drums-continue` crate's `continue_midi`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod backend;
-mod continuation;
 mod error;
 pub mod jobs;
 pub mod local;
@@ -107,7 +94,6 @@ mod random;
 mod traits;
 mod types;
 
-pub use continuation::{Continuation, ContinueOptions, Dropped, Report, continue_midi};
 pub use error::{Error, Result};
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{

@@ -3,4 +3,3 @@
 mod local;
 #[cfg(feature = "openai")]
 mod openai;
-mod pipeline;

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fine_drums_codec::pattern::rock_groove;
+use fine_drums_continue::{ContinueOptions, continue_midi};
 use fine_drums_dataset::export::{chat_jsonl, legacy_jsonl};
 use fine_drums_dataset::{Entry, Manifest, Prepared, Preparer, Split, cl100k};
 use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
-use fine_drums_llm::{Complete, ContinueOptions, FineTune, JobEvent, JobRequest, Upload};
+use fine_drums_llm::{Complete, FineTune, JobEvent, JobRequest, Upload};
 use serde_json::{Value, json};
 
 mod hostile;
@@ -94,9 +95,7 @@ async fn the_legacy_flow_runs_end_to_end_over_http() {
         assert_eq!(again.len(), events.len());
         let mut options = ContinueOptions::new(&model);
         (options.bars, options.seed) = (4, Some(7));
-        let out = fine_drums_llm::continue_midi(&midi, &manifest, &api, &options)
-            .await
-            .expect("continued");
+        let out = continue_midi(&midi, &manifest, &api, &options).await.expect("continued");
         assert_eq!(out.report.bars_kept, 4, "{base}: {:?}", out.report);
         assert!(out.report.dropped.is_empty(), "{base}: every bar decodes: {:?}", out.report);
         // The model scores the drummer's text: echo with logprobs.
@@ -254,8 +253,7 @@ async fn chat_files_train_and_chat_completions_answer() {
             .expect("write");
     let mut options = ContinueOptions::new(&model);
     (options.bars, options.seed) = (4, Some(2));
-    let out =
-        fine_drums_llm::continue_midi(&midi, &manifest, &api, &options).await.expect("continued");
+    let out = continue_midi(&midi, &manifest, &api, &options).await.expect("continued");
     assert_eq!(out.report.bars_kept, 4, "{:?}", out.report);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -1,14 +1,14 @@
-//! The continuation pipeline with scripted backends.
+//! Integration tests of fine-drums-continue: the pipeline with scripted backends.
 
 use std::sync::Mutex;
 
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
 use fine_drums_codec::pattern::{rock_beat, rock_groove};
 use fine_drums_codec::{Voice, VoiceMap};
+use fine_drums_continue::{ContinueOptions, Error, continue_midi};
 use fine_drums_dataset::{Manifest, Preparer};
 use fine_drums_llm::{
-    BoxFuture, Choice, Complete, Completion, CompletionRequest, ContinueOptions, Error,
-    FinishReason, Result, Usage, continue_midi,
+    BoxFuture, Choice, Complete, Completion, CompletionRequest, FinishReason, Result, Usage,
 };
 
 /// Answers each request with the next scripted text, and records the requests.

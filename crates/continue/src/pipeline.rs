@@ -5,10 +5,10 @@ use fine_drums_codec::{Format, Groove, Pitch, Voice, VoiceMap};
 use fine_drums_dataset::Manifest;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::traits::Complete;
-use crate::types::{CompletionRequest, FinishReason, Usage};
 use fine_drums_feel::Feel;
+use fine_drums_llm::{Complete, CompletionRequest, FinishReason, Usage};
+
+use crate::error::{Error, Result};
 
 /// How to continue a groove.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

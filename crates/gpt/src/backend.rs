@@ -1,10 +1,9 @@
 //! The drum GPT as a backend: [`Complete`] samples continuations, [`FineTune`] trains a model
 //! on the files `prepare` wrote, in the background, with live events.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::Device;
 use fine_drums_codec::beat::{Layout, split_bar};
@@ -12,10 +11,9 @@ use fine_drums_codec::{Grid, Meter};
 use fine_drums_dataset::{CountTokens, Template};
 use fine_drums_llm::{
     BoxFuture, Choice, Complete, Completion, CompletionRequest, FineTune, FinishReason, Job,
-    JobEvent, JobRequest, JobStatus, Metrics, Upload, Usage,
+    JobEvent, JobRequest, Metrics, Upload, Usage,
 };
-
-use fine_drums_llm::jobs::Jobs;
+use fine_drums_train::jobs::{Ended, Hyperparameters, Runner, Work};
 
 use crate::checkpoint;
 use crate::error::Error;
@@ -86,19 +84,6 @@ impl Model {
     }
 }
 
-struct State {
-    jobs: Jobs,
-    models: HashMap<String, Arc<Model>>,
-    /// The stop flag of each running job.
-    stops: HashMap<String, Arc<AtomicBool>>,
-}
-
-impl Default for State {
-    fn default() -> State {
-        State { jobs: Jobs::new("gpt"), models: HashMap::new(), stops: HashMap::new() }
-    }
-}
-
 /// The drum GPT backend.
 ///
 /// Models are named by the folder they are saved in, or by the name a job gave them.
@@ -108,9 +93,8 @@ pub struct Gpt {
     options: TrainOptions,
     top_k: usize,
     device: Device,
-    state: Arc<Mutex<State>>,
-    /// Held while a model loads.
-    loading: Mutex<()>,
+    /// Its jobs, uploads and models.
+    runner: Runner<Model>,
     tokens: OnceLock<Option<Box<dyn CountTokens + Send + Sync>>>,
 }
 
@@ -120,11 +104,6 @@ impl std::fmt::Debug for Gpt {
     }
 }
 
-fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The meter whose beat-format layout is `layout` on `grid`, common meters first.
 fn meter_of(layout: Layout, grid: Grid) -> Option<Meter> {
     let common = [(4, 4), (3, 4), (2, 4), (6, 8), (12, 8), (9, 8), (5, 4), (7, 8), (5, 8), (2, 2)];
     let all = (1..=32u8).flat_map(|n| [4u8, 8, 2, 16, 1, 32, 64].map(move |d| (n, d)));
@@ -149,8 +128,7 @@ impl Gpt {
             options,
             top_k: 0,
             device: Device::Cpu,
-            state: Arc::default(),
-            loading: Mutex::new(()),
+            runner: Runner::new("gpt"),
             tokens: OnceLock::new(),
         }
     }
@@ -175,34 +153,27 @@ impl Gpt {
 
     /// Registers a model under `name`.
     pub fn insert_model(&self, name: impl Into<String>, model: Model) {
-        lock(&self.state).models.insert(name.into(), Arc::new(model));
+        self.runner.insert_model(name, Arc::new(model));
     }
 
     /// Whether job `id`'s training is still at work (a cancelled job's until it has stopped
     /// and said so in its events).
     pub fn is_training(&self, id: &str) -> bool {
-        lock(&self.state).stops.contains_key(id)
+        self.runner.is_training(id)
     }
 
     /// The model named `name`: registered, the built-in [`EMBEDDED`], or loaded from the
     /// folder of that name.
     pub fn model(&self, name: &str) -> fine_drums_llm::Result<Arc<Model>> {
-        if let Some(m) = lock(&self.state).models.get(name) {
-            return Ok(m.clone());
-        }
-        // One load at a time, so that requests arriving together load a model once.
-        let _loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(m) = lock(&self.state).models.get(name) {
-            return Ok(m.clone());
-        }
-        let model = if name == EMBEDDED {
-            Model::embedded(&self.device)
-        } else {
-            Model::load(Path::new(name), &self.device)
-        };
-        let model = Arc::new(model.map_err(llm_error)?);
-        lock(&self.state).models.insert(name.to_string(), model.clone());
-        Ok(model)
+        self.runner
+            .model_or_load(name, || {
+                if name == EMBEDDED {
+                    Model::embedded(&self.device)
+                } else {
+                    Model::load(Path::new(name), &self.device)
+                }
+            })
+            .map_err(llm_error)
     }
 
     fn count(&self, text: &str) -> u64 {
@@ -329,7 +300,6 @@ impl Complete for Gpt {
 
 /// What a training job runs on.
 struct JobSpec {
-    id: String,
     /// The fine-tuned model's name.
     name: String,
     template: Template,
@@ -339,16 +309,14 @@ struct JobSpec {
     /// The checkpoint folder and the model folder, when models are saved.
     dirs: Option<(PathBuf, PathBuf)>,
     device: Device,
-    /// Set by [`FineTune::cancel`].
-    stop: Arc<AtomicBool>,
 }
 
 /// Runs a training job to its end, recording its events.
-fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
-    let JobSpec { id, name, template, files, options, dirs, device, stop } = spec;
-    let (id, name, template, options, device) = (&id, &name, &template, &options, &device);
+fn train_job(work: &Work<Model>, spec: JobSpec) -> crate::Result<Model> {
+    let JobSpec { name, template, files, options, dirs, device } = spec;
+    let (name, template, options, device) = (&name, &template, &options, &device);
     let record = |level: &str, message: String, metrics: Option<Metrics>| {
-        lock(state).jobs.event(id, now(), level, message, metrics);
+        work.record(level, message, metrics);
     };
     let text = |u: &Upload| {
         std::str::from_utf8(&u.bytes)
@@ -373,7 +341,7 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
         }
         _ => Trainer::new(template, &train, &valid, completion_bars, options, device)?,
     };
-    trainer.stop_when(stop);
+    trainer.stop_when(work.stop_flag());
     let mut total = None;
     let epochs = u64::from(options.epochs);
     let mut on_event = |e: &Event| match e {
@@ -430,15 +398,24 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> crate::Result<Model> {
     })
 }
 
-impl Gpt {
-    fn file(&self, id: &str) -> fine_drums_llm::Result<Upload> {
-        lock(&self.state).jobs.file(id)
+impl Hyperparameters for TrainOptions {
+    fn set_epochs(&mut self, epochs: u32) {
+        self.epochs = epochs;
+    }
+    fn set_batch(&mut self, batch: usize) {
+        self.batch = batch;
+    }
+    fn scale_lr(&mut self, factor: f64) {
+        self.lr *= factor;
+    }
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
 }
 
 impl FineTune for Gpt {
     fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, fine_drums_llm::Result<String>> {
-        Box::pin(async move { Ok(lock(&self.state).jobs.upload(file)) })
+        Box::pin(async move { Ok(self.runner.upload(file)) })
     }
 
     fn create_job<'a>(
@@ -455,27 +432,16 @@ impl FineTune for Gpt {
                     ),
                 ));
             }
-            let training = self.file(&request.training_file)?;
+            let training = self.runner.file(&request.training_file)?;
             let validation = match &request.validation_file {
-                Some(v) => Some(self.file(v)?),
+                Some(v) => Some(self.runner.file(v)?),
                 None => None,
             };
             let template = self.template.clone();
             let mut options = self.options.clone();
-            if let Some(e) = request.epochs {
-                options.epochs = e;
-            }
-            if let Some(b) = request.batch_size {
-                options.batch = b as usize;
-            }
-            if let Some(m) = request.learning_rate_multiplier {
-                options.lr *= m;
-            }
-            if let Some(s) = request.seed {
-                options.seed = s;
-            }
+            fine_drums_train::jobs::apply(request, &mut options);
             let suffix = request.suffix.clone().unwrap_or_else(|| "drums".into());
-            let id = lock(&self.state).jobs.next_job_id();
+            let id = self.runner.next_job_id();
             // A job's checkpoint is named by its settings, so that the same job started
             // again after a crash resumes it.
             let (name, dirs) = match &self.models_dir {
@@ -486,63 +452,25 @@ impl FineTune for Gpt {
                 }
                 None => (format!("gpt:{suffix}:{id}"), None),
             };
-            let job = Job::new(&id, &request.model, JobStatus::Running);
-            let stop = Arc::new(AtomicBool::new(false));
-            {
-                let mut st = lock(&self.state);
-                st.jobs.insert(job.clone());
-                st.stops.insert(id.clone(), stop.clone());
-            }
-            let (state, device) = (self.state.clone(), self.device.clone());
-            let (job_id, model_name) = (id.clone(), name.clone());
             let spec = JobSpec {
-                id: id.clone(),
                 name: name.clone(),
                 template,
                 files: (training, validation),
                 options,
                 dirs,
-                device,
-                stop,
+                device: self.device.clone(),
             };
-            std::thread::spawn(move || {
-                let result = train_job(&state, spec);
-                let mut st = lock(&state);
-                st.stops.remove(&job_id);
-                let model = match result {
-                    Ok(m) => Some(m),
-                    Err(Error::Stopped { step }) => {
-                        let message = format!(
-                            "cancelled at step {step}; the last epoch's checkpoint is kept"
-                        );
-                        st.jobs.event(&job_id, now(), "info", message, None);
-                        None
-                    }
-                    Err(e) => {
-                        if let Ok(job) = st.jobs.job_mut(&job_id) {
-                            job.status = JobStatus::Failed;
-                            job.error = Some(e.to_string());
-                        }
-                        st.jobs.event(&job_id, now(), "error", e.to_string(), None);
-                        None
-                    }
-                };
-                let cancelled =
-                    st.jobs.job(&job_id).is_ok_and(|j| j.status == JobStatus::Cancelled);
-                if let Some(m) = model.filter(|_| !cancelled) {
-                    st.models.insert(model_name.clone(), Arc::new(m));
-                    if let Ok(job) = st.jobs.job_mut(&job_id) {
-                        job.status = JobStatus::Succeeded;
-                        job.fine_tuned_model = Some(model_name);
-                    }
-                }
-            });
-            Ok(job)
+            Ok(self.runner.spawn(&id, &request.model, name, move |work| {
+                train_job(work, spec).map_err(|e| match e {
+                    Error::Stopped { step } => Ended::Stopped { step },
+                    e => Ended::Failed(e.to_string()),
+                })
+            }))
         })
     }
 
     fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
-        Box::pin(async move { lock(&self.state).jobs.job(id) })
+        Box::pin(async move { self.runner.job(id) })
     }
 
     fn events<'a>(
@@ -550,28 +478,13 @@ impl FineTune for Gpt {
         id: &'a str,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, fine_drums_llm::Result<Vec<JobEvent>>> {
-        Box::pin(async move { lock(&self.state).jobs.events(id, after) })
+        Box::pin(async move { self.runner.events(id, after) })
     }
 
     /// Stops a running job at its next training step; its last epoch's checkpoint stays, so
     /// the same job created again resumes from it.
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
-        Box::pin(async move {
-            let mut st = lock(&self.state);
-            let job = st.jobs.job(id)?;
-            if job.status.is_terminal() {
-                return Err(invalid(
-                    "cancel",
-                    format!("job {id} has already ended ({:?})", job.status),
-                ));
-            }
-            if let Some(stop) = st.stops.get(id) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            let job = st.jobs.job_mut(id)?;
-            job.status = JobStatus::Cancelled;
-            Ok(job.clone())
-        })
+        Box::pin(async move { self.runner.cancel(id) })
     }
 
     fn poll_interval(&self) -> std::time::Duration {

@@ -79,6 +79,19 @@ impl Jobs {
         }
     }
 
+    /// Marks job `id` cancelled, unless it has already ended (an error that says how).
+    pub fn cancel(&mut self, id: &str) -> Result<Job> {
+        let job = self.job_mut(id)?;
+        if job.status.is_terminal() {
+            return Err(Error::invalid(
+                "cancel",
+                format!("job {id} has already ended ({:?})", job.status),
+            ));
+        }
+        job.status = crate::types::JobStatus::Cancelled;
+        Ok(job.clone())
+    }
+
     /// The events of job `id` after the event `after` (all of them when `None`).
     pub fn events(&self, id: &str, after: Option<&str>) -> Result<Vec<JobEvent>> {
         let (_, events) = self.jobs.get(id).ok_or_else(|| no_job(id))?;

@@ -1,21 +1,19 @@
 //! LoRA as a backend: [`Complete`] generates with an adapter, [`FineTune`] trains one on the
 //! files `prepare` wrote, in the background, with live events.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::Device;
 use fine_drums_codec::Format;
 use fine_drums_codec::beat::split_bar;
 use fine_drums_dataset::Template;
-use fine_drums_llm::jobs::Jobs;
 use fine_drums_llm::{
     BoxFuture, Choice, Complete, Completion, CompletionRequest, FineTune, FinishReason, Job,
-    JobEvent, JobRequest, JobStatus, Metrics, Upload, Usage,
+    JobEvent, JobRequest, Metrics, Upload, Usage,
 };
 use fine_drums_train::Event;
+use fine_drums_train::jobs::{Ended, Hyperparameters, Runner, Work};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -47,12 +45,6 @@ struct Loaded {
     drums: Drums,
 }
 
-struct State {
-    jobs: Jobs,
-    models: HashMap<String, Arc<Loaded>>,
-    stops: HashMap<String, Arc<AtomicBool>>,
-}
-
 /// The LoRA backend. Models are adapter folders (their base named in
 /// `adapter_config.json`); base models are Hugging Face folders.
 pub struct Lora {
@@ -60,18 +52,14 @@ pub struct Lora {
     options: TrainOptions,
     models_dir: Option<PathBuf>,
     device: Device,
-    state: Arc<Mutex<State>>,
-    loading: Mutex<()>,
+    /// Its jobs, uploads and adapters.
+    runner: Runner<Loaded>,
 }
 
 impl std::fmt::Debug for Lora {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lora").field("models_dir", &self.models_dir).finish_non_exhaustive()
     }
-}
-
-fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn now() -> u64 {
@@ -124,12 +112,7 @@ impl Lora {
             options,
             models_dir: None,
             device: Device::Cpu,
-            state: Arc::new(Mutex::new(State {
-                jobs: Jobs::new("lora"),
-                models: HashMap::new(),
-                stops: HashMap::new(),
-            })),
-            loading: Mutex::new(()),
+            runner: Runner::new("lora"),
         }
     }
 
@@ -149,26 +132,17 @@ impl Lora {
     /// tokenizer, the adapters, and how its prompts are written.
     pub fn load(&self, adapter: &Path, base: Option<&Path>) -> Result<()> {
         let loaded = load(adapter, base, &self.device)?;
-        lock(&self.state).models.insert(adapter.display().to_string(), Arc::new(loaded));
+        self.runner.insert_model(adapter.display().to_string(), Arc::new(loaded));
         Ok(())
     }
 
     /// How the prompts of the loaded model `name` are written, if it is loaded.
     pub fn template(&self, name: &str) -> Option<Template> {
-        lock(&self.state).models.get(name).map(|m| m.drums.template.clone())
+        self.runner.get_model(name).map(|m| m.drums.template.clone())
     }
 
     fn model(&self, name: &str) -> Result<Arc<Loaded>> {
-        if let Some(m) = lock(&self.state).models.get(name) {
-            return Ok(m.clone());
-        }
-        let _loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(m) = lock(&self.state).models.get(name) {
-            return Ok(m.clone());
-        }
-        let m = Arc::new(load(Path::new(name), None, &self.device)?);
-        lock(&self.state).models.insert(name.to_string(), m.clone());
-        Ok(m)
+        self.runner.model_or_load(name, || load(Path::new(name), None, &self.device))
     }
 
     /// Completes synchronously: what [`Complete::complete`] does, without a runtime.
@@ -258,7 +232,6 @@ fn load(adapter: &Path, base: Option<&Path>, device: &Device) -> Result<Loaded> 
 
 /// What a training job runs on.
 struct JobSpec {
-    id: String,
     base: PathBuf,
     template: Template,
     files: (Upload, Option<Upload>),
@@ -266,13 +239,12 @@ struct JobSpec {
     /// The checkpoint folder and the adapter folder, when adapters are saved.
     dirs: Option<(PathBuf, PathBuf)>,
     device: Device,
-    stop: Arc<AtomicBool>,
 }
 
-fn train_job(state: &Mutex<State>, spec: JobSpec) -> Result<Loaded> {
-    let JobSpec { id, base, template, files, options, dirs, device, stop } = spec;
+fn train_job(work: &Work<Loaded>, spec: JobSpec) -> Result<Loaded> {
+    let JobSpec { base, template, files, options, dirs, device } = spec;
     let record = |level: &str, message: String, metrics: Option<Metrics>| {
-        lock(state).jobs.event(&id, now(), level, message, metrics);
+        work.record(level, message, metrics);
     };
     let text = |u: &Upload| {
         std::str::from_utf8(&u.bytes).map(str::to_string).map_err(|e| Error::Invalid {
@@ -303,7 +275,7 @@ fn train_job(state: &Mutex<State>, spec: JobSpec) -> Result<Loaded> {
         }
         _ => Trainer::new(model, &base, train, valid, &options)?,
     };
-    trainer.stop_when(stop);
+    trainer.stop_when(work.stop_flag());
     let epochs = u64::from(options.epochs);
     let mut total = None;
     let mut on_event = |e: &Event| match e {
@@ -389,9 +361,24 @@ impl Complete for Lora {
     }
 }
 
+impl Hyperparameters for TrainOptions {
+    fn set_epochs(&mut self, epochs: u32) {
+        self.epochs = epochs;
+    }
+    fn set_batch(&mut self, batch: usize) {
+        self.batch = batch;
+    }
+    fn scale_lr(&mut self, factor: f64) {
+        self.lr *= factor;
+    }
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
 impl FineTune for Lora {
     fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, fine_drums_llm::Result<String>> {
-        Box::pin(async move { Ok(lock(&self.state).jobs.upload(file)) })
+        Box::pin(async move { Ok(self.runner.upload(file)) })
     }
 
     /// Trains adapters on the base model folder `request.model` (`lora:<folder>` or the
@@ -411,26 +398,15 @@ impl FineTune for Lora {
                     ),
                 ));
             }
-            let training = lock(&self.state).jobs.file(&request.training_file)?;
+            let training = self.runner.file(&request.training_file)?;
             let validation = match &request.validation_file {
-                Some(v) => Some(lock(&self.state).jobs.file(v)?),
+                Some(v) => Some(self.runner.file(v)?),
                 None => None,
             };
             let mut options = self.options.clone();
-            if let Some(e) = request.epochs {
-                options.epochs = e;
-            }
-            if let Some(b) = request.batch_size {
-                options.batch = b as usize;
-            }
-            if let Some(m) = request.learning_rate_multiplier {
-                options.lr *= m;
-            }
-            if let Some(s) = request.seed {
-                options.seed = s;
-            }
+            fine_drums_train::jobs::apply(request, &mut options);
             let suffix = request.suffix.clone().unwrap_or_else(|| "drums".into());
-            let id = lock(&self.state).jobs.next_job_id();
+            let id = self.runner.next_job_id();
             let stem =
                 base.file_name().map_or_else(|| "base".into(), |n| n.to_string_lossy().to_string());
             let (name, dirs) = match &self.models_dir {
@@ -441,61 +417,25 @@ impl FineTune for Lora {
                 }
                 None => (format!("lora:{suffix}:{id}"), None),
             };
-            let job = Job::new(&id, &request.model, JobStatus::Running);
-            let stop = Arc::new(AtomicBool::new(false));
-            {
-                let mut st = lock(&self.state);
-                st.jobs.insert(job.clone());
-                st.stops.insert(id.clone(), stop.clone());
-            }
             let spec = JobSpec {
-                id: id.clone(),
                 base,
                 template: self.template.clone(),
                 files: (training, validation),
                 options,
                 dirs,
                 device: self.device.clone(),
-                stop,
             };
-            let state = self.state.clone();
-            std::thread::spawn(move || {
-                let result = train_job(&state, spec);
-                let mut st = lock(&state);
-                st.stops.remove(&id);
-                match result {
-                    Ok(m) => {
-                        let cancelled =
-                            st.jobs.job(&id).is_ok_and(|j| j.status == JobStatus::Cancelled);
-                        if !cancelled {
-                            st.models.insert(name.clone(), Arc::new(m));
-                            if let Ok(job) = st.jobs.job_mut(&id) {
-                                job.status = JobStatus::Succeeded;
-                                job.fine_tuned_model = Some(name);
-                            }
-                        }
-                    }
-                    Err(Error::Stopped { step }) => {
-                        let message = format!(
-                            "cancelled at step {step}; the last epoch's checkpoint is kept"
-                        );
-                        st.jobs.event(&id, now(), "info", message, None);
-                    }
-                    Err(e) => {
-                        if let Ok(job) = st.jobs.job_mut(&id) {
-                            job.status = JobStatus::Failed;
-                            job.error = Some(e.to_string());
-                        }
-                        st.jobs.event(&id, now(), "error", e.to_string(), None);
-                    }
-                }
-            });
-            Ok(job)
+            Ok(self.runner.spawn(&id, &request.model, name, move |work| {
+                train_job(work, spec).map_err(|e| match e {
+                    Error::Stopped { step } => Ended::Stopped { step },
+                    e => Ended::Failed(e.to_string()),
+                })
+            }))
         })
     }
 
     fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
-        Box::pin(async move { lock(&self.state).jobs.job(id) })
+        Box::pin(async move { self.runner.job(id) })
     }
 
     fn events<'a>(
@@ -503,26 +443,11 @@ impl FineTune for Lora {
         id: &'a str,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, fine_drums_llm::Result<Vec<JobEvent>>> {
-        Box::pin(async move { lock(&self.state).jobs.events(id, after) })
+        Box::pin(async move { self.runner.events(id, after) })
     }
 
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, fine_drums_llm::Result<Job>> {
-        Box::pin(async move {
-            let mut st = lock(&self.state);
-            let job = st.jobs.job(id)?;
-            if job.status.is_terminal() {
-                return Err(invalid(
-                    "cancel",
-                    format!("job {id} has already ended ({:?})", job.status),
-                ));
-            }
-            if let Some(stop) = st.stops.get(id) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            let job = st.jobs.job_mut(id)?;
-            job.status = JobStatus::Cancelled;
-            Ok(job.clone())
-        })
+        Box::pin(async move { self.runner.cancel(id) })
     }
 
     fn poll_interval(&self) -> std::time::Duration {

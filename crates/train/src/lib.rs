@@ -23,9 +23,12 @@
 //!   exactly as if it had never stopped.
 //! - [`schedule`]: the learning rate at each step.
 //! - [`Event`]: what a run reports as it goes (start, steps, epochs, the end).
+//! - [`jobs`]: the offline job runner, [`jobs::Runner`]: uploads, job ids, events, cancel,
+//!   the end of a job and the models it made, for any backend that trains on this machine.
 //!
 //! The drum GPT (`fine-drums-gpt`) and LoRA (`fine-drums-lora`) train with it; neither
-//! depends on the other. The crate does no I/O but that of [`checkpoint`].
+//! depends on the other. The crate does no I/O but that of [`checkpoint`], and runs jobs on
+//! threads of their own.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -35,6 +38,7 @@ pub mod schedule;
 mod event;
 pub mod optim;
 pub mod checkpoint;
+pub mod jobs;
 
 pub use error::{Error, Result};
 pub use event::Event;

@@ -78,3 +78,121 @@ fn the_learning_rate_warms_up_then_decays_to_a_tenth() {
     // No warm-up and a run of one step are no division by zero.
     assert!((lr_at(peak, 0, 0, 0) - peak).abs() < 1e-12);
 }
+
+mod jobs {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use fine_drums_llm::{JobRequest, JobStatus, Upload};
+    use fine_drums_train::jobs::{Ended, Hyperparameters, Runner, apply};
+
+    /// Waits (up to 10 s) until job `id` has ended its work.
+    fn settle(runner: &Runner<String>, id: &str) {
+        for _ in 0..1000 {
+            if !runner.is_training(id) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("job {id} still at work after 10 s");
+    }
+
+    #[test]
+    fn a_job_that_ends_registers_its_model_and_succeeds() {
+        let runner = Runner::<String>::new("test");
+        let file = runner.upload(&Upload::new("train.jsonl", b"{}".to_vec()));
+        assert_eq!(runner.file(&file).expect("the upload").name, "train.jsonl");
+        let id = runner.next_job_id();
+        let job = runner.spawn(&id, "base", "model-1".into(), |work| {
+            work.record("info", "trained".into(), None);
+            Ok(format!("trained by {}", work.id()))
+        });
+        assert_eq!(job.status, JobStatus::Running);
+        settle(&runner, &id);
+        let job = runner.job(&id).expect("the job");
+        assert_eq!(
+            (job.status, job.fine_tuned_model.as_deref()),
+            (JobStatus::Succeeded, Some("model-1"))
+        );
+        assert_eq!(
+            runner.get_model("model-1").as_deref().map(String::as_str),
+            Some(&*format!("trained by {id}"))
+        );
+        let events = runner.events(&id, None).expect("events");
+        assert_eq!(events.len(), 1);
+        assert!(runner.events(&id, Some(&events[0].id)).expect("none after").is_empty());
+        // Ended jobs cannot be cancelled; unknown ones are named.
+        assert!(runner.cancel(&id).expect_err("ended").to_string().contains("already ended"));
+        assert!(runner.job("ftjob-none").expect_err("unknown").to_string().contains("ftjob-none"));
+    }
+
+    #[test]
+    fn a_cancelled_job_stops_and_stays_cancelled_and_a_failure_is_kept() {
+        let runner = Runner::<String>::new("test");
+        let id = runner.next_job_id();
+        runner.spawn(&id, "base", "never".into(), |work| {
+            let stop = work.stop_flag();
+            for step in 0..1000 {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(Ended::Stopped { step });
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok("finished anyway".into())
+        });
+        assert_eq!(runner.cancel(&id).expect("cancelled").status, JobStatus::Cancelled);
+        settle(&runner, &id);
+        assert_eq!(runner.job(&id).expect("the job").status, JobStatus::Cancelled);
+        assert!(runner.get_model("never").is_none());
+        let events = runner.events(&id, None).expect("events");
+        assert!(events.iter().any(|e| e.message.starts_with("cancelled at step")), "{events:?}");
+
+        let failing = runner.next_job_id();
+        runner.spawn(&failing, "base", "none".into(), |_| Err(Ended::Failed("no data".into())));
+        settle(&runner, &failing);
+        let job = runner.job(&failing).expect("the job");
+        assert_eq!((job.status, job.error.as_deref()), (JobStatus::Failed, Some("no data")));
+    }
+
+    #[test]
+    fn a_model_loads_once_and_requests_change_only_what_they_ask() {
+        let runner = Runner::<String>::new("test");
+        let mut loads = 0;
+        for _ in 0..3 {
+            let m = runner
+                .model_or_load("m", || {
+                    loads += 1;
+                    Ok::<_, std::io::Error>("loaded".to_string())
+                })
+                .expect("a model");
+            assert_eq!(m.as_str(), "loaded");
+        }
+        assert_eq!(loads, 1);
+        let failed = runner.model_or_load("bad", || Err(std::io::Error::other("no such folder")));
+        assert!(failed.is_err() && runner.get_model("bad").is_none());
+
+        #[derive(Default)]
+        struct Options(u32, usize, f64, u64);
+        impl Hyperparameters for Options {
+            fn set_epochs(&mut self, e: u32) {
+                self.0 = e;
+            }
+            fn set_batch(&mut self, b: usize) {
+                self.1 = b;
+            }
+            fn scale_lr(&mut self, f: f64) {
+                self.2 *= f;
+            }
+            fn set_seed(&mut self, s: u64) {
+                self.3 = s;
+            }
+        }
+        let mut o = Options(4, 16, 1e-3, 0);
+        let mut request = JobRequest::new("base", "file-1");
+        request.learning_rate_multiplier = Some(2.0);
+        request.seed = Some(9);
+        apply(&request, &mut o);
+        assert_eq!((o.0, o.1, o.3), (4, 16, 9));
+        assert!((o.2 - 2e-3).abs() < 1e-15);
+    }
+}

@@ -13,7 +13,7 @@ use fine_drums_llm::{
     BoxFuture, Choice, Complete, Completion, CompletionRequest, FineTune, FinishReason, Job,
     JobEvent, JobRequest, Metrics, Upload, Usage,
 };
-use fine_drums_train::jobs::{Ended, Hyperparameters, Runner, Work};
+use fine_drums_train::jobs::{Ended, Fields, Hyperparameters, Runner, Work};
 
 use crate::checkpoint;
 use crate::error::Error;
@@ -399,17 +399,8 @@ fn train_job(work: &Work<Model>, spec: JobSpec) -> crate::Result<Model> {
 }
 
 impl Hyperparameters for TrainOptions {
-    fn set_epochs(&mut self, epochs: u32) {
-        self.epochs = epochs;
-    }
-    fn set_batch(&mut self, batch: usize) {
-        self.batch = batch;
-    }
-    fn scale_lr(&mut self, factor: f64) {
-        self.lr *= factor;
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
+    fn fields(&mut self) -> Fields<'_> {
+        Fields::new(&mut self.epochs, &mut self.batch, &mut self.lr, &mut self.seed)
     }
 }
 

@@ -13,7 +13,7 @@ use fine_drums_llm::{
     JobEvent, JobRequest, Metrics, Upload, Usage,
 };
 use fine_drums_train::Event;
-use fine_drums_train::jobs::{Ended, Hyperparameters, Runner, Work};
+use fine_drums_train::jobs::{Ended, Fields, Hyperparameters, Runner, Work};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -362,17 +362,8 @@ impl Complete for Lora {
 }
 
 impl Hyperparameters for TrainOptions {
-    fn set_epochs(&mut self, epochs: u32) {
-        self.epochs = epochs;
-    }
-    fn set_batch(&mut self, batch: usize) {
-        self.batch = batch;
-    }
-    fn scale_lr(&mut self, factor: f64) {
-        self.lr *= factor;
-    }
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
+    fn fields(&mut self) -> Fields<'_> {
+        Fields::new(&mut self.epochs, &mut self.batch, &mut self.lr, &mut self.seed)
     }
 }
 

@@ -22,32 +22,54 @@ pub enum Ended {
     Failed(String),
 }
 
-/// The settings a fine-tuning request may change in a trainer's options (OpenAI's
+/// The settings of a trainer's options that a fine-tuning request may change (OpenAI's
 /// `hyperparameters`, and the seed).
-pub trait Hyperparameters {
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Fields<'a> {
     /// Epochs over the training file.
-    fn set_epochs(&mut self, epochs: u32);
+    pub epochs: &'a mut u32,
     /// Examples in a batch.
-    fn set_batch(&mut self, batch: usize);
-    /// Multiplies the peak learning rate.
-    fn scale_lr(&mut self, factor: f64);
+    pub batch: &'a mut usize,
+    /// The peak learning rate.
+    pub lr: &'a mut f64,
     /// The seed of the run.
-    fn set_seed(&mut self, seed: u64);
+    pub seed: &'a mut u64,
 }
 
-/// Applies what `request` asks for to `options`, and leaves the rest as they are.
+impl<'a> Fields<'a> {
+    /// The four settings, as a trainer's options hold them.
+    pub fn new(
+        epochs: &'a mut u32,
+        batch: &'a mut usize,
+        lr: &'a mut f64,
+        seed: &'a mut u64,
+    ) -> Self {
+        Fields { epochs, batch, lr, seed }
+    }
+}
+
+/// Options that a fine-tuning request may change.
+pub trait Hyperparameters {
+    /// The settings a request may change.
+    fn fields(&mut self) -> Fields<'_>;
+}
+
+/// Applies what `request` asks for to `options` (the learning rate multiplied by its
+/// multiplier), and leaves the rest as they are.
 pub fn apply(request: &JobRequest, options: &mut impl Hyperparameters) {
+    let f = options.fields();
     if let Some(e) = request.epochs {
-        options.set_epochs(e);
+        *f.epochs = e;
     }
     if let Some(b) = request.batch_size {
-        options.set_batch(b as usize);
+        *f.batch = b as usize;
     }
     if let Some(m) = request.learning_rate_multiplier {
-        options.scale_lr(m);
+        *f.lr *= m;
     }
     if let Some(s) = request.seed {
-        options.set_seed(s);
+        *f.seed = s;
     }
 }
 

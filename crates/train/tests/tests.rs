@@ -84,7 +84,7 @@ mod jobs {
     use std::time::Duration;
 
     use fine_drums_llm::{JobRequest, JobStatus, Upload};
-    use fine_drums_train::jobs::{Ended, Hyperparameters, Runner, apply};
+    use fine_drums_train::jobs::{Ended, Fields, Hyperparameters, Runner, apply};
 
     /// Waits (up to 10 s) until job `id` has ended its work.
     fn settle(runner: &Runner<String>, id: &str) {
@@ -174,17 +174,8 @@ mod jobs {
         #[derive(Default)]
         struct Options(u32, usize, f64, u64);
         impl Hyperparameters for Options {
-            fn set_epochs(&mut self, e: u32) {
-                self.0 = e;
-            }
-            fn set_batch(&mut self, b: usize) {
-                self.1 = b;
-            }
-            fn scale_lr(&mut self, f: f64) {
-                self.2 *= f;
-            }
-            fn set_seed(&mut self, s: u64) {
-                self.3 = s;
+            fn fields(&mut self) -> Fields<'_> {
+                Fields::new(&mut self.0, &mut self.1, &mut self.2, &mut self.3)
             }
         }
         let mut o = Options(4, 16, 1e-3, 0);

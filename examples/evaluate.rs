@@ -15,10 +15,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::{error::Error, path::PathBuf, time::Instant};
 
 use clap::Parser;
+use fine_drums_backends::{Kind, Settings};
 use fine_drums_dataset::{Split, cl100k};
 use fine_drums_eval::fs::{self, FolderCache};
 use fine_drums_eval::{Protocol, System};
-use fine_drums_llm::backend::{Kind, Settings};
 use fine_drums_llm::local::Model;
 
 /// Score drum continuations on the GMD test split against human drummers and baselines.

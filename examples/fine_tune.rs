@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::At;
+use fine_drums_backends::Settings;
 use fine_drums_dataset::{Manifest, Split};
-use fine_drums_llm::backend::Settings;
 use fine_drums_llm::local::PROMPT_MODEL;
-use fine_drums_llm::openai::{BaseModel, CHAT_FINE_TUNABLE, is_chat_model, job_body};
 use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
+use fine_drums_openai::{BaseModel, CHAT_FINE_TUNABLE, is_chat_model, job_body};
 
 /// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).
 #[derive(Parser)]
@@ -191,7 +191,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         settings.kind = args.backend.parse()?;
         settings.base_url = args.base_url.clone();
         settings.allow_insecure_key = args.allow_insecure_key;
-        if settings.kind == fine_drums_llm::backend::Kind::OpenAi {
+        if settings.kind == fine_drums_backends::Kind::OpenAi {
             common::warn_withheld_key(args.base_url.as_deref(), args.allow_insecure_key);
         }
         settings.poll_interval = Some(Duration::from_secs(args.poll));
@@ -258,7 +258,7 @@ fn dry_run(
     println!("dry run: nothing is sent");
     let base_url = args.base_url.clone().unwrap_or_else(|| {
         std::env::var("OPENAI_BASE_URL")
-            .unwrap_or_else(|_| fine_drums_llm::openai::OPENAI_BASE_URL.into())
+            .unwrap_or_else(|_| fine_drums_openai::OPENAI_BASE_URL.into())
     });
     println!(
         "backend: {} ({})",
@@ -294,7 +294,7 @@ fn dry_run(
         );
     }
     println!("prices: {}", manifest.prices.source);
-    if BaseModel::of(&job.model).is_some() && fine_drums_llm::openai::is_openai(&base_url) {
+    if BaseModel::of(&job.model).is_some() && fine_drums_openai::is_openai(&base_url) {
         println!(
             "note: babbage-002 and davinci-002 shut down on 2026-09-28 (their fine-tunes on \
              2026-10-23): OpenAI will refuse. The project's own server fine-tunes them offline \

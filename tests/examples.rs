@@ -611,8 +611,8 @@ fn serve_with(data: &std::path::Path, more: &[&std::ffi::OsStr]) -> (Served, Str
 /// from its checkpoint, and cancelling it stops its training.
 #[test]
 fn serve_killed_mid_job_loses_nothing() {
-    use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
     use fine_drums_llm::{Complete, CompletionRequest, FineTune, JobRequest, JobStatus, Upload};
+    use fine_drums_openai::{ApiKey, Config, OpenAi};
     let dir = scratch("serve-kill");
     let data = dir.join("data");
     let run = example("prepare")

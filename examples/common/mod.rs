@@ -55,7 +55,7 @@ impl FormatArgs {
 }
 
 /// The backend options of `continue`, `evaluate` and `fine_tune`, turned into the llm
-/// crate's [`Settings`](fine_drums_llm::backend::Settings), which builds the backend.
+/// crate's [`Settings`](fine_drums_backends::Settings), which builds the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
     /// gpt (the drum GPT, offline, the default), local (the offline Markov model), lora (a
@@ -86,14 +86,11 @@ pub struct BackendArgs {
 
 /// Says on stderr when OPENAI_API_KEY is set but will not be sent to the base URL.
 pub fn warn_withheld_key(base_url: Option<&str>, allowed: bool) {
-    let Ok(config) = fine_drums_llm::openai::Config::from_env_for(base_url) else { return };
-    if config.api_key.is_some()
-        && !allowed
-        && !fine_drums_llm::openai::key_safe_for(&config.base_url)
-    {
+    let Ok(config) = fine_drums_openai::Config::from_env_for(base_url) else { return };
+    if config.api_key.is_some() && !allowed && !fine_drums_openai::key_safe_for(&config.base_url) {
         eprintln!(
             "note: OPENAI_API_KEY is not sent to {}: plain http to another machine (--allow-insecure-key sends it)",
-            fine_drums_llm::openai::redact(&config.base_url)
+            fine_drums_openai::redact(&config.base_url)
         );
     }
 }
@@ -266,7 +263,7 @@ impl BackendArgs {
         &self,
         manifest: Option<&Path>,
         top_k: usize,
-        tune: impl FnOnce(&mut fine_drums_llm::backend::Settings),
+        tune: impl FnOnce(&mut fine_drums_backends::Settings),
     ) -> Result<Completer, Box<dyn Error>> {
         if self.backend == "gpt" {
             let dir = self.model.as_deref().unwrap_or(fine_drums_gpt::EMBEDDED);
@@ -303,8 +300,8 @@ impl BackendArgs {
 
     /// The llm crate's settings for these arguments; for `gpt` and `lora`, which the llm
     /// crate does not build, the local backend's defaults.
-    pub fn settings(&self) -> Result<fine_drums_llm::backend::Settings, Box<dyn Error>> {
-        let mut s = fine_drums_llm::backend::Settings::default();
+    pub fn settings(&self) -> Result<fine_drums_backends::Settings, Box<dyn Error>> {
+        let mut s = fine_drums_backends::Settings::default();
         if self.backend == "gpt" || self.backend == "lora" {
             return Ok(s);
         }
@@ -313,7 +310,7 @@ impl BackendArgs {
         s.base_url = self.base_url.clone();
         s.allow_insecure_key = self.allow_insecure_key;
         s.endpoint = self.endpoint.parse()?;
-        if s.kind == fine_drums_llm::backend::Kind::OpenAi {
+        if s.kind == fine_drums_backends::Kind::OpenAi {
             warn_withheld_key(s.base_url.as_deref(), s.allow_insecure_key);
         }
         Ok(s)

@@ -2,7 +2,7 @@
 //! error of any status, and a job status alone.
 #![no_main]
 
-use fine_drums_llm::openai::{read_completion, read_error, read_job};
+use fine_drums_openai::{read_completion, read_error, read_job};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = read_completion(data);

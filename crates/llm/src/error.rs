@@ -132,12 +132,12 @@ fn api_summary(status: u16, code: Option<&str>, message: &str, attempts: u32) ->
 
 impl Error {
     /// A model file's error with nothing behind it.
-    pub(crate) fn model(path: impl Into<String>, message: impl Into<String>) -> Error {
+    pub fn model(path: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Model { path: path.into(), message: message.into(), source: None }
     }
 
     /// A model file's error caused by `source`.
-    pub(crate) fn model_from(
+    pub fn model_from(
         path: impl Into<String>,
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -145,7 +145,8 @@ impl Error {
         Error::Model { path: path.into(), message: message.into(), source: Some(Box::new(source)) }
     }
 
-    pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Error {
+    /// An invalid `what` (a setting, an argument, a request field): `message` says why.
+    pub fn invalid(what: &'static str, message: impl Into<String>) -> Error {
         Error::Invalid { what, message: message.into() }
     }
 }

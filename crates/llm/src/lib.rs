@@ -1,5 +1,6 @@
-//! Language models that play drums: the traits a backend implements, and the OpenAI
-//! backend.
+//! Language models that play drums: the contract every backend implements (the traits, the
+//! request and response types, the errors and the job bookkeeping), and nothing that needs
+//! HTTP or tensors.
 //!
 //! ```
 //! use fine_drums_llm::{
@@ -34,48 +35,13 @@
 //! reason and token usage out) and [`FineTune`] (upload, create a job, read its status and
 //! events, cancel; [`FineTune::wait`] and [`FineTune::fine_tune`] are provided). Both
 //! return boxed futures, so they work as generics and as `Box<dyn _>` / `Arc<dyn _>`, and
-//! neither involves HTTP: with `--no-default-features` the crate builds without reqwest
-//! or tokio.
+//! neither involves HTTP: the crate builds without reqwest, tokio or tensors.
 //!
-//! # The OpenAI backend (feature `openai`, on by default)
+//! # The backends
 //!
-//! [`openai::OpenAi`] drives OpenAI's API as it is today (chat models through
-//! `/v1/chat/completions`, fine-tuned on chat files) and any OpenAI-compatible server by base
-//! URL (vLLM, SGLang, llama.cpp, Ollama, and the project's own `serve`, which still fine-tunes
-//! `babbage-002` and `davinci-002`, offline), through async-openai with this crate's own
-//! retry policy (backoff with jitter on 408, 409, 429, 5xx and connection errors;
-//! `Retry-After`, `retry-after-ms` and `x-should-retry` honoured; never on
-//! `insufficient_quota` or other 4xx; per-request timeouts). Jobs are created once, even
-//! across retries. `babbage-002` and `davinci-002` shut down on 2026-09-28; a refusal shows
-//! the service's own message and a hint.
-//!
-//! ```no_run
-//! # #[cfg(feature = "openai")]
-//! # async fn run() -> fine_drums_llm::Result<()> {
-//! use fine_drums_llm::openai::{Config, OpenAi};
-//! use fine_drums_llm::{Complete, CompletionRequest};
-//!
-//! // OPENAI_API_KEY, which only OpenAI's API requires; here, any compatible server.
-//! let config = Config::from_env_for(Some("http://localhost:8000/v1"))?;
-//! let model = OpenAi::new(config)?;
-//! let out = model.complete(&CompletionRequest::new("ft:babbage-002:org:drums:id", "…>>>", 400)).await?;
-//! # Ok(()) }
-//! ```
-//!
-//! # Building a backend from settings
-//!
-//! [`backend::Settings`] builds the local or the OpenAI backend, for completion or for
-//! fine-tuning, from what a command line gives; the examples share it.
-//!
-//! ```
-//! use fine_drums_dataset::Template;
-//! use fine_drums_llm::backend::Settings;
-//!
-//! let settings = Settings::default(); // the offline local backend, model `local`
-//! let backend = settings.complete(&Template::default(), settings.local_model()?)?;
-//! # let _ = backend;
-//! # Ok::<(), fine_drums_llm::Error>(())
-//! ```
+//! Each backend is a crate of its own: the Markov model (`local` here, for now), the drum
+//! GPT (`fine-drums-gpt`), LoRA on a pretrained model (`fine-drums-lora`) and the OpenAI
+//! client (`fine-drums-openai`). `fine-drums-backends` picks one by name.
 //!
 //! # The pipeline
 //!
@@ -84,13 +50,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod backend;
 mod error;
 pub mod jobs;
 pub mod local;
-#[cfg(feature = "openai")]
-pub mod openai;
-mod random;
+pub mod random;
 mod traits;
 mod types;
 

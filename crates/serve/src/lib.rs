@@ -3,7 +3,7 @@
 //! poll the job, complete with the fine-tuned model) run unchanged, offline.
 //!
 //! ```
-//! use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
+//! use fine_drums_openai::{ApiKey, Config, OpenAi};
 //! use fine_drums_llm::{Complete, CompletionRequest};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -9,8 +9,8 @@ use fine_drums_codec::pattern::rock_groove;
 use fine_drums_continue::{ContinueOptions, continue_midi};
 use fine_drums_dataset::export::{chat_jsonl, legacy_jsonl};
 use fine_drums_dataset::{Entry, Manifest, Prepared, Preparer, Split, cl100k};
-use fine_drums_llm::openai::{ApiKey, Config, OpenAi};
 use fine_drums_llm::{Complete, FineTune, JobEvent, JobRequest, Upload};
+use fine_drums_openai::{ApiKey, Config, OpenAi};
 use serde_json::{Value, json};
 
 mod hostile;

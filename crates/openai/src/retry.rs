@@ -13,9 +13,7 @@ use async_openai::middleware::HttpRequestFactory;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::error::Error;
-use crate::random;
-use crate::traits::BoxFuture;
+use fine_drums_llm::{BoxFuture, Error, random};
 
 /// When and how often a request is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,7 +311,7 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_honours_the_cap() {
         let policy = RetryPolicy::default();
-        let mut rng = crate::random::seeded(1);
+        let mut rng = fine_drums_llm::random::seeded(1);
         for retry in 1..8 {
             let full = (policy.initial_backoff * (1 << (retry - 1))).min(policy.max_backoff);
             let d = policy.delay(retry, None, &mut rng);

@@ -1,10 +1,11 @@
-//! One way to build a backend from settings, as a command line gives them: the offline local
-//! backend (a trained model file, or the prompt's own statistics) or the OpenAI backend
-//! (OpenAI or any compatible server). The examples share it instead of each building its own.
+//! One place that builds a backend by name from settings, as a command line gives them: the
+//! offline local backend (a trained model file, or the prompt's own statistics) or the
+//! OpenAI backend (OpenAI or any compatible server, feature `openai`). The examples and
+//! `serve` share it instead of each building its own.
 //!
 //! ```
 //! use fine_drums_dataset::Template;
-//! use fine_drums_llm::backend::{Kind, Settings};
+//! use fine_drums_backends::{Kind, Settings};
 //!
 //! let settings = Settings::default(); // the local backend, model `local`
 //! assert_eq!(settings.kind, Kind::Local);
@@ -13,6 +14,8 @@
 //! # let _ = backend;
 //! # Ok::<(), fine_drums_llm::Error>(())
 //! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,9 +24,8 @@ use std::time::Duration;
 use fine_drums_dataset::Template;
 use fine_drums_dataset::fs::{MAX_MODEL_FILE, read_model_file};
 
-use crate::error::{Error, Result};
-use crate::local::{Local, Model, PROMPT_MODEL};
-use crate::traits::{Complete, FineTune};
+use fine_drums_llm::local::{Local, Model, PROMPT_MODEL};
+use fine_drums_llm::{Complete, Endpoint, Error, FineTune, Result};
 
 /// Which backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -89,7 +91,7 @@ pub struct Settings {
     /// Send the key over plain http to a host off loopback (OpenAI). Default: `false`.
     pub allow_insecure_key: bool,
     /// Which endpoint completes (OpenAI). Default: chat for chat models, else completions.
-    pub endpoint: crate::types::Endpoint,
+    pub endpoint: Endpoint,
 }
 
 impl Settings {
@@ -153,11 +155,11 @@ impl Settings {
     }
 
     #[cfg(feature = "openai")]
-    fn openai(&self, template: &Template) -> Result<Box<crate::openai::OpenAi>> {
-        let mut config = crate::openai::Config::from_env_for(self.base_url.as_deref())?;
+    fn openai(&self, template: &Template) -> Result<Box<fine_drums_openai::OpenAi>> {
+        let mut config = fine_drums_openai::Config::from_env_for(self.base_url.as_deref())?;
         config.allow_insecure_key = self.allow_insecure_key;
         config.endpoint = self.endpoint;
-        config.chat = crate::openai::ChatTemplate::of(template);
+        config.chat = fine_drums_openai::ChatTemplate::of(template);
         if let Some(n) = self.max_retries {
             config.retry.max_retries = n;
         }
@@ -167,14 +169,14 @@ impl Settings {
         if let Some(p) = self.poll_interval {
             config.poll_interval = p;
         }
-        Ok(Box::new(crate::openai::OpenAi::new(config)?))
+        Ok(Box::new(fine_drums_openai::OpenAi::new(config)?))
     }
 
     #[cfg(not(feature = "openai"))]
     fn openai(&self, _: &Template) -> Result<Box<Local>> {
         Err(Error::invalid(
             "backend",
-            "this build has no OpenAI backend: enable the `openai` feature of fine-drums-llm",
+            "this build has no OpenAI backend: enable the `openai` feature of fine-drums-backends",
         ))
     }
 }

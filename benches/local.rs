@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fine_drums_dataset::export::legacy_jsonl;
 use fine_drums_dataset::{Prepared, Preparer, Split, cl100k, fs};
-use fine_drums_llm::local::{Model, Sampling};
+use fine_drums_markov::{Model, Sampling};
 use rand_core::SeedableRng;
 use rand_xoshiro::SplitMix64;
 

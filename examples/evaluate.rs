@@ -19,7 +19,7 @@ use fine_drums_backends::{Kind, Settings};
 use fine_drums_dataset::{Split, cl100k};
 use fine_drums_eval::fs::{self, FolderCache};
 use fine_drums_eval::{Protocol, System};
-use fine_drums_llm::local::Model;
+use fine_drums_markov::Model;
 
 /// Score drum continuations on the GMD test split against human drummers and baselines.
 #[derive(Parser)]
@@ -105,7 +105,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         sampling,
     )?)];
     let offline = matches!(args.backend.backend.as_str(), "gpt" | "lora");
-    if settings.kind != Kind::Local || offline {
+    if settings.kind != Kind::Markov || offline {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
         let name =
             if offline { args.backend.backend.clone() } else { format!("openai:{}", extra.model) };

@@ -25,8 +25,8 @@ use clap::Parser;
 use common::At;
 use fine_drums_backends::Settings;
 use fine_drums_dataset::{Manifest, Split};
-use fine_drums_llm::local::PROMPT_MODEL;
 use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
+use fine_drums_markov::PROMPT_MODEL;
 use fine_drums_openai::{BaseModel, CHAT_FINE_TUNABLE, is_chat_model, job_body};
 
 /// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).

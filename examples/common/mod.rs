@@ -293,7 +293,7 @@ impl BackendArgs {
         let model = settings.model_name()?;
         let trained = settings.local_model()?;
         let manifest =
-            self::manifest(manifest, trained.as_ref().map(fine_drums_llm::local::Model::template))?;
+            self::manifest(manifest, trained.as_ref().map(fine_drums_markov::Model::template))?;
         let backend = settings.complete(&manifest.template, trained)?;
         Ok(Completer { backend, model, manifest })
     }

@@ -21,7 +21,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for line in text.lines() {
         let _ = parse_example(line);
     }
-    if let Ok(mut model) = fine_drums_llm::local::Model::new(&template) {
+    if let Ok(mut model) = fine_drums_markov::Model::new(&template) {
         let _ = model.train_jsonl("fuzz.jsonl", text);
     }
 });

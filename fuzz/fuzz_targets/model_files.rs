@@ -6,7 +6,7 @@ use fine_drums_gpt::Device;
 use fine_drums_gpt::checkpoint::{self, CHECKSUMS, CONFIG, OPTIMIZER, VOCAB, WEIGHTS};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = fine_drums_llm::local::Model::from_bytes("fuzz.fdlm", data);
+    let _ = fine_drums_markov::Model::from_bytes("fuzz.fdlm", data);
     let mut files = Vec::new();
     let mut rest = data;
     for name in [CHECKSUMS, CONFIG, VOCAB, WEIGHTS, OPTIMIZER] {

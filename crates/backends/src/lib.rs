@@ -8,7 +8,7 @@
 //! use fine_drums_backends::{Kind, Settings};
 //!
 //! let settings = Settings::default(); // the local backend, model `local`
-//! assert_eq!(settings.kind, Kind::Local);
+//! assert_eq!(settings.kind, Kind::Markov);
 //! assert_eq!(settings.model_name()?, "local");
 //! let backend = settings.complete(&Template::default(), settings.local_model()?)?;
 //! # let _ = backend;
@@ -24,25 +24,25 @@ use std::time::Duration;
 use fine_drums_dataset::Template;
 use fine_drums_dataset::fs::{MAX_MODEL_FILE, read_model_file};
 
-use fine_drums_llm::local::{Local, Model, PROMPT_MODEL};
 use fine_drums_llm::{Complete, Endpoint, Error, FineTune, Result};
+use fine_drums_markov::{Markov, Model, PROMPT_MODEL};
 
 /// Which backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Kind {
-    /// The offline local backend: no key, no network.
+    /// The Markov model (`fine-drums-markov`), offline: no key, no network.
     #[default]
-    Local,
+    Markov,
     /// OpenAI, or any OpenAI-compatible server by base URL (feature `openai`).
     OpenAi,
 }
 
 impl Kind {
-    /// `local` or `openai`.
+    /// `markov` or `openai`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Local => "local",
+            Kind::Markov => "markov",
             Kind::OpenAi => "openai",
         }
     }
@@ -59,9 +59,10 @@ impl FromStr for Kind {
 
     fn from_str(s: &str) -> Result<Kind> {
         match s {
-            "local" => Ok(Kind::Local),
+            // `local`, its name before it had a crate of its own, still works.
+            "markov" | "local" => Ok(Kind::Markov),
             "openai" => Ok(Kind::OpenAi),
-            _ => Err(Error::invalid("backend", format!("{s:?} (expected local or openai)"))),
+            _ => Err(Error::invalid("backend", format!("{s:?} (expected markov or openai)"))),
         }
     }
 }
@@ -100,7 +101,7 @@ impl Settings {
     pub fn model_name(&self) -> Result<String> {
         match (&self.model, self.kind) {
             (Some(m), _) => Ok(m.clone()),
-            (None, Kind::Local) => Ok(PROMPT_MODEL.to_string()),
+            (None, Kind::Markov) => Ok(PROMPT_MODEL.to_string()),
             (None, _) => Err(Error::invalid(
                 "model",
                 "the openai backend needs a model (e.g. ft:babbage-002:org:drums:id, or one your server serves)",
@@ -112,7 +113,7 @@ impl Settings {
     /// model `local` and for other backends.
     pub fn local_model(&self) -> Result<Option<Model>> {
         match (&self.model, self.kind) {
-            (Some(path), Kind::Local) if path != PROMPT_MODEL => {
+            (Some(path), Kind::Markov) if path != PROMPT_MODEL => {
                 let bytes = read_model_file(Path::new(path), MAX_MODEL_FILE)
                     .map_err(|e| Error::model_from(path, e.to_string(), e))?;
                 Model::from_bytes(path, &bytes).map(Some)
@@ -129,8 +130,8 @@ impl Settings {
         trained: Option<Model>,
     ) -> Result<Box<dyn Complete>> {
         match self.kind {
-            Kind::Local => {
-                let local = Local::new(template.clone()).with_top_k(self.top_k);
+            Kind::Markov => {
+                let local = Markov::new(template.clone()).with_top_k(self.top_k);
                 if let Some(m) = trained {
                     local.insert_model(self.model_name()?, m);
                 }
@@ -143,8 +144,8 @@ impl Settings {
     /// A backend that fine-tunes on files prepared with `template`.
     pub fn fine_tune(&self, template: &Template) -> Result<Box<dyn FineTune>> {
         match self.kind {
-            Kind::Local => {
-                let local = Local::new(template.clone());
+            Kind::Markov => {
+                let local = Markov::new(template.clone());
                 Ok(Box::new(match &self.models_dir {
                     Some(dir) => local.with_models_dir(dir),
                     None => local,
@@ -173,7 +174,7 @@ impl Settings {
     }
 
     #[cfg(not(feature = "openai"))]
-    fn openai(&self, _: &Template) -> Result<Box<Local>> {
+    fn openai(&self, _: &Template) -> Result<Box<Markov>> {
         Err(Error::invalid(
             "backend",
             "this build has no OpenAI backend: enable the `openai` feature of fine-drums-backends",

@@ -8,7 +8,7 @@ use fine_drums_codec::Meter;
 use rand_core::SeedableRng;
 use rand_xoshiro::SplitMix64;
 
-pub use fine_drums_llm::local::Sampling;
+pub use fine_drums_llm::sample::Sampling;
 
 use crate::error::{Error, Result};
 use crate::model::{Batch, Cache, Gpt};

@@ -39,7 +39,7 @@
 //!
 //! # The backends
 //!
-//! Each backend is a crate of its own: the Markov model (`local` here, for now), the drum
+//! Each backend is a crate of its own: the Markov model (`fine-drums-markov`), the drum
 //! GPT (`fine-drums-gpt`), LoRA on a pretrained model (`fine-drums-lora`) and the OpenAI
 //! client (`fine-drums-openai`). `fine-drums-backends` picks one by name.
 //!
@@ -52,8 +52,8 @@
 
 mod error;
 pub mod jobs;
-pub mod local;
 pub mod random;
+pub mod sample;
 mod traits;
 mod types;
 

@@ -34,7 +34,7 @@
 //!   `stop`, `n`, `seed`, and `echo` with `logprobs` to score a continuation);
 //!   `/v1/chat/completions`.
 //! - **Models** ([`BASE_MODELS`]): a job on `babbage-002` (or the mini chat names) trains the
-//!   Markov model of `fine_drums_llm::local`; one on `davinci-002` (or the larger chat names)
+//!   Markov model of `fine_drums_markov`; one on `davinci-002` (or the larger chat names)
 //!   trains the drum GPT of `fine_drums_gpt`. Legacy prompt/completion files and chat files
 //!   both train. The fine-tuned model is named `ft:<base>:fine-drums:<suffix>:<job>`.
 //! - **Nothing lost**: files, jobs, events and models live in the data folder; records are

@@ -9,10 +9,10 @@ use std::time::Duration;
 use fine_drums_dataset::Template;
 use fine_drums_gpt::train::TrainOptions;
 use fine_drums_gpt::{EMBEDDED, Gpt};
-use fine_drums_llm::local::{Local, MODEL_EXTENSION, Model, PROMPT_MODEL};
 use fine_drums_llm::{
     Complete, Completion, CompletionRequest, FineTune, JobRequest, JobStatus, Upload,
 };
+use fine_drums_markov::{MODEL_EXTENSION, Markov, Model, PROMPT_MODEL};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ pub(crate) struct Cost {
 /// The local backends behind every model name.
 pub(crate) struct Models {
     pub template: Template,
-    local: Local,
+    local: Markov,
     gpt: Gpt,
     store: Arc<Store>,
     /// The drum GPT backend's id of each of the server's running GPT jobs.
@@ -69,7 +69,7 @@ impl Models {
     pub fn new(template: Template, train: TrainOptions, store: Arc<Store>) -> Models {
         let models = store.dir().join("models");
         Models {
-            local: Local::new(template.clone()),
+            local: Markov::new(template.clone()),
             gpt: Gpt::new(template.clone(), train).with_models_dir(models),
             template,
             store,

@@ -49,7 +49,7 @@ impl FileRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Trainer {
-    /// The variable-order Markov model of `fine_drums_llm::local` (seconds).
+    /// The variable-order Markov model of `fine_drums_markov` (seconds).
     Markov,
     /// The drum GPT of `fine_drums_gpt` (minutes).
     Gpt,

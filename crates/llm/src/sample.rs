@@ -1,8 +1,20 @@
-//! Drawing a step from the model's distribution: temperature, top-k and top-p.
+//! The one sampler of every offline backend: temperature, top-k, top-p and a seeded generator
+//! (think of candle-transformers' `LogitsProcessor`). The Markov model draws its steps with it,
+//! and the drum GPT its tokens, so that the same settings mean the same thing in both.
+//!
+//! ```
+//! use fine_drums_llm::random;
+//! use fine_drums_llm::sample::Sampling;
+//!
+//! let mut sampling = Sampling::default();
+//! sampling.top_k = 1; // only the heaviest can be drawn
+//! let mut weights = [0.1, 0.7, 0.2];
+//! assert_eq!(sampling.draw(&mut weights, &mut random::seeded(7)), 1);
+//! ```
 
 use crate::random;
 
-/// Sampling settings for [`Model::generate`](super::Model::generate).
+/// Sampling settings: how a backend draws from its distribution.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Sampling {
@@ -20,25 +32,12 @@ impl Default for Sampling {
     }
 }
 
-/// Draws a symbol from `probs` (changed in place) under `sampling`.
-pub(super) fn sample(probs: &mut [f64], sampling: Sampling, rng: &mut impl rand_core::Rng) -> u32 {
-    if sampling.temperature <= 0.0 {
-        let best = probs
-            .iter()
-            .enumerate()
-            .fold((0, f64::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
-        return best.0 as u32;
-    }
-    if (sampling.temperature - 1.0).abs() > f32::EPSILON {
-        let inv = 1.0 / f64::from(sampling.temperature);
-        for p in probs.iter_mut() {
-            *p = p.powf(inv);
-        }
-    }
-    sampling.draw(probs, rng)
-}
-
 impl Sampling {
+    /// Settings of `temperature`, `top_k` (0: all) and `top_p` (1: all).
+    pub fn new(temperature: f32, top_k: usize, top_p: f32) -> Sampling {
+        Sampling { temperature, top_k, top_p }
+    }
+
     /// Draws an index from `weights` (non-negative, already at this sampling's temperature;
     /// changed in place): only the `top_k` heaviest and, of those, the heaviest up to
     /// `top_p` of the mass can be drawn. The drum GPT draws its tokens with this too.

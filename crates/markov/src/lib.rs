@@ -1,4 +1,22 @@
-//! The offline local backend: fine-tune and continue with no key and no network.
+//! The Markov model of fine_drums: an offline backend that fine-tunes and continues with no
+//! key, no network and no tensors.
+//!
+//! ```
+//! use fine_drums_dataset::Template;
+//! use fine_drums_llm::{Complete, CompletionRequest};
+//! use fine_drums_markov::{Markov, PROMPT_MODEL};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let markov = Markov::new(Template::default());
+//! let bar = "Kh..h. Sh..h. Kh..Kh. Sh..h.\n";
+//! let prompt = format!("#beat 4/4 16\n{}\n>>>", bar.repeat(4).trim_end());
+//! let mut request = CompletionRequest::new(PROMPT_MODEL, prompt, 400);
+//! request.seed = Some(7);
+//! let out = markov.complete_now(&request)?;
+//! assert!(out.choices[0].text.lines().any(|l| l.contains('K')));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! "Fine-tuning" counts a [`Model`] (a variable-order Markov model over the beat format's
 //! steps; see its documentation for what it can and cannot learn) from the same JSONL
@@ -6,8 +24,11 @@
 //! top-p and a seed, and writes only whole, grammatical bars. The model name `local`
 //! needs no training at all: the model is counted from the prompt's own bars.
 //!
-//! It implements [`Complete`] and [`FineTune`] like the OpenAI backend, so the pipeline and
-//! every example run on either.
+//! It implements [`Complete`] and [`FineTune`] of `fine-drums-llm` like every other backend,
+//! so the pipeline and every example run on it. It draws with the contract's shared sampler
+//! ([`Sampling`]), as the drum GPT does.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod file;
 mod model;
@@ -22,16 +43,13 @@ use fine_drums_dataset::fs::{MAX_MODEL_FILE, read_model_file};
 use fine_drums_dataset::{CountTokens, Template};
 
 pub use file::MODEL_VERSION;
+pub use fine_drums_llm::sample::Sampling;
 pub use model::{Model, TrainStats};
-pub use sample::Sampling;
 
-use crate::error::{Error, Result};
-use crate::jobs::Jobs;
-use crate::random;
-use crate::traits::{BoxFuture, Complete, FineTune};
-use crate::types::{
-    Choice, Completion, CompletionRequest, FinishReason, Job, JobEvent, JobRequest, JobStatus,
-    Upload, Usage,
+use fine_drums_llm::jobs::Jobs;
+use fine_drums_llm::{
+    BoxFuture, Choice, Complete, Completion, CompletionRequest, Error, FineTune, FinishReason, Job,
+    JobEvent, JobRequest, JobStatus, Result, Upload, Usage, random,
 };
 
 /// The model name that continues from the prompt's own statistics.
@@ -55,7 +73,7 @@ impl Default for State {
 ///
 /// Models are named `local` (the prompt's own statistics), by the name a job gave them,
 /// or by the path of a saved model file (loaded once, then kept).
-pub struct Local {
+pub struct Markov {
     template: Template,
     models_dir: Option<PathBuf>,
     top_k: usize,
@@ -63,17 +81,17 @@ pub struct Local {
     tokens: OnceLock<Option<tiktoken_rs::CoreBPE>>,
 }
 
-impl std::fmt::Debug for Local {
+impl std::fmt::Debug for Markov {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Local").field("models_dir", &self.models_dir).finish_non_exhaustive()
+        f.debug_struct("Markov").field("models_dir", &self.models_dir).finish_non_exhaustive()
     }
 }
 
-impl Local {
+impl Markov {
     /// A backend that reads prompts with `template` (the manifest's) and keeps the models
     /// it trains in memory.
-    pub fn new(template: Template) -> Local {
-        Local {
+    pub fn new(template: Template) -> Markov {
+        Markov {
             template,
             models_dir: None,
             top_k: 0,
@@ -83,14 +101,14 @@ impl Local {
     }
 
     /// Saves trained models in `dir` (as `<suffix>-<job>.fdlm`); their names are the paths.
-    pub fn with_models_dir(mut self, dir: impl Into<PathBuf>) -> Local {
+    pub fn with_models_dir(mut self, dir: impl Into<PathBuf>) -> Markov {
         self.models_dir = Some(dir.into());
         self
     }
 
     /// Samples only among the `k` likeliest steps (0: all). The OpenAI API has no top-k,
     /// so it is a setting of the backend rather than of the request.
-    pub fn with_top_k(mut self, k: usize) -> Local {
+    pub fn with_top_k(mut self, k: usize) -> Markov {
         self.top_k = k;
         self
     }
@@ -141,8 +159,7 @@ impl Local {
         }
         let model = self.model(&request.model, &request.prompt)?;
         let mut rng = random::seeded(request.seed.unwrap_or_else(clock_seed));
-        let sampling =
-            Sampling { temperature: request.temperature, top_k: self.top_k, top_p: request.top_p };
+        let sampling = Sampling::new(request.temperature, self.top_k, request.top_p);
         let budget = u64::from(request.max_tokens);
         let mut usage = Usage::new(self.count(&request.prompt), 0);
         let mut choices = Vec::with_capacity(request.n as usize);
@@ -221,7 +238,7 @@ fn clock_seed() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-impl Complete for Local {
+impl Complete for Markov {
     fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
         Box::pin(async move { self.complete_now(request) })
     }
@@ -237,7 +254,7 @@ impl Complete for Local {
     }
 }
 
-impl FineTune for Local {
+impl FineTune for Markov {
     fn upload<'a>(&'a self, file: &'a Upload) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move { Ok(self.lock().jobs.upload(file)) })
     }

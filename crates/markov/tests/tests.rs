@@ -1,14 +1,14 @@
-//! The offline backend: grammar-constrained, reproducible, trainable through FineTune.
+//! The Markov backend: grammar-constrained, reproducible, trainable through FineTune.
 
 use fine_drums_codec::beat::{Layout, split_bar};
 use fine_drums_codec::pattern::{rock_beat, rock_groove};
 use fine_drums_codec::{Context, Format, Grid, Meter};
 use fine_drums_dataset::export::legacy_jsonl;
 use fine_drums_dataset::{Entry, Prepared, Preparer, Split, Template, cl100k};
-use fine_drums_llm::local::{Local, MODEL_VERSION, Model, PROMPT_MODEL, Sampling};
 use fine_drums_llm::{
     CompletionRequest, FineTune, FinishReason, JobEvent, JobRequest, JobStatus, Upload,
 };
+use fine_drums_markov::{MODEL_VERSION, Markov, Model, PROMPT_MODEL, Sampling};
 use proptest::prelude::*;
 use rand_core::SeedableRng;
 use rand_xoshiro::SplitMix64;
@@ -88,7 +88,7 @@ const PROMPT: &str = "KhC..h. Sh..h. Kh..Kh. Sh..h.\nKh..h. Sh..h. Kh..Kh.ss Sh.
 
 #[test]
 fn a_thousand_seeded_samples_all_decode_strictly() {
-    let local = Local::new(Template::default());
+    let local = Markov::new(Template::default());
     local.insert_model("trained", trained());
     let mut bars = 0;
     for seed in 0..1000u64 {
@@ -105,7 +105,7 @@ fn a_thousand_seeded_samples_all_decode_strictly() {
 
 #[test]
 fn the_same_seed_gives_the_same_bytes() {
-    let local = Local::new(Template::default()).with_top_k(5);
+    let local = Markov::new(Template::default()).with_top_k(5);
     local.insert_model("trained", trained());
     for model in ["trained", PROMPT_MODEL] {
         let mut r = request(model, PROMPT, 77);
@@ -121,7 +121,7 @@ fn the_same_seed_gives_the_same_bytes() {
 
 #[test]
 fn max_tokens_cuts_whole_bars() {
-    let local = Local::new(Template::default());
+    let local = Markov::new(Template::default());
     let mut r = request(PROMPT_MODEL, PROMPT, 1);
     r.max_tokens = 50;
     let out = local.complete_now(&r).expect("completion");
@@ -158,8 +158,8 @@ proptest! {
         seed in any::<u64>(),
         temperature in 0.0f32..2.0,
     ) {
-        static LOCAL: std::sync::OnceLock<Local> = std::sync::OnceLock::new();
-        let local = LOCAL.get_or_init(|| Local::new(Template::default()));
+        static LOCAL: std::sync::OnceLock<Markov> = std::sync::OnceLock::new();
+        let local = LOCAL.get_or_init(|| Markov::new(Template::default()));
         let prompt = lines.join("\n") + "\n>>>";
         let mut r = request(PROMPT_MODEL, &prompt, seed);
         r.temperature = temperature;
@@ -196,7 +196,7 @@ fn crafted_model_files_and_devices_are_refused() {
         assert!(e.to_string().contains("completion_bars"), "{e}");
     }
     if std::path::Path::new("/dev/zero").exists() {
-        let local = fine_drums_llm::local::Local::new(Template::default());
+        let local = Markov::new(Template::default());
         let mut request = fine_drums_llm::CompletionRequest::new("/dev/zero", PROMPT, 60);
         request.seed = Some(1);
         let e = local.complete_now(&request).expect_err("a device");
@@ -251,7 +251,7 @@ fn the_model_file_round_trips_and_refuses_other_versions() {
 #[test]
 fn fine_tuning_mirrors_the_openai_flow() {
     let dir = std::env::temp_dir().join(format!("fine-drums-local-{}", std::process::id()));
-    let local = Local::new(Template::default()).with_models_dir(&dir);
+    let local = Markov::new(Template::default()).with_models_dir(&dir);
     let file = Upload::new("train.jsonl", training_jsonl().into_bytes());
     let mut events = Vec::new();
     let mut job = JobRequest::new(PROMPT_MODEL, "");
@@ -264,7 +264,7 @@ fn fine_tuning_mirrors_the_openai_flow() {
     assert!(events[0].starts_with("trained on train.jsonl: 48 examples, 768 bars"), "{events:?}");
     assert!(events.iter().any(|e| e.contains("do not apply to a counting model")));
     // A fresh backend loads the saved file by its name.
-    let fresh = Local::new(Template::default());
+    let fresh = Markov::new(Template::default());
     let out = fresh.complete_now(&request(&name, PROMPT, 3)).expect("from the file");
     assert_eq!(decodes_strictly(&out.choices[0].text), Ok(14));
     let id = "ftjob-local-1";
@@ -300,7 +300,7 @@ fn other_formats_are_refused_clearly() {
 #[test]
 fn the_default_pause_does_not_block_the_executor() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let local = Local::new(Template::default());
+    let local = Markov::new(Template::default());
     let ran = AtomicBool::new(false);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let seen_after_pause = runtime.block_on(async {

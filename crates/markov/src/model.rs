@@ -8,8 +8,9 @@ use fine_drums_codec::{Format, Grid, Meter};
 use fine_drums_dataset::{Pair, Template};
 use serde::{Deserialize, Serialize};
 
-use super::sample::{Sampling, sample};
-use crate::error::{Error, Result};
+use crate::sample::sample;
+use fine_drums_llm::sample::Sampling;
+use fine_drums_llm::{Error, Result};
 
 const NONE: u32 = u32::MAX;
 const UNKNOWN: u32 = u32::MAX - 1;
@@ -382,7 +383,7 @@ impl Model {
     /// Sets the bars a completion holds to the commonest completion length seen.
     fn settle_completion_bars(&mut self) {
         if let Some((&bars, _)) = self.lengths.iter().max_by_key(|(b, n)| (**n, **b)) {
-            self.completion_bars = bars.clamp(1, crate::MAX_COMPLETION_BARS);
+            self.completion_bars = bars.clamp(1, fine_drums_llm::MAX_COMPLETION_BARS);
         }
     }
 

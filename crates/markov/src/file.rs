@@ -5,8 +5,8 @@
 use fine_drums_dataset::Template;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Model, Node, TrainStats};
-use crate::error::{Error, Result};
+use crate::model::{Model, Node, TrainStats};
+use fine_drums_llm::{Error, Result};
 
 /// The model file format this build writes (it reads version 2 too, which has no checksum).
 pub const MODEL_VERSION: u32 = 3;
@@ -104,11 +104,11 @@ impl Model {
         let header: Header = serde_json::from_slice(r.take(len).map_err(&bad)?).map_err(|e| {
             Error::model_from(name, format!("the header is not valid JSON: {e}"), e)
         })?;
-        if !(1..=crate::MAX_COMPLETION_BARS).contains(&header.completion_bars) {
+        if !(1..=fine_drums_llm::MAX_COMPLETION_BARS).contains(&header.completion_bars) {
             return Err(bad(format!(
                 "completion_bars is {}; a model writes 1 to {} bars",
                 header.completion_bars,
-                crate::MAX_COMPLETION_BARS
+                fine_drums_llm::MAX_COMPLETION_BARS
             )));
         }
         let mut model = Model::new(&header.template)?;

@@ -110,11 +110,13 @@ fn run() -> Result<(), Box<dyn Error>> {
             return Err(format!("{} exists; --force overwrites it", p.display()).into());
         }
     }
+    let mut settings = args.backend.settings()?;
     let common::Completer { backend, model: model_name, mut manifest } =
         args.backend.completer(args.manifest.as_deref(), args.top_k, |s| {
             s.max_retries = Some(args.max_retries);
             s.timeout = Some(std::time::Duration::from_secs(args.timeout));
         })?;
+    settings.top_k = args.top_k;
     if let Some(c) = args.channel {
         manifest.template.codec.channel = fine_drums_codec::Channel::try_from(c)?;
     }
@@ -135,7 +137,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     (options.bars, options.prompt_bars) = (args.bars, args.prompt_bars);
     options.from_bar = args.from_bar.map(|n| n as usize - 1);
     options.humanise = !args.on_grid;
-    (options.temperature, options.top_p) = args.sampling.of(&args.backend.backend);
+    (options.temperature, options.top_p) = args.sampling.of(&settings);
     let seed = args.seed.unwrap_or_else(common::clock_seed);
     (options.samples, options.seed, options.attempts) = (args.samples, Some(seed), args.attempts);
     let runtime =

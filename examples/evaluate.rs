@@ -19,7 +19,7 @@ use fine_drums_backends::{Kind, Settings};
 use fine_drums_dataset::{Split, cl100k};
 use fine_drums_eval::fs::{self, FolderCache};
 use fine_drums_eval::{Protocol, System};
-use fine_drums_markov::Model;
+use fine_drums_markov::{Markov, Model};
 
 /// Score drum continuations on the GMD test split against human drummers and baselines.
 #[derive(Parser)]
@@ -87,16 +87,16 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     // The local model (trained on the train split, or --model), then the --backend openai one.
     let settings = args.backend.settings()?;
-    let local_model = match settings.local_model()? {
+    let local_model = match settings.markov_model()? {
         Some(m) => m,
         None => Model::from_pairs(&protocol.template, data.train_pairs())?,
     };
     let mut eval_manifest = manifest.clone();
     eval_manifest.template.strip_silence = false;
-    let mut local = Settings::default();
-    local.model = Some("gmd-train".into());
-    let local = local.complete(&protocol.template, Some(local_model))?;
-    let sampling = args.sampling.of("local");
+    let local = Markov::new(protocol.template.clone());
+    local.insert_model("gmd-train", local_model);
+    let local = Box::new(local);
+    let sampling = args.sampling.of(&Settings::of(Kind::Markov));
     let mut systems: Vec<Box<dyn System>> = vec![Box::new(common::continuing(
         "local",
         "gmd-train".into(),
@@ -104,12 +104,12 @@ fn run() -> Result<(), Box<dyn Error>> {
         &eval_manifest,
         sampling,
     )?)];
-    let offline = matches!(args.backend.backend.as_str(), "gpt" | "lora");
-    if settings.kind != Kind::Markov || offline {
+    let offline = matches!(settings.kind, Kind::Gpt | Kind::Lora);
+    if settings.kind != Kind::Markov {
         let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
         let name =
-            if offline { args.backend.backend.clone() } else { format!("openai:{}", extra.model) };
-        let sampling = args.sampling.of(&args.backend.backend);
+            if offline { settings.kind.to_string() } else { format!("openai:{}", extra.model) };
+        let sampling = args.sampling.of(&settings);
         let gpt = common::continuing(&name, extra.model, extra.backend, &eval_manifest, sampling)?;
         systems.push(Box::new(gpt));
     }

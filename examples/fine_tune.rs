@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::At;
-use fine_drums_backends::Settings;
+use fine_drums_backends::{Kind, Settings};
 use fine_drums_dataset::{Manifest, Split};
-use fine_drums_llm::{FineTune, JobEvent, JobRequest, Upload};
-use fine_drums_markov::PROMPT_MODEL;
-use fine_drums_openai::{BaseModel, CHAT_FINE_TUNABLE, is_chat_model, job_body};
+use fine_drums_llm::{JobEvent, JobRequest, Upload};
+use fine_drums_openai::{BaseModel, is_chat_model, job_body};
 
 /// Fine-tune a model on prepared drum data (train.jsonl, validation.jsonl, manifest.json).
 #[derive(Parser)]
@@ -35,9 +34,10 @@ use fine_drums_openai::{BaseModel, CHAT_FINE_TUNABLE, is_chat_model, job_body};
 struct Args {
     /// The folder `prepare` wrote.
     data: PathBuf,
-    /// local (the offline Markov model, the default), gpt (the offline drum GPT), lora
-    /// (adapters on a pretrained model, offline) or openai (OpenAI or any compatible server).
-    #[arg(long, default_value = "local", value_parser = ["local", "gpt", "lora", "openai"])]
+    /// local or markov (the offline Markov model, the default), gpt (the offline drum GPT),
+    /// lora (adapters on a pretrained model, offline) or openai (OpenAI or any compatible
+    /// server).
+    #[arg(long, default_value = "local", value_parser = ["local", "markov", "gpt", "lora", "openai"])]
     backend: String,
     /// The pretrained model LoRA trains on (lora): a Hugging Face folder with config.json,
     /// *.safetensors and tokenizer.json. Nothing is downloaded.
@@ -124,16 +124,13 @@ fn run() -> Result<(), Box<dyn Error>> {
         .map_err(|e| format!("{e} (run prepare first)"))
         .at(&manifest_path)?;
     let manifest = Manifest::from_json(&text).at(&manifest_path)?;
-    let base = args.model.clone().unwrap_or_else(|| match args.backend.as_str() {
-        // What OpenAI still fine-tunes (babbage-002 and davinci-002 shut down in 2026).
-        "openai" => CHAT_FINE_TUNABLE[0].to_string(),
-        "gpt" => fine_drums_gpt::BASE_MODEL.to_string(),
-        "lora" => args.base.as_ref().map_or_else(String::new, |b| b.display().to_string()),
-        _ => PROMPT_MODEL.to_string(),
-    });
-    if args.backend == "lora" && base.is_empty() {
-        return Err("--backend lora needs --base <folder>: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)".into());
+    let mut settings = Settings::of(args.backend.parse()?);
+    settings.model = args.model.clone();
+    if settings.kind == Kind::Lora && args.model.is_none() {
+        let base = args.base.as_ref().ok_or("--backend lora needs --base <folder>: a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")?;
+        settings.model = Some(base.display().to_string());
     }
+    let base = settings.base_model()?;
     // Chat models train on the chat files (`method: supervised`), the others on the legacy ones.
     let chat = args.backend == "openai" && is_chat_model(&base);
     let files = |s: Split| {
@@ -155,49 +152,23 @@ fn run() -> Result<(), Box<dyn Error>> {
         return dry_run(&args, &manifest, &training, validation.as_ref(), &job);
     }
     let models_dir = args.models_dir.clone().unwrap_or_else(|| args.data.join("models"));
-    let backend: Box<dyn FineTune> = if args.backend == "gpt" {
-        let mut options = fine_drums_gpt::train::TrainOptions::default();
-        options.preset = args.preset.clone();
-        eprintln!("training seed: {}", args.seed.unwrap_or(options.seed));
-        let device = if args.cuda {
-            fine_drums_gpt::Device::new_cuda(0).at("CUDA device 0")?
-        } else {
-            fine_drums_gpt::Device::Cpu
-        };
-        let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), options).with_device(device);
-        Box::new(gpt.with_models_dir(&models_dir))
-    } else if args.backend == "lora" {
-        let mut options = fine_drums_lora::train::TrainOptions::default();
-        let config = fine_drums_lora::Config::load(std::path::Path::new(&base))?;
-        let mut lora = fine_drums_lora::LoraConfig::for_arch(config.arch);
-        (lora.r, lora.lora_alpha, lora.lora_dropout) =
-            (args.lora_rank, args.lora_alpha, args.lora_dropout);
-        if !args.lora_targets.is_empty() {
-            lora.target_modules = args.lora_targets.clone();
-        }
-        lora.check()?;
-        (options.lora, options.max_tokens) = (Some(lora), args.max_tokens);
-        eprintln!("training seed: {}", args.seed.unwrap_or(options.seed));
-        let device = if args.cuda {
-            fine_drums_lora::Device::new_cuda(0).at("CUDA device 0")?
-        } else {
-            fine_drums_lora::Device::Cpu
-        };
-        let lora =
-            fine_drums_lora::Lora::new(manifest.template.clone(), options).with_device(device);
-        Box::new(lora.with_models_dir(&models_dir))
-    } else {
-        let mut settings = Settings::default();
-        settings.kind = args.backend.parse()?;
-        settings.base_url = args.base_url.clone();
-        settings.allow_insecure_key = args.allow_insecure_key;
-        if settings.kind == fine_drums_backends::Kind::OpenAi {
-            common::warn_withheld_key(args.base_url.as_deref(), args.allow_insecure_key);
-        }
-        settings.poll_interval = Some(Duration::from_secs(args.poll));
-        settings.models_dir = Some(models_dir);
-        settings.fine_tune(&manifest.template)?
-    };
+    settings.base_url = args.base_url.clone();
+    settings.allow_insecure_key = args.allow_insecure_key;
+    if settings.kind == Kind::OpenAi {
+        common::warn_withheld_key(args.base_url.as_deref(), args.allow_insecure_key);
+    }
+    settings.poll_interval = Some(Duration::from_secs(args.poll));
+    settings.models_dir = Some(models_dir);
+    settings.cuda = args.cuda;
+    let t = &mut settings.training;
+    (t.preset, t.max_tokens) = (args.preset.clone(), args.max_tokens);
+    (t.lora_rank, t.lora_alpha, t.lora_dropout) =
+        (args.lora_rank, args.lora_alpha, args.lora_dropout);
+    t.lora_targets = args.lora_targets.clone();
+    if let Some(seed) = settings.default_seed() {
+        eprintln!("training seed: {}", args.seed.unwrap_or(seed));
+    }
+    let backend = settings.fine_tuner(&manifest.template)?;
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message(format!("fine-tuning {base} on {}", training.name));

@@ -58,13 +58,13 @@ impl FormatArgs {
 /// crate's [`Settings`](fine_drums_backends::Settings), which builds the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// gpt (the drum GPT, offline, the default), local (the offline Markov model), lora (a
-    /// pretrained model with LoRA adapters, offline), or openai (OpenAI or any compatible
-    /// server).
-    #[arg(long, default_value = "gpt", value_parser = ["gpt", "local", "lora", "openai"])]
+    /// gpt (the drum GPT, offline, the default), markov (the offline Markov model; `local`
+    /// also names it), lora (a pretrained model with LoRA adapters, offline), or openai
+    /// (OpenAI or any compatible server).
+    #[arg(long, default_value = "gpt", value_parser = ["gpt", "markov", "local", "lora", "openai"])]
     pub backend: String,
     /// The model: for gpt, a model folder from fine_tune (default: the built-in
-    /// drums-small-gmd); for local, `local` (the prompt's own statistics) or a .fdlm file
+    /// drums-small-gmd); for markov, `local` (the prompt's own statistics) or a .fdlm file
     /// from fine_tune; for lora, an adapter folder from fine_tune --backend lora (its base
     /// model is the folder its adapter_config.json names); for openai, e.g.
     /// ft:babbage-002:org:drums:id.
@@ -237,13 +237,9 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    /// The temperature and top-p for `backend` (`gpt`, `local` or `openai`).
-    pub fn of(&self, backend: &str) -> (f32, f32) {
-        let (t, p) = if backend == "gpt" {
-            (fine_drums_gpt::TEMPERATURE, fine_drums_gpt::TOP_P)
-        } else {
-            (1.0, 1.0)
-        };
+    /// The temperature and top-p for the backend of `settings`.
+    pub fn of(&self, settings: &fine_drums_backends::Settings) -> (f32, f32) {
+        let (t, p) = settings.sampling();
         (self.temperature.unwrap_or(t), self.top_p.unwrap_or(p))
     }
 }
@@ -265,47 +261,24 @@ impl BackendArgs {
         top_k: usize,
         tune: impl FnOnce(&mut fine_drums_backends::Settings),
     ) -> Result<Completer, Box<dyn Error>> {
-        if self.backend == "gpt" {
-            let dir = self.model.as_deref().unwrap_or(fine_drums_gpt::EMBEDDED);
-            let cpu = fine_drums_gpt::Device::Cpu;
-            let model = match self.model.as_deref() {
-                None => fine_drums_gpt::Model::embedded(&cpu)?,
-                Some(d) => fine_drums_gpt::Model::load(Path::new(d), &cpu).at(d)?,
-            };
-            let manifest = self::manifest(manifest, Some(&model.template))?;
-            let gpt = fine_drums_gpt::Gpt::new(manifest.template.clone(), Default::default())
-                .with_top_k(top_k);
-            gpt.insert_model(dir, model);
-            return Ok(Completer { backend: Box::new(gpt), model: dir.to_string(), manifest });
-        }
-        if self.backend == "lora" {
-            let dir = self.model.as_deref().ok_or(
-                "--backend lora needs --model <adapter folder> (fine_tune --backend lora writes one)",
-            )?;
-            let lora = fine_drums_lora::Lora::new(Default::default(), Default::default());
-            lora.load(Path::new(dir), None).at(dir)?;
-            let manifest = self::manifest(manifest, lora.template(dir).as_ref())?;
-            return Ok(Completer { backend: Box::new(lora), model: dir.to_string(), manifest });
-        }
         let mut settings = self.settings()?;
+        if settings.kind == fine_drums_backends::Kind::Lora && settings.model.is_none() {
+            return Err("--backend lora needs --model <adapter folder> (fine_tune --backend lora writes one)".into());
+        }
         settings.top_k = top_k;
         tune(&mut settings);
-        let model = settings.model_name()?;
-        let trained = settings.local_model()?;
-        let manifest =
-            self::manifest(manifest, trained.as_ref().map(fine_drums_markov::Model::template))?;
-        let backend = settings.complete(&manifest.template, trained)?;
-        Ok(Completer { backend, model, manifest })
+        let given = manifest.map(|p| self::manifest(Some(p), None)).transpose()?;
+        let c = settings.completer(given.as_ref().map(|m| &m.template))?;
+        let manifest = match given {
+            Some(m) => m,
+            None => self::manifest(None, c.template.as_ref())?,
+        };
+        Ok(Completer { backend: c.backend, model: c.model, manifest })
     }
 
-    /// The llm crate's settings for these arguments; for `gpt` and `lora`, which the llm
-    /// crate does not build, the local backend's defaults.
+    /// The backend settings of these arguments.
     pub fn settings(&self) -> Result<fine_drums_backends::Settings, Box<dyn Error>> {
-        let mut s = fine_drums_backends::Settings::default();
-        if self.backend == "gpt" || self.backend == "lora" {
-            return Ok(s);
-        }
-        s.kind = self.backend.parse()?;
+        let mut s = fine_drums_backends::Settings::of(self.backend.parse()?);
         s.model = self.model.clone();
         s.base_url = self.base_url.clone();
         s.allow_insecure_key = self.allow_insecure_key;

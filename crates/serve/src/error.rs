@@ -56,6 +56,9 @@ pub enum Error {
     /// The drum GPT failed.
     #[error(transparent)]
     Gpt(#[from] fine_drums_gpt::Error),
+    /// A backend could not be built.
+    #[error(transparent)]
+    Backend(#[from] fine_drums_backends::Error),
     /// The request's client went away, or its deadline passed, and its work stopped.
     #[error("the request was cancelled")]
     Cancelled,

@@ -112,7 +112,7 @@ impl std::fmt::Debug for api::App {
 /// tokio runtime (and the jobs a previous run left unfinished queued again).
 pub fn router(options: Options) -> Result<axum::Router> {
     let store = Arc::new(store::Store::open(&options.data)?);
-    let models = Arc::new(models::Models::new(options.template, options.train, store.clone()));
+    let models = Arc::new(models::Models::new(options.template, options.train, store.clone())?);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut unfinished: Vec<store::JobRecord> =
         store.jobs().into_iter().filter(|j| !j.is_terminal()).collect();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use fine_drums_backends::{Kind, Settings};
 use fine_drums_dataset::Template;
 use fine_drums_gpt::train::TrainOptions;
 use fine_drums_gpt::{EMBEDDED, Gpt};
@@ -66,15 +67,17 @@ pub(crate) struct Models {
 }
 
 impl Models {
-    pub fn new(template: Template, train: TrainOptions, store: Arc<Store>) -> Models {
-        let models = store.dir().join("models");
-        Models {
-            local: Markov::new(template.clone()),
-            gpt: Gpt::new(template.clone(), train).with_models_dir(models),
+    pub fn new(template: Template, train: TrainOptions, store: Arc<Store>) -> Result<Models> {
+        let mut gpt = Settings::of(Kind::Gpt);
+        gpt.models_dir = Some(store.dir().join("models"));
+        gpt.training.preset = train.preset.clone();
+        Ok(Models {
+            local: Settings::of(Kind::Markov).markov(&template),
+            gpt: gpt.gpt(&template, train)?,
             template,
             store,
             running: std::sync::Mutex::default(),
-        }
+        })
     }
 
     /// Stops job `id`'s training, if it is the drum GPT's and running (the Markov model's

@@ -3,36 +3,6 @@
 //!
 //! `cargo run --example make_groove -- examples/grooves/rock.mid --bars 4 --bpm 96`
 
-mod common;
-
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use clap::Parser;
-use common::At;
-
-/// Write a straight rock beat (accents, a ghost note, a crash) as a MIDI file.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Where to write the MIDI file.
-    out: PathBuf,
-    /// How many bars.
-    #[arg(long, default_value_t = 4)]
-    bars: usize,
-    /// Tempo in BPM.
-    #[arg(long, default_value_t = 96.0)]
-    bpm: f64,
-}
-
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let bytes = fine_drums_codec::pattern::rock_beat(args.bars, args.bpm)?;
-    std::fs::write(&args.out, &bytes).at(&args.out)?;
-    eprintln!("wrote {} ({} bars at {} BPM)", args.out.display(), args.bars, args.bpm);
-    Ok(())
-}
-
-fn main() -> ExitCode {
-    common::exit(run())
+fn main() -> std::process::ExitCode {
+    fine_drums_cli::main(fine_drums_cli::make_groove::run)
 }

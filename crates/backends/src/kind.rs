@@ -63,7 +63,9 @@ impl Kind {
     /// An error unless this build has the backend.
     pub(crate) fn check_built(self) -> Result<()> {
         match self.feature() {
-            Some(feature) if !self.is_built() => Err(Error::NotBuilt { kind: self.as_str(), feature }),
+            Some(feature) if !self.is_built() => {
+                Err(Error::NotBuilt { kind: self.as_str(), feature })
+            }
             _ => Ok(()),
         }
     }

@@ -40,7 +40,7 @@ const HINT: &str = "babbage-002 and davinci-002 shut down on 2026-09-28, and the
      fine-tuned from them on 2026-10-23. OpenAI fine-tunes only chat models \
      (gpt-4o-mini-2024-07-18, gpt-4o-2024-08-06, gpt-4.1-2025-04-14, gpt-4.1-mini-2025-04-14, \
      on chat files) for organisations still eligible, until 2027-01-06. Or run the project's \
-     own OpenAI-compatible server (cargo run --release --example serve), which fine-tunes \
+     own OpenAI-compatible server (cargo run --release --features serve --example serve), which fine-tunes \
      babbage-002 and davinci-002 offline, and point --base-url at it; or use the offline \
      backends (--backend gpt or local), which need no key";
 

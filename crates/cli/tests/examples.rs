@@ -1,13 +1,14 @@
-//! Runs the example binaries on files the project makes itself and checks what they print.
+//! Runs the workspace's example binaries (built with `--features full`) on files the project
+//! makes itself and checks what they print.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-#[path = "common/soundfont.rs"]
+#[path = "../../../tests/common/soundfont.rs"]
 mod soundfont;
-#[path = "common/gmd.rs"]
+#[path = "../../../tests/common/gmd.rs"]
 mod gmd_dir;
-#[path = "common/chromium.rs"]
+#[path = "../../../tests/common/chromium.rs"]
 mod chromium;
 
 fn example(name: &str) -> Command {
@@ -17,11 +18,18 @@ fn example(name: &str) -> Command {
     path.pop();
     path.push("examples");
     path.push(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: `cargo test --workspace --features full` builds every example (or `cargo build --examples --features full`)",
+        path.display()
+    );
     Command::new(path)
 }
 
+/// The workspace's root (this crate is `crates/cli` in it).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).expect("crates/cli is two levels down").to_path_buf()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the `small` preset on a batch of 16 windows of 256 tokens (the shape of
 //! `benches/gpt_reference.py`, which trains the same architecture with PyTorch).
 //!
-//! `CANDLE_NUM_THREADS=1 cargo bench --bench gpt` measures one core.
+//! `CANDLE_NUM_THREADS=1 cargo bench --features bench --bench gpt` measures one core.
 
 use std::hint::black_box;
 

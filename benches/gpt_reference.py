@@ -1,4 +1,4 @@
-"""PyTorch reference for `cargo bench --bench gpt`: the drum GPT's `small` preset, the same
+"""PyTorch reference for `cargo bench --features bench --bench gpt`: the drum GPT's `small` preset, the same
 architecture and training step, on the same synthetic batch (16 windows of 256 tokens, a
 vocabulary of 1,400), so that the two speeds compare as a ratio measured side by side.
 

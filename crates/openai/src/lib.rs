@@ -2,6 +2,7 @@
 //! server (vLLM, SGLang, llama.cpp's server, Ollama, the project's own `serve`) by base URL.
 //!
 //! ```no_run
+//! # #[cfg(feature = "client")]
 //! # async fn run() -> fine_drums_llm::Result<()> {
 //! use fine_drums_llm::{Complete, CompletionRequest};
 //! use fine_drums_openai::{Config, OpenAi};
@@ -20,6 +21,10 @@
 //! service's status, code and message, and a hint).
 //!
 //! # The modules
+//!
+//! Everything but [`wire`] is the feature `client` (on by default). Without it the crate is
+//! only the wire types, with serde: the project's server reads its requests with them and
+//! compiles no HTTP client.
 //!
 //! - [`config`]: the base URL, the key (its `Debug` is redacted, and it is withheld from plain
 //!   `http://` to another host), the [`RetryPolicy`], the endpoint, and what this crate knows
@@ -54,21 +59,32 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
 mod complete;
+#[cfg(feature = "client")]
 pub mod config;
+#[cfg(feature = "client")]
 mod fine_tune;
+#[cfg(feature = "client")]
 mod retry;
 pub mod wire;
 
+#[cfg(feature = "client")]
 #[doc(no_inline)]
 pub use fine_drums_llm::{Complete, Endpoint, FineTune};
 
+#[cfg(feature = "client")]
 pub use client::{OpenAi, read_completion, read_error, read_job};
+#[cfg(feature = "client")]
 pub use complete::{chat_body, completion_body, scoring_body};
+#[cfg(feature = "client")]
 pub use config::{
     ApiKey, BaseModel, CHAT_FINE_TUNABLE, ChatTemplate, Config, OPENAI_BASE_URL, is_chat_model,
     is_openai, key_safe_for, redact,
 };
+#[cfg(feature = "client")]
 pub use fine_tune::{CLIENT_ID, job_body};
+#[cfg(feature = "client")]
 pub use retry::RetryPolicy;

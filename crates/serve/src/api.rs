@@ -24,7 +24,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::error::Error;
 use crate::limits::{Admission, CancelOnDrop, Held, Limits, MIB, Refusal};
 use crate::models::{BASE_MODELS, Cost, Models, trainer_of};
-use crate::store::{FileRecord, Hyper, JobRecord, Store, now};
+use crate::request;
+use crate::store::{FileRecord, JobRecord, Store, now};
 
 /// What every handler shares.
 pub(crate) struct App {
@@ -332,16 +333,6 @@ async fn authorise(State(app): Shared, request: Request, next: Next) -> Response
     next.run(request).await
 }
 
-fn parse(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}"), None))?;
-    if !value.is_object() {
-        return Err(ApiError::bad("the body must be a JSON object", None));
-    }
-    Ok(value)
-}
-
 fn model_json(id: &str, created: u64, owned_by: &str) -> Value {
     json!({ "id": id, "object": "model", "created": created, "owned_by": owned_by })
 }
@@ -482,120 +473,33 @@ async fn delete_file(State(app): Shared, Path(id): Path<String>) -> Reply {
     ok(json!({ "id": id, "object": "file", "deleted": true }))
 }
 
-/// `n_epochs` and the others: a number, or `"auto"` for the trainer's default.
-fn hyper(v: Option<&Value>) -> Result<Hyper, ApiError> {
-    let mut h = Hyper::default();
-    let Some(v) = v else { return Ok(h) };
-    let field = |name: &str| -> Result<Option<f64>, ApiError> {
-        match v.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s == "auto" => Ok(None),
-            Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(other) => Err(ApiError::bad(
-                format!("{name} must be a number or \"auto\", not {other}"),
-                Some(name),
-            )),
-        }
-    };
-    let whole = |name: &str, x: Option<f64>| -> Result<Option<u32>, ApiError> {
-        x.map(|x| {
-            if x >= 1.0 && x.fract() == 0.0 && x <= 1000.0 {
-                Ok(x as u32)
-            } else {
-                Err(ApiError::bad(
-                    format!("{name} must be a whole number from 1 to 1000, not {x}"),
-                    Some(name),
-                ))
-            }
-        })
-        .transpose()
-    };
-    h.n_epochs = whole("n_epochs", field("n_epochs")?)?;
-    h.batch_size = whole("batch_size", field("batch_size")?)?;
-    h.learning_rate_multiplier = field("learning_rate_multiplier")?;
-    if h.learning_rate_multiplier.is_some_and(|x| !(x > 0.0 && x <= 100.0)) {
-        return Err(ApiError::bad(
-            "learning_rate_multiplier must be above 0 and at most 100",
-            Some("learning_rate_multiplier"),
-        ));
-    }
-    Ok(h)
-}
-
 async fn create_job(State(app): Shared, body: Result<Bytes, BytesRejection>) -> Reply {
-    let v = parse(body)?;
-    let text = |name: &str| v.get(name).and_then(Value::as_str).map(String::from);
-    let model = text("model").ok_or_else(|| ApiError::bad("`model` is required", Some("model")))?;
-    let trainer = trainer_of(&model).ok_or_else(|| {
+    let j = request::job(&body?)?;
+    let trainer = trainer_of(&j.model).ok_or_else(|| {
         ApiError::bad(
-            format!("model {model:?} cannot be fine-tuned here: use babbage-002 or davinci-002 (or gpt-4o-mini-2024-07-18, gpt-4.1-mini-2025-04-14, gpt-4o-2024-08-06, gpt-4.1-2025-04-14 for chat files)"),
+            format!("model {:?} cannot be fine-tuned here: use babbage-002 or davinci-002 (or gpt-4o-mini-2024-07-18, gpt-4.1-mini-2025-04-14, gpt-4o-2024-08-06, gpt-4.1-2025-04-14 for chat files)", j.model),
             Some("model"),
         )
     })?;
-    let training_file = text("training_file")
-        .ok_or_else(|| ApiError::bad("`training_file` is required", Some("training_file")))?;
-    file_of(&app.store, &training_file)?;
-    let validation_file = text("validation_file");
-    if let Some(f) = &validation_file {
+    file_of(&app.store, &j.training_file)?;
+    if let Some(f) = &j.validation_file {
         file_of(&app.store, f)?;
     }
-    let method = v.pointer("/method/supervised/hyperparameters");
-    let hyperparameters = hyper(v.get("hyperparameters").or(method))?;
-    let suffix = text("suffix");
-    // It goes into the model's name: letters, digits, `-` and `_` only (no `:`, which
-    // separates the name's parts, no `/`, `.`, spaces or control characters).
-    let name_safe =
-        |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if suffix.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 64 || !name_safe(s)) {
-        return Err(ApiError::bad(
-            "suffix must be 1 to 64 characters, each a letter, a digit, '-' or '_'",
-            Some("suffix"),
-        ));
-    }
-    let metadata = match v.get("metadata") {
-        None | Some(Value::Null) => None,
-        // As OpenAI documents it: at most 16 pairs, keys of at most 64 characters, string
-        // values of at most 512.
-        Some(Value::Object(m)) if m.len() <= 16 => Some(
-            m.iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) if k.chars().count() <= 64 && s.chars().count() <= 512 => {
-                        Ok((k.clone(), s.clone()))
-                    }
-                    Value::String(_) => Err(ApiError::bad(
-                        "metadata keys must be at most 64 characters and values at most 512",
-                        Some("metadata"),
-                    )),
-                    _ => Err(ApiError::bad("metadata values must be strings", Some("metadata"))),
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()?,
-        ),
-        Some(Value::Object(_)) => {
-            return Err(ApiError::bad("metadata holds at most 16 pairs", Some("metadata")));
-        }
-        Some(_) => return Err(ApiError::bad("metadata must be an object", Some("metadata"))),
-    };
-    let seed = match v.get("seed") {
-        None | Some(Value::Null) => now() % 1_000_000,
-        Some(s) => {
-            s.as_u64().ok_or_else(|| ApiError::bad("seed must be a whole number", Some("seed")))?
-        }
-    };
     let job = JobRecord {
         id: app.store.new_id("ftjob"),
         created_at: now(),
         finished_at: None,
-        model,
-        training_file,
-        validation_file,
-        hyperparameters,
-        suffix,
-        seed,
+        model: j.model,
+        training_file: j.training_file,
+        validation_file: j.validation_file,
+        hyperparameters: j.hyperparameters,
+        suffix: j.suffix,
+        seed: j.seed.unwrap_or_else(|| now() % 1_000_000),
         status: "validating_files".into(),
         fine_tuned_model: None,
         error: None,
         trained_tokens: None,
-        metadata,
+        metadata: j.metadata,
         trainer,
         model_path: None,
     };
@@ -674,63 +578,6 @@ async fn cancel_job(State(app): Shared, Path(id): Path<String>) -> Reply {
     app.models.cancel(&id).await?;
     app.store.event(&id, "info", "The job was cancelled", None)?;
     ok(job.json())
-}
-
-/// The sampling fields common to completions and chat completions.
-fn request_of(
-    v: &Value,
-    prompt: String,
-    max_tokens: Option<&Value>,
-    default_max: u32,
-) -> Result<CompletionRequest, ApiError> {
-    let model = v
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad("`model` is required", Some("model")))?;
-    if v.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(ApiError::bad("streaming is not supported by this server", Some("stream")));
-    }
-    let number = |name: &str,
-                  default: f64,
-                  range: std::ops::RangeInclusive<f64>|
-     -> Result<f64, ApiError> {
-        match v.get(name) {
-            None | Some(Value::Null) => Ok(default),
-            Some(x) => x.as_f64().filter(|x| range.contains(x)).ok_or_else(|| {
-                ApiError::bad(
-                    format!("{name} must be a number from {} to {}", range.start(), range.end()),
-                    Some(name),
-                )
-            }),
-        }
-    };
-    let max = match max_tokens {
-        None | Some(Value::Null) => default_max,
-        Some(m) => m.as_u64().and_then(|m| u32::try_from(m).ok()).ok_or_else(|| {
-            ApiError::bad("max_tokens must be a whole number", Some("max_tokens"))
-        })?,
-    };
-    let mut r = CompletionRequest::new(model, prompt, max);
-    r.temperature = number("temperature", 1.0, 0.0..=2.0)? as f32;
-    r.top_p = number("top_p", 1.0, 0.0..=1.0)? as f32;
-    r.n = number("n", 1.0, 1.0..=128.0)? as u32;
-    r.seed = match v.get("seed") {
-        None | Some(Value::Null) => None,
-        Some(s) => Some(
-            s.as_u64().ok_or_else(|| ApiError::bad("seed must be a whole number", Some("seed")))?,
-        ),
-    };
-    r.stop = match v.get("stop") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) if a.len() <= 4 => {
-            a.iter().filter_map(Value::as_str).map(String::from).collect()
-        }
-        Some(_) => {
-            return Err(ApiError::bad("stop must be a string or up to 4 strings", Some("stop")));
-        }
-    };
-    Ok(r)
 }
 
 /// `text` up to the first of `stop`, and whether one was found.
@@ -860,29 +707,13 @@ fn finish(reason: &FinishReason) -> &str {
 }
 
 async fn completions(State(app): Shared, body: Result<Bytes, BytesRejection>) -> Reply {
-    let v = parse(body)?;
-    let prompts: Vec<String> = match v.get("prompt") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
-            a.iter().filter_map(Value::as_str).map(String::from).collect()
-        }
-        _ => {
-            return Err(ApiError::bad(
-                "prompt must be a string or a list of strings",
-                Some("prompt"),
-            ));
-        }
-    };
-    let echo = v.get("echo").and_then(Value::as_bool).unwrap_or(false);
-    let logprobs = v.get("logprobs").is_some_and(|l| !l.is_null());
+    let request::Completions { model, requests, echo, logprobs } = request::completions(&body?)?;
     let mut choices = Vec::new();
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
     // One admission for the whole request: once begun, it is not refused half-way.
     let mut held = Held::default();
-    let model = v.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    for prompt in prompts {
-        // OpenAI's default for legacy completions: 16 tokens.
-        let r = request_of(&v, prompt.clone(), v.get("max_tokens"), 16)?;
+    for r in requests {
+        let prompt = r.prompt.clone();
         if echo && r.max_tokens == 0 {
             // Scoring: the log-probability of the text after the prompt's separator, as one
             // span (the server's models have no tokens of OpenAI's).
@@ -960,25 +791,8 @@ async fn score(
 }
 
 async fn chat_completions(State(app): Shared, body: Result<Bytes, BytesRejection>) -> Reply {
-    let v = parse(body)?;
-    let messages = v
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad("`messages` is required", Some("messages")))?;
-    let user = messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .and_then(|m| m.get("content").and_then(Value::as_str))
-        .ok_or_else(|| ApiError::bad("no user message with text content", Some("messages")))?;
     let template = &app.models.template;
-    let mut prompt = user.trim_end().to_string();
-    if !prompt.ends_with(template.separator.as_str()) {
-        prompt.push_str(&template.separator);
-    }
-    let max = v.get("max_completion_tokens").or_else(|| v.get("max_tokens"));
-    // Chat completions have no default limit but the model's context.
-    let r = request_of(&v, prompt, max, 16_384)?;
+    let r = request::chat(&body?, &template.separator)?;
     let completion = complete(&app, r.clone(), &mut Held::default()).await?;
     let choices: Vec<Value> = completion
         .choices
@@ -1002,4 +816,60 @@ async fn chat_completions(State(app): Shared, body: Result<Bytes, BytesRejection
         "usage": { "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                    "total_tokens": u.total() },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status and JSON body a client gets for `e`.
+    fn answer(e: ApiError) -> (StatusCode, Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .expect("the body");
+        (status, serde_json::from_slice(&bytes).expect("JSON"))
+    }
+
+    #[test]
+    fn errors_take_openai_shape_with_the_field_at_fault() {
+        let (status, body) = answer(Error::invalid(Some("temperature"), "too hot").into());
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({"error": {"message": "too hot", "type": "invalid_request_error",
+                             "param": "temperature", "code": null}})
+        );
+        let (status, body) = answer(Error::NotFound { what: "model", id: "ft:x".into() }.into());
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "model_not_found");
+        let (status, body) = answer(Error::Cancelled.into());
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("timeout"))
+        );
+        let (status, body) = answer(ApiError::busy("a test"));
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+        let io = std::io::Error::other("disk on fire");
+        let (status, body) =
+            answer(Error::io(std::path::Path::new("/srv/d/files/f.jsonl"))(io).into());
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["type"], "server_error");
+        assert_eq!(body["error"]["message"], "files/f.jsonl: disk on fire", "no server path");
+    }
+
+    #[test]
+    fn a_bad_request_body_is_refused_before_any_work() {
+        for (body, param) in
+            [(&br#"{"model": "m", "prompt": "x", "n": "two"}"#[..], Some("n")), (b"not json", None)]
+        {
+            let e: ApiError = request::completions(body).expect_err("refused").into();
+            let (status, json) = answer(e);
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(json["error"]["param"].as_str(), param, "{json}");
+        }
+    }
 }

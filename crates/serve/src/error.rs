@@ -106,3 +106,21 @@ impl Error {
         Error::Invalid { param: param.map(String::from), message: message.into() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_sees_no_path_of_the_server() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::io(std::path::Path::new("/srv/secret/data/jobs/ftjob-1.json"))(io);
+        assert!(e.to_string().contains("/srv/secret"), "the operator's log keeps it: {e}");
+        assert_eq!(e.public(), "jobs/ftjob-1.json: denied");
+        let model = Error::Model(fine_drums_llm::Error::model("/srv/secret/models/m.fdlm", "bad"));
+        assert_eq!(model.public(), "models/m.fdlm: bad");
+        let invalid = Error::invalid(Some("n"), "n must be a number from 1 to 128");
+        assert_eq!(invalid.public(), "n must be a number from 1 to 128");
+        assert!(matches!(invalid, Error::Invalid { param: Some(ref p), .. } if p == "n"));
+    }
+}

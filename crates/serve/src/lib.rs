@@ -55,6 +55,7 @@ mod error;
 mod limits;
 mod store;
 mod models;
+mod request;
 mod api;
 mod conn;
 

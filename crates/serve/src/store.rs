@@ -495,4 +495,36 @@ mod tests {
         assert_eq!(store.job("ftjob-1").map(|j| j.status), Some("failed".into()));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A store opened again on its folder (a restart) has every file, job and event, and a
+    /// record damaged on disk is an error that names its file and line.
+    #[test]
+    fn a_store_opened_again_has_everything_and_names_a_damaged_record() {
+        let dir =
+            std::env::temp_dir().join(format!("fine-drums-store-reopen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("a store");
+        let id = store.new_id("ftjob");
+        assert!(id.starts_with("ftjob-"), "{id}");
+        store.put_job(&job(&id)).expect("a job");
+        store.event(&id, "info", "Created", None).expect("an event");
+        store.event(&id, "info", "step 1", Some(serde_json::json!({"step": 1}))).expect("another");
+        drop(store);
+        let again = Store::open(&dir).expect("the same store");
+        assert_eq!(again.job(&id).map(|j| j.model), Some("babbage-002".into()));
+        let events: Vec<String> = again.events(&id).into_iter().map(|e| e.message).collect();
+        assert_eq!(events, ["Created", "step 1"]);
+        assert_ne!(again.new_id("ftjob"), id, "ids are not given twice across a restart");
+        drop(again);
+        let log = dir.join("jobs").join(format!("{id}.events.jsonl"));
+        let good = std::fs::read_to_string(&log).expect("the log");
+        // A torn last line (a crash mid-append) is dropped; the records before it are kept.
+        std::fs::write(&log, format!("{good}{{\"id\": \"ev")).expect("torn");
+        assert_eq!(Store::open(&dir).expect("a torn line is no damage").events(&id).len(), 2);
+        // A whole line that is not a record is damage: an error naming the file and line.
+        std::fs::write(&log, format!("{good}{{not a record\n")).expect("damaged");
+        let said = Store::open(&dir).err().expect("damaged").to_string();
+        assert!(said.contains(".events.jsonl, line 3"), "{said}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -166,8 +166,7 @@ impl Lora {
             .next()
             .map(|b| b.layout)
             .ok_or_else(|| llm_error(Error::invalid("prompt", "it holds no bar to continue")))?;
-        let mut sampling = Sampling::default();
-        (sampling.temperature, sampling.top_p) = (request.temperature, request.top_p);
+        let sampling = Sampling::new(request.temperature, 0, request.top_p);
         let seed = request.seed.unwrap_or_else(|| now().wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let prompt = format!("{}\n{}", body.trim_end(), t.separator);
         let out = m

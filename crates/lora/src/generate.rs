@@ -2,28 +2,16 @@
 
 use candle_core::{D, Tensor};
 use fine_drums_codec::beat::{BeatOptions, Layout};
-use rand_core::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use fine_drums_llm::random;
+use rand_xoshiro::SplitMix64;
 
 use crate::error::{Error, Result};
 use crate::model::{Cache, Model};
 use crate::text::{Grammar, Tokenizer};
 
-/// How tokens are drawn.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Sampling {
-    /// Divides the logits; 0 takes the likeliest token. Default: 1.
-    pub temperature: f32,
-    /// Draws from the smallest set of tokens holding this much probability. Default: 1.
-    pub top_p: f32,
-}
-
-impl Default for Sampling {
-    fn default() -> Sampling {
-        Sampling { temperature: 1.0, top_p: 1.0 }
-    }
-}
+/// How tokens are drawn: the sampler every offline backend shares (temperature, top-k,
+/// top-p), from `fine-drums-llm`.
+pub use fine_drums_llm::sample::Sampling;
 
 /// One generated completion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,36 +35,16 @@ pub struct Adapted {
     pub tokenizer: Tokenizer,
 }
 
-/// Draws from `logits` (the allowed tokens' only) with `sampling`.
-fn draw(logits: &[(u32, f32)], sampling: Sampling, rng: &mut Xoshiro256PlusPlus) -> u32 {
+/// Draws from `logits` (the allowed tokens' only) with `sampling`, through the shared sampler.
+fn draw(logits: &[(u32, f32)], sampling: Sampling, rng: &mut SplitMix64) -> u32 {
     if sampling.temperature <= 0.0 {
         return logits.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(0, |p| p.0);
     }
     let max = logits.iter().map(|p| p.1).fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(u32, f64)> = logits
-        .iter()
-        .map(|&(id, l)| (id, f64::from((l - max) / sampling.temperature).exp()))
-        .collect();
-    probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total: f64 = probs.iter().map(|p| p.1).sum();
-    let mut kept = 0.0;
-    let mut n = 0;
-    for p in &probs {
-        kept += p.1;
-        n += 1;
-        if kept >= f64::from(sampling.top_p) * total {
-            break;
-        }
-    }
-    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * kept;
-    let mut acc = 0.0;
-    for p in &probs[..n] {
-        acc += p.1;
-        if u < acc {
-            return p.0;
-        }
-    }
-    probs[n - 1].0
+    let mut weights: Vec<f64> =
+        logits.iter().map(|&(_, l)| f64::from((l - max) / sampling.temperature).exp()).collect();
+    let i = sampling.draw(&mut weights, rng) as usize;
+    logits.get(i).map_or(0, |p| p.0)
 }
 
 impl Adapted {
@@ -113,7 +81,7 @@ impl Adapted {
                 ),
             ));
         }
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut rng = random::seeded(seed);
         let mut first = Cache::default();
         let first_logits = self.model.step(&ids, &mut first)?;
         let mut out = Vec::with_capacity(n);

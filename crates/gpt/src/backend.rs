@@ -264,7 +264,9 @@ fn invalid(what: &'static str, message: impl Into<String>) -> fine_drums_llm::Er
     fine_drums_llm::Error::Invalid { what, message: message.into() }
 }
 
-/// This crate's error as the llm crate's, keeping the message.
+/// This crate's error as the llm crate's: the variants the contract has a place for move
+/// there, a bad prompt or setting stays invalid input, and the rest is kept whole as the
+/// source of `Backend`.
 fn llm_error(e: Error) -> fine_drums_llm::Error {
     match e {
         Error::Checkpoint { path, message, source } => {
@@ -272,7 +274,9 @@ fn llm_error(e: Error) -> fine_drums_llm::Error {
         }
         Error::Codec(c) => fine_drums_llm::Error::Codec(c),
         Error::Dataset(d) => fine_drums_llm::Error::Dataset(d),
-        other => invalid("gpt", other.to_string()),
+        Error::Invalid { what, message } => invalid(what, message),
+        e @ Error::Text { .. } => invalid("prompt", e.to_string()),
+        other => fine_drums_llm::Error::Backend { backend: "gpt", source: Box::new(other) },
     }
 }
 

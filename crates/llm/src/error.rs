@@ -97,6 +97,16 @@ pub enum Error {
         "no OpenAI API key: set OPENAI_API_KEY or pass one explicitly (or use the offline local backend, which needs none)"
     )]
     MissingKey,
+    /// A backend's own error that no other variant describes (a tensor operation, training
+    /// stopped, …), kept whole as the source.
+    #[error("{backend}: {source}")]
+    Backend {
+        /// The backend (`gpt`, `lora`, …).
+        backend: &'static str,
+        /// Its error.
+        #[source]
+        source: BoxError,
+    },
     /// A setting or argument is unusable.
     #[error("invalid {what}: {message}")]
     Invalid {

@@ -43,6 +43,12 @@
 //! GPT (`fine-drums-gpt`), LoRA on a pretrained model (`fine-drums-lora`) and the OpenAI
 //! client (`fine-drums-openai`). `fine-drums-backends` picks one by name.
 //!
+//! # Shared by the backends
+//!
+//! [`random`] is the seeded generator behind every backend's sampling, and [`sample`] the one
+//! sampler (temperature, top-k, top-p) with which the Markov model draws its steps and the
+//! drum GPT and LoRA their tokens. [`jobs`] keeps the offline backends' job records.
+//!
 //! # The pipeline
 //!
 //! The pipeline that continues a drum MIDI file with any [`Complete`] backend is the

@@ -66,7 +66,9 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// This crate's error as the llm crate's, keeping the message.
+/// This crate's error as the llm crate's: the variants the contract has a place for move
+/// there, a bad prompt or setting stays invalid input, and the rest is kept whole as the
+/// source of `Backend`.
 fn llm_error(e: Error) -> fine_drums_llm::Error {
     match e {
         Error::File { path, message, source } => {
@@ -74,7 +76,8 @@ fn llm_error(e: Error) -> fine_drums_llm::Error {
         }
         Error::Codec(c) => fine_drums_llm::Error::Codec(c),
         Error::Dataset(d) => fine_drums_llm::Error::Dataset(d),
-        other => fine_drums_llm::Error::Invalid { what: "lora", message: other.to_string() },
+        Error::Invalid { what, message } => fine_drums_llm::Error::Invalid { what, message },
+        other => fine_drums_llm::Error::Backend { backend: "lora", source: Box::new(other) },
     }
 }
 

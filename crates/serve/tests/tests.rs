@@ -273,7 +273,9 @@ async fn two_hundred_concurrent_completions_all_complete() {
     let mut tasks = Vec::new();
     for i in 0..200u64 {
         let (client, url) = (client.clone(), format!("http://{addr}/v1/completions"));
-        let model = if i % 2 == 0 { "babbage-002" } else { "davinci-002" };
+        // Both kinds of model at once; a quarter on the drum GPT, whose real work (about 0.3 s
+        // a completion in a debug build) is not what this test is about.
+        let model = if i % 4 == 0 { "davinci-002" } else { "babbage-002" };
         tasks.push(tokio::spawn(async move {
             let body = json!({ "model": model, "prompt": "KhC..h. Sh..h. Kh..Kh. Sh..h.>>>", "max_tokens": 60, "seed": i });
             let t = Instant::now();

@@ -32,10 +32,12 @@
 //!   `/v1/fine_tuning/jobs` (create, list with `metadata[key]=value` filters, retrieve,
 //!   events, cancel; pages by `after` and `limit`, newest first); `/v1/completions` (with
 //!   `stop`, `n`, `seed`, and `echo` with `logprobs` to score a continuation);
-//!   `/v1/chat/completions`.
+//!   `/v1/chat/completions`. Request bodies are read into the OpenAI client's own wire types
+//!   (`fine_drums_openai::wire`, without the client), so the two cannot drift apart; a bad
+//!   field is a 400 whose `param` names it (`temperature`, `messages[0].role`).
 //! - **Models** ([`BASE_MODELS`]): a job on `babbage-002` (or the mini chat names) trains the
 //!   Markov model of `fine_drums_markov`; one on `davinci-002` (or the larger chat names)
-//!   trains the drum GPT of `fine_drums_gpt`. Legacy prompt/completion files and chat files
+//!   trains the drum GPT of `fine_drums_gpt`, both built by `fine-drums-backends`. Legacy prompt/completion files and chat files
 //!   both train. The fine-tuned model is named `ft:<base>:fine-drums:<suffix>:<job>`.
 //! - **Nothing lost**: files, jobs, events and models live in the data folder; records are
 //!   written whole; a job that was running when the server stopped runs again at the next

@@ -117,21 +117,16 @@ pub struct Completer {
     pub manifest: fine_drums_dataset::Manifest,
 }
 
-impl BackendArgs {
-    /// The backend these arguments name, for continuing; `manifest` is the --manifest path.
-    /// A trained model brings its own template when no manifest is given.
-    pub fn completer(
-        &self,
+impl Completer {
+    /// The backend `settings` name, for continuing; `manifest` is the --manifest path. A
+    /// trained model brings its own template when no manifest is given.
+    pub fn of(
+        settings: &fine_drums_backends::Settings,
         manifest: Option<&Path>,
-        top_k: usize,
-        tune: impl FnOnce(&mut fine_drums_backends::Settings),
     ) -> Result<Completer, Box<dyn Error>> {
-        let mut settings = self.settings()?;
         if settings.kind == fine_drums_backends::Kind::Lora && settings.model.is_none() {
             return Err("--backend lora needs --model <adapter folder> (fine_tune --backend lora writes one)".into());
         }
-        settings.top_k = top_k;
-        tune(&mut settings);
         let given = manifest.map(|p| self::manifest(Some(p), None)).transpose()?;
         let c = settings.completer(given.as_ref().map(|m| &m.template))?;
         let manifest = match given {
@@ -140,8 +135,11 @@ impl BackendArgs {
         };
         Ok(Completer { backend: c.backend, model: c.model, manifest })
     }
+}
 
-    /// The backend settings of these arguments.
+impl BackendArgs {
+    /// The backend settings of these arguments (and, for OpenAI, a note on stderr when the
+    /// key will be withheld).
     pub fn settings(&self) -> Result<fine_drums_backends::Settings, Box<dyn Error>> {
         let mut s = fine_drums_backends::Settings::of(self.backend.parse()?);
         s.model = self.model.clone();

@@ -104,12 +104,11 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         }
     }
     let mut settings = args.backend.settings()?;
-    let crate::Completer { backend, model: model_name, mut manifest } =
-        args.backend.completer(args.manifest.as_deref(), args.top_k, |s| {
-            s.max_retries = Some(args.max_retries);
-            s.timeout = Some(std::time::Duration::from_secs(args.timeout));
-        })?;
+    settings.max_retries = Some(args.max_retries);
+    settings.timeout = Some(std::time::Duration::from_secs(args.timeout));
     settings.top_k = args.top_k;
+    let crate::Completer { backend, model: model_name, mut manifest } =
+        crate::Completer::of(&settings, args.manifest.as_deref())?;
     if let Some(c) = args.channel {
         manifest.template.codec.channel = fine_drums_codec::Channel::try_from(c)?;
     }

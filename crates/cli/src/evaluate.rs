@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         vec![Box::new(continuing("local", "gmd-train".into(), local, &eval_manifest, sampling)?)];
     let offline = matches!(settings.kind, Kind::Gpt | Kind::Lora);
     if settings.kind != Kind::Markov {
-        let extra = args.backend.completer(args.manifest.as_deref(), 0, |_| {})?;
+        let extra = crate::Completer::of(&settings, args.manifest.as_deref())?;
         let name =
             if offline { settings.kind.to_string() } else { format!("openai:{}", extra.model) };
         let sampling = args.sampling.of(&settings);

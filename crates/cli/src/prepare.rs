@@ -3,7 +3,9 @@
 //! `cargo run --release --example prepare -- ../shared/datasets/groove --out data/` writes
 //! `train.jsonl`, `validation.jsonl` and `test.jsonl` (legacy prompt/completion, for
 //! `babbage-002` and `davinci-002`), their chat (`*.chat.jsonl`) and plain-text (`*.txt`)
-//! twins, and `manifest.json`, then prints what went in and what it costs to train on.
+//! twins, `*.pieces.jsonl` (every file whole, fills and short files too, with its style,
+//! tempo and fill flag: what the drum GPT trains on) and `manifest.json`, then prints what
+//! went in and what it costs to train on.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::time::Instant;
 use crate::At;
 use clap::Parser;
 use fine_drums_codec::Channel;
+use fine_drums_dataset::controls::Piece;
 use fine_drums_dataset::export::{Prices, chat_jsonl, check_legacy, legacy_jsonl, plain_text};
 use fine_drums_dataset::{
     BeatType, CodecSettings, Entry, GroupBy, HashSplit, Manifest, Prepared, Preparer, Split,
@@ -156,6 +159,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         write(&files.legacy, &legacy)?;
         write(&files.chat, &chat_jsonl(&manifest.template, prepared.split(*split)))?;
         write(&files.text, &plain_text(prepared.split(*split)))?;
+        let pieces: String = prepared.pieces(*split).map(Piece::to_line).collect();
+        write(&files.pieces, &pieces)?;
     }
     write("manifest.json", &manifest.to_json())?;
     print_stats(&manifest);
@@ -235,6 +240,10 @@ fn print_stats(m: &Manifest) {
         for (reason, n) in &all.skipped {
             println!("skipped, {reason}: {n} files");
         }
+        println!(
+            "pieces (whole files, for the drum GPT): {} files, {} bars",
+            all.pieces, all.piece_bars
+        );
     }
     println!("prices: {}", m.prices.source);
 }

@@ -65,6 +65,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod controls;
 mod error;
 pub mod export;
 pub mod fs;

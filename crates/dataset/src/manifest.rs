@@ -41,6 +41,10 @@ pub struct SplitFiles {
     pub chat: String,
     /// Plain text.
     pub text: String,
+    /// Whole files with their style, tempo and fill flag (see [`crate::controls::Piece`]):
+    /// what the drum GPT trains on. Empty in manifests written before there were pieces.
+    #[serde(default)]
+    pub pieces: String,
 }
 
 impl SplitFiles {
@@ -50,6 +54,7 @@ impl SplitFiles {
             legacy: format!("{split}.jsonl"),
             chat: format!("{split}.chat.jsonl"),
             text: format!("{split}.txt"),
+            pieces: format!("{split}.pieces.jsonl"),
         }
     }
 }

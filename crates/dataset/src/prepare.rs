@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::controls::Piece;
 use crate::error::Error;
 use crate::index::{BeatType, Entry, Split};
 use crate::pairs::{CountTokens, Pair, Windows};
@@ -154,6 +155,10 @@ pub struct Prepared {
     /// Notes of the files read that the voice map does not list, by pitch: left out of
     /// every example.
     pub unmapped: BTreeMap<u8, u64>,
+    /// Every file read whole, with its split: what the drum GPT trains on. Fill recordings
+    /// and files too short for a window are here too; files the meter and style filters
+    /// leave out are not.
+    pub pieces: Vec<(Split, Piece)>,
 }
 
 /// Figures for one split.
@@ -174,6 +179,12 @@ pub struct SplitStats {
     pub tokens: usize,
     /// The most tokens in one example.
     pub max_example_tokens: usize,
+    /// Whole files (pieces) read: what the drum GPT trains on.
+    #[serde(default)]
+    pub pieces: usize,
+    /// Bars in the pieces.
+    #[serde(default)]
+    pub piece_bars: usize,
 }
 
 /// Turns entries and bytes into examples.
@@ -209,7 +220,10 @@ impl Preparer {
         bytes: &[u8],
         tokens: &dyn CountTokens,
     ) -> Result<Added, Error> {
-        if let Some(reason) = self.filter.reject(entry) {
+        // The drum GPT learns from every bar: a file the windows leave out for its beat type
+        // (a fill recording) is still read for its piece.
+        let reject = self.filter.reject(entry);
+        if let Some(reason) = reject.filter(|&r| r != Skip::BeatType) {
             prepared.skip(entry, reason, None);
             return Ok(Added::Skipped(reason));
         }
@@ -229,6 +243,26 @@ impl Preparer {
                 return Err(e);
             }
         };
+        if !groove.bars.is_empty() {
+            let text = match self.template.codec.format.encode(&groove) {
+                Ok(t) => t,
+                Err(source) => {
+                    let e = Error::Midi { path: entry.path.clone(), source };
+                    prepared.skip(entry, Skip::Unreadable, Some(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let piece = Piece::new(&entry.path, text).with(
+                entry.genre().map(str::to_string),
+                entry.bpm,
+                entry.beat_type == Some(BeatType::Fill),
+            );
+            prepared.pieces.push((entry.split, piece));
+        }
+        if let Some(reason) = reject {
+            prepared.skip(entry, reason, None);
+            return Ok(Added::Skipped(reason));
+        }
         let bars = groove.bars.len();
         if bars < self.windows.min_bars().max(self.filter.min_bars) {
             prepared.skip(entry, Skip::TooShort, Some(format!("{bars} bars")));
@@ -327,7 +361,19 @@ impl Prepared {
                 r.max_example_tokens = r.max_example_tokens.max(e.pair.tokens);
             }
         }
+        for (split, piece) in &self.pieces {
+            let bars = piece.bars().len();
+            for r in [&mut rows[row(*split)], &mut all] {
+                r.pieces += 1;
+                r.piece_bars += bars;
+            }
+        }
         rows.push(all);
         rows
+    }
+
+    /// The pieces of one split.
+    pub fn pieces(&self, split: Split) -> impl Iterator<Item = &Piece> {
+        self.pieces.iter().filter(move |(s, _)| *s == split).map(|(_, p)| p)
     }
 }

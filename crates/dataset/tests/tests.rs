@@ -3,6 +3,7 @@
 #[path = "../../../tests/common/gmd.rs"]
 mod gmd_dir;
 
+mod controls;
 mod folders;
 mod gmd;
 mod pieces;

@@ -18,7 +18,7 @@ use fine_drums_train::jobs::{Ended, Fields, Hyperparameters, Runner, Work};
 use crate::checkpoint;
 use crate::error::Error;
 use crate::sample::{Drummer, Sampling};
-use crate::train::{Event, TrainOptions, Trainer, examples_from_jsonl};
+use crate::train::{Event, TrainOptions, Trainer, examples_from_jsonl, pieces_from_jsonl};
 
 /// The base model name of a GPT trained from scratch.
 pub const BASE_MODEL: &str = "gpt";
@@ -214,10 +214,21 @@ impl Gpt {
             (request.temperature, self.top_k, request.top_p);
         let seed = request.seed.unwrap_or_else(|| now().wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let n = request.n.max(1) as usize;
-        let texts = model
-            .drummer
-            .continue_bars_until(body, meter, model.completion_bars, n, sampling, seed, cancel)
-            .map_err(llm_error)?;
+        let bars = request.steer.bars.unwrap_or(model.completion_bars);
+        if bars == 0 || bars > fine_drums_llm::MAX_COMPLETION_BARS {
+            return Err(invalid(
+                "bars",
+                format!(
+                    "{bars}: a completion holds 1 to {} bars",
+                    fine_drums_llm::MAX_COMPLETION_BARS
+                ),
+            ));
+        }
+        let suffix = request.suffix.as_deref().map(|s| s.trim_start_matches('\n'));
+        let mut g = crate::Generation::new(body, bars);
+        (g.suffix, g.meter, g.n, g.sampling, g.seed, g.steer) =
+            (suffix, meter, n, sampling, seed, &request.steer);
+        let texts = model.drummer.generate(&g, cancel).map_err(llm_error)?;
         let mut usage = Usage::new(self.count(&request.prompt), 0);
         let budget = u64::from(request.max_tokens);
         let mut choices = Vec::with_capacity(n);
@@ -327,23 +338,48 @@ fn train_job(work: &Work<Model>, spec: JobSpec) -> crate::Result<Model> {
             .map(str::to_string)
             .map_err(|e| Error::invalid("file", format!("{}: not UTF-8: {e}", u.name)))
     };
-    let (train, completion_bars) = examples_from_jsonl(template, &files.0.name, &text(&files.0)?)?;
-    let valid = match &files.1 {
-        Some(v) => examples_from_jsonl(template, &v.name, &text(v)?)?.0,
-        None => Vec::new(),
-    };
-    let has_validation = !valid.is_empty();
+    let train_text = text(&files.0)?;
+    let valid_text = files.1.as_ref().map(|v| text(v).map(|t| (v.name.clone(), t))).transpose()?;
     let checkpoint_dir = dirs.as_ref().map(|(c, _)| c.clone());
     let resumable = match &checkpoint_dir {
         Some(c) => checkpoint::exists(c)?,
         None => false,
     };
-    let mut trainer = match &checkpoint_dir {
-        Some(c) if resumable => {
-            record("info", format!("resuming from the checkpoint in {}", c.display()), None);
-            Trainer::resume(c, &train, &valid, options, device)?
+    let resume_from = checkpoint_dir.as_ref().filter(|_| resumable);
+    if let Some(c) = resume_from {
+        record("info", format!("resuming from the checkpoint in {}", c.display()), None);
+    }
+    // Whole pieces (`*.pieces.jsonl`) train with controls; prompt/completion files as before.
+    let (mut trainer, has_validation) = match pieces_from_jsonl(&files.0.name, &train_text)? {
+        Some(train) => {
+            let valid = match &valid_text {
+                Some((name, t)) => pieces_from_jsonl(name, t)?.ok_or_else(|| {
+                    Error::invalid(
+                        "file",
+                        format!("{name}: the training file holds pieces, this one does not"),
+                    )
+                })?,
+                None => Vec::new(),
+            };
+            let trainer = match resume_from {
+                Some(c) => Trainer::resume_on_pieces(c, &train, &valid, options, device)?,
+                None => Trainer::on_pieces(template, &train, &valid, options, device)?,
+            };
+            (trainer, !valid.is_empty())
         }
-        _ => Trainer::new(template, &train, &valid, completion_bars, options, device)?,
+        None => {
+            let (train, completion_bars) =
+                examples_from_jsonl(template, &files.0.name, &train_text)?;
+            let valid = match &valid_text {
+                Some((name, t)) => examples_from_jsonl(template, name, t)?.0,
+                None => Vec::new(),
+            };
+            let trainer = match resume_from {
+                Some(c) => Trainer::resume(c, &train, &valid, options, device)?,
+                None => Trainer::new(template, &train, &valid, completion_bars, options, device)?,
+            };
+            (trainer, !valid.is_empty())
+        }
     };
     trainer.stop_when(work.stop_flag());
     let mut total = None;

@@ -81,14 +81,16 @@ mod step;
 pub use fine_drums_train::optim;
 pub mod checkpoint;
 pub mod train;
+mod controls;
 mod sample;
 mod backend;
 
 pub use backend::{BASE_MODEL, EMBEDDED, Gpt, Model, TEMPERATURE, TOP_P};
 pub use candle_core::Device;
 pub use config::{CONFIG_VERSION, Config, SLOTS};
+pub use controls::Steer;
 pub use error::{Error, Result};
 /// The network itself (the backend is [`Gpt`]).
 pub use model::Gpt as Network;
 pub use model::{Batch, Cache};
-pub use sample::{Drummer, Sampling};
+pub use sample::{Drummer, Generation, Sampling};

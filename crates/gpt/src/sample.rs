@@ -10,9 +10,50 @@ use rand_xoshiro::SplitMix64;
 
 pub use fine_drums_llm::sample::Sampling;
 
+use crate::controls::{self, Steer};
 use crate::error::{Error, Result};
 use crate::model::{Batch, Cache, Gpt};
-use crate::tokens::{self, Encoded, Grammar, Next, Vocabulary};
+use crate::tokens::{self, Control, Encoded, Grammar, Next, Vocabulary};
+
+/// What to generate: see [`Drummer::generate`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Generation<'a> {
+    /// The bars before, beat-format text, one a line.
+    pub prompt: &'a str,
+    /// For an infill, the bars after the ones to write.
+    pub suffix: Option<&'a str>,
+    /// The meter of the prompt's first bar (marks change it). Default: 4/4.
+    pub meter: Meter,
+    /// Bars to write.
+    pub bars: usize,
+    /// Samples, drawn together. Default: 1.
+    pub n: usize,
+    /// How tokens are drawn. Default: the sampler's default.
+    pub sampling: Sampling,
+    /// The seed of the first sample; sample `i` uses `seed + i`. Default: 0.
+    pub seed: u64,
+    /// The controls. Default: none.
+    pub steer: &'a Steer,
+}
+
+static FREE: std::sync::LazyLock<Steer> = std::sync::LazyLock::new(Steer::default);
+
+impl<'a> Generation<'a> {
+    /// `bars` bars after `prompt`, with the defaults above.
+    pub fn new(prompt: &'a str, bars: usize) -> Generation<'a> {
+        Generation {
+            prompt,
+            suffix: None,
+            meter: Meter::FOUR_FOUR,
+            bars,
+            n: 1,
+            sampling: Sampling::default(),
+            seed: 0,
+            steer: &FREE,
+        }
+    }
+}
 
 /// Draws a token from `logits` (changed in place), among those `allowed`.
 fn draw(logits: &mut [f32], allowed: &[bool], s: Sampling, rng: &mut SplitMix64) -> u32 {
@@ -43,11 +84,37 @@ pub struct Drummer {
 }
 
 impl Drummer {
+    /// Beat-format bars as tokens, bars numbered from `first`; each bar with its intensity
+    /// and fill marker when the vocabulary has controls.
+    fn bars(&self, text: &str, first: usize) -> Result<Encoded> {
+        if self.vocab.controls().is_none() {
+            let mut e = self.vocab.encode(text)?;
+            e.bar.iter_mut().for_each(|b| *b = b.saturating_add(first as u16));
+            return Ok(e);
+        }
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(n, l)| (n, l.trim()))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        let bars: Vec<&str> = lines.iter().map(|l| l.1).collect();
+        let controls = controls::bar_controls(&self.vocab, &bars, false);
+        let mut e = Encoded::default();
+        for (k, (n, line)) in lines.iter().enumerate() {
+            let c = controls.get(k).map_or(&[][..], |c| &c[..]);
+            self.vocab
+                .encode_bar_with(line, first + k, c, &mut e)
+                .map_err(|e| Error::Text { line: n + 1, message: e.to_string() })?;
+        }
+        Ok(e)
+    }
+
     /// The prompt's tokens, its oldest bars dropped while it holds more than `keep` tokens
     /// (and, for a single bar longer than that, its oldest tokens); the meter its last bar
     /// is in; and its bars.
     fn prompt(&self, prompt: &str, meter: Meter, keep: usize) -> Result<(Encoded, Meter, usize)> {
-        let full = self.vocab.encode(prompt)?;
+        let full = self.bars(prompt, 0)?;
         let bars = full.bar.last().map_or(0, |&b| usize::from(b) + 1);
         let mut e = full.clone();
         if e.len() > keep {
@@ -73,6 +140,59 @@ impl Drummer {
             grammar.push(&self.vocab, id, &mut scratch)?;
         }
         Ok((e, grammar.meter(), bars))
+    }
+
+    /// The whole input of a generation: the piece's controls, then the prompt (the bars
+    /// before), or for an infill the prefix, the suffix (the bars after, numbered past the
+    /// `bars` to write) and the middle marker. Returns it with the meter to write in and the
+    /// number of the first bar to write.
+    fn input(
+        &self,
+        prompt: &str,
+        suffix: Option<&str>,
+        meter: Meter,
+        bars: usize,
+        steer: &Steer,
+    ) -> Result<(Encoded, Meter, usize)> {
+        controls::check(steer, &self.vocab)?;
+        let context = self.gpt.config().context;
+        let mut out = Encoded::default();
+        for id in controls::header(steer, &self.vocab) {
+            out.push(id, 0, 0);
+        }
+        let Some(suffix) = suffix else {
+            let (p, meter, first) = self.prompt(prompt, meter, context / 2 - out.len())?;
+            out.extend(&p);
+            return Ok((out, meter, first));
+        };
+        let marker = |c: Control| {
+            self.vocab.control(&c).ok_or_else(|| {
+                Error::invalid("infill", "this model was trained without fill-in-the-middle")
+            })
+        };
+        let (pre, suf, mid) =
+            (marker(Control::Prefix)?, marker(Control::Suffix)?, marker(Control::Middle)?);
+        let (p, meter, first) = self.prompt(prompt, meter, context / 4)?;
+        let mut after = self.bars(suffix, first + bars)?;
+        if after.is_empty() {
+            return Err(Error::invalid("infill", "no bar after the bars to write"));
+        }
+        if after.len() > context / 4 {
+            // The first bars after, whole: cut at the last bar line inside the budget.
+            let cut = (1..=context / 4)
+                .rev()
+                .find(|&k| after.ids.get(k) == Some(&tokens::BAR))
+                .unwrap_or(context / 4);
+            after.ids.truncate(cut);
+            after.slot.truncate(cut);
+            after.bar.truncate(cut);
+        }
+        out.push(pre, 0, p.bar.first().map_or(0, |&b| usize::from(b)));
+        out.extend(&p);
+        out.push(suf, 0, first + bars);
+        out.extend(&after);
+        out.push(mid, 0, first);
+        Ok((out, meter, first))
     }
 
     /// `n` continuations of `prompt` (beat-format bars read in `meter`), `bars` bars each,
@@ -105,9 +225,24 @@ impl Drummer {
         seed: u64,
         cancel: &AtomicBool,
     ) -> Result<Vec<String>> {
-        let n = n.max(1);
-        let (prompt, meter, first_bar) =
-            self.prompt(prompt, meter, self.gpt.config().context / 2)?;
+        let mut g = Generation::new(prompt, bars);
+        (g.meter, g.n, g.sampling, g.seed) = (meter, n, sampling, seed);
+        self.generate(&g, cancel)
+    }
+
+    /// The bars `generation` asks for: a continuation of its prompt, or the bars between
+    /// its prompt and its suffix, steered by its controls. Gives up, with
+    /// [`Error::Cancelled`], once `cancel` is set. An unknown style, an intensity out of
+    /// range, controls or a suffix for a model trained without them, are errors.
+    pub fn generate(
+        &self,
+        generation: &Generation<'_>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<String>> {
+        let Generation { prompt, suffix, meter, bars, n, sampling, seed, steer } = generation;
+        let (bars, sampling, seed, steer) = (*bars, *sampling, *seed, *steer);
+        let n = (*n).max(1);
+        let (prompt, meter, first_bar) = self.input(prompt, *suffix, *meter, bars, steer)?;
         let device = self.gpt.device();
         let mut cache = Cache::default();
         let mut rngs: Vec<SplitMix64> =
@@ -159,13 +294,37 @@ impl Drummer {
             for (i, mut row) in scores.into_iter().enumerate() {
                 let g = &grammars[i];
                 let finished = done_bars[i] >= bars;
+                let k = done_bars[i];
+                let at_start = g.next() == Next::Step && g.slot() == 1;
+                let want_int = steer.intensity.get(k).copied().flatten();
+                let want_fill = steer.fills.get(k).copied().flatten();
+                let forced = match (at_start, g.bar_controls()) {
+                    (true, 0) => want_int
+                        .map(Control::Intensity)
+                        .or(want_fill.map(Control::Fill))
+                        .map(|c| (c, want_int.is_none())),
+                    (true, 1) => want_fill.map(|f| (Control::Fill(f), false)),
+                    _ => None,
+                };
                 for (t, a) in allowed.iter_mut().enumerate() {
                     let t = t as u32;
+                    let control = self.vocab.as_control(t);
                     *a = !finished
                         && t != tokens::END
                         && t != tokens::METER
                         && t != tokens::TEMPO
-                        && g.allows(&self.vocab, t);
+                        && g.allows(&self.vocab, t)
+                        && match (&forced, &control) {
+                            // A forced fill marker may follow the model's own intensity.
+                            (Some((c, free_int)), Some(got)) => {
+                                got == c || (*free_int && matches!(got, Control::Intensity(_)))
+                            }
+                            (Some(_), None) => false,
+                            (None, Some(got)) => {
+                                matches!(got, Control::Intensity(_) | Control::Fill(_))
+                            }
+                            (None, None) => true,
+                        };
                 }
                 let id = if finished {
                     tokens::PAD
@@ -192,20 +351,34 @@ impl Drummer {
     /// per bar of the continuation. The prompt's oldest bars are dropped if both do not fit
     /// the context.
     pub fn nll_per_bar(&self, prompt: &str, continuation: &str, meter: Meter) -> Result<f64> {
-        let cont = self.vocab.encode(continuation)?;
-        let bars = cont.bar.last().map_or(0, |&b| usize::from(b) + 1);
-        if bars == 0 {
+        self.nll_per_bar_with(prompt, None, continuation, meter, &Steer::default())
+    }
+
+    /// [`nll_per_bar`](Drummer::nll_per_bar) with controls, and for an infill the bars
+    /// after (`suffix`). With a vocabulary of controls, each bar of the continuation is
+    /// scored with its own intensity and fill marker: the likelihood of both, never more
+    /// than that of the bar alone.
+    pub fn nll_per_bar_with(
+        &self,
+        prompt: &str,
+        suffix: Option<&str>,
+        continuation: &str,
+        meter: Meter,
+        steer: &Steer,
+    ) -> Result<f64> {
+        let lines = continuation.lines().filter(|l| !l.trim().is_empty()).count();
+        if lines == 0 {
             return Err(Error::invalid("continuation", "no bar to score"));
         }
+        let (mut seq, _, first_bar) = self.input(prompt, suffix, meter, lines, steer)?;
+        let cont = self.bars(continuation, first_bar)?;
+        let bars = lines;
         let context = self.gpt.config().context;
-        let (mut seq, _, first_bar) = self.prompt(prompt, meter, context / 2)?;
         let p = seq.len();
         if p == 0 {
             return Err(Error::invalid("prompt", "no bar to continue from"));
         }
-        for i in 0..cont.len() {
-            seq.push(cont.ids[i], usize::from(cont.slot[i]), first_bar + usize::from(cont.bar[i]));
-        }
+        seq.extend(&cont);
         // Windows of the context's length, each scoring the tokens the one before did not,
         // with at least half a context before them.
         let mut picked = 0f32;

@@ -7,6 +7,11 @@
 //! grammar: every bar the codec can write has tokens, steps never seen in training included.
 //! A piece ends with `END`.
 //!
+//! A vocabulary may also hold **control tokens** ([`Control`]): the piece's style and tempo
+//! bucket before its first bar, each bar's intensity and fill marker right after its `BAR`,
+//! and the three markers of fill-in-the-middle (`PRE` prefix, `SUF` suffix, `MID` middle).
+//! They write no text: decoding passes over them.
+//!
 //! Each token also carries where it sits, as a drummer counts: its step in the bar (`slot`,
 //! 0 for bar and mark tokens) and its bar in the piece (`bar`), from which the model learns
 //! 4-, 8- and 16-bar phrases.
@@ -91,9 +96,46 @@ pub struct Vocabulary {
     format: String,
     /// Whole-step tokens, in id order after the fixed, hit and offset tokens.
     steps: Vec<String>,
+    /// The control tokens, after the whole-step tokens; `None` for a model trained without
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    controls: Option<Controls>,
     #[serde(skip)]
     parsed: Option<Parsed>,
 }
+
+/// The control tokens a vocabulary holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Controls {
+    /// The styles it knows, in id order.
+    pub styles: Vec<String>,
+}
+
+/// A control token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// Fill-in-the-middle: the prefix (the bars before) follows.
+    Prefix,
+    /// Fill-in-the-middle: the suffix (the bars after) follows.
+    Suffix,
+    /// Fill-in-the-middle: the middle (the bars to write) follows.
+    Middle,
+    /// The bar is a fill (`true`) or not.
+    Fill(bool),
+    /// The bar's intensity, 1 to [`INTENSITIES`].
+    Intensity(u8),
+    /// The piece's tempo bucket, 0 to [`TEMPOS`] - 1.
+    Tempo(u8),
+    /// The piece's style, by its index in [`Controls::styles`].
+    Style(usize),
+}
+
+pub use fine_drums_dataset::controls::{INTENSITIES, TEMPOS};
+
+/// Control tokens before the styles: prefix, suffix, middle, fill, no fill, the
+/// intensities and the tempo buckets.
+const FIXED_CONTROLS: u32 = 5 + INTENSITIES as u32 + TEMPOS as u32;
 
 /// What the vocabulary works out once from its settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +161,7 @@ impl Vocabulary {
         let mut v = Vocabulary {
             format: fine_drums_codec::Format::Beat(beat).to_string(),
             steps: all,
+            controls: None,
             parsed: None,
         };
         v.settle()?;
@@ -149,6 +192,59 @@ impl Vocabulary {
             .collect();
         steps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         Vocabulary::new(beat, steps.into_iter().map(|(s, _)| s.to_string()))
+    }
+
+    /// The vocabulary with control tokens for `styles` (see [`Control`]).
+    pub fn with_controls(mut self, styles: Vec<String>) -> Vocabulary {
+        self.controls = Some(Controls { styles });
+        self
+    }
+
+    /// Its control tokens, if it has them.
+    pub fn controls(&self) -> Option<&Controls> {
+        self.controls.as_ref()
+    }
+
+    fn first_control(&self) -> u32 {
+        self.first_step() + self.steps.len() as u32
+    }
+
+    /// The token of a control, if the vocabulary has it.
+    pub fn control(&self, c: &Control) -> Option<u32> {
+        let controls = self.controls.as_ref()?;
+        let base = self.first_control();
+        let offset = match *c {
+            Control::Prefix => 0,
+            Control::Suffix => 1,
+            Control::Middle => 2,
+            Control::Fill(true) => 3,
+            Control::Fill(false) => 4,
+            Control::Intensity(i) if (1..=INTENSITIES).contains(&i) => 4 + u32::from(i),
+            Control::Tempo(t) if t < TEMPOS => 5 + u32::from(INTENSITIES) + u32::from(t),
+            Control::Style(s) if s < controls.styles.len() => FIXED_CONTROLS + s as u32,
+            _ => return None,
+        };
+        Some(base + offset)
+    }
+
+    /// The control a token is, if it is one.
+    pub fn as_control(&self, id: u32) -> Option<Control> {
+        let controls = self.controls.as_ref()?;
+        let i = id.checked_sub(self.first_control())?;
+        let intensities = u32::from(INTENSITIES);
+        Some(match i {
+            0 => Control::Prefix,
+            1 => Control::Suffix,
+            2 => Control::Middle,
+            3 => Control::Fill(true),
+            4 => Control::Fill(false),
+            i if i < 5 + intensities => Control::Intensity((i - 4) as u8),
+            i if i < FIXED_CONTROLS => Control::Tempo((i - 5 - intensities) as u8),
+            i if ((i - FIXED_CONTROLS) as usize) < controls.styles.len() => {
+                Control::Style((i - FIXED_CONTROLS) as usize)
+            }
+            _ => return None,
+        })
     }
 
     /// Works out the token layout after construction or deserialisation.
@@ -189,7 +285,9 @@ impl Vocabulary {
 
     /// Tokens in all.
     pub fn len(&self) -> usize {
-        self.first_step() as usize + self.steps.len()
+        let controls =
+            self.controls.as_ref().map_or(0, |c| FIXED_CONTROLS as usize + c.styles.len());
+        self.first_step() as usize + self.steps.len() + controls
     }
 
     /// Whether there are no tokens (never: the fixed tokens are always there).
@@ -280,10 +378,25 @@ impl Vocabulary {
     }
 
     fn encode_bar(&self, line: &str, bar: usize, out: &mut Encoded) -> Result<()> {
+        self.encode_bar_with(line, bar, &[], out)
+    }
+
+    /// One bar (`line`, bar number `bar`) onto `out`, its bar controls (intensity, then fill)
+    /// right after its `BAR`.
+    pub(crate) fn encode_bar_with(
+        &self,
+        line: &str,
+        bar: usize,
+        controls: &[u32],
+        out: &mut Encoded,
+    ) -> Result<()> {
         let steps = split_bar(line).ok_or_else(|| {
             Error::invalid("bar", "its words do not all hold the same number of steps")
         })?;
         out.push(BAR, 0, bar);
+        for &c in controls {
+            out.push(c, 0, bar);
+        }
         for (mark, text) in [(METER, steps.meter), (TEMPO, steps.tempo)] {
             let Some(text) = text else { continue };
             out.push(mark, 0, bar);
@@ -346,6 +459,9 @@ pub struct Grammar {
     mark: Option<(u32, String)>,
     /// Inside a step spelled hit by hit: its hits and offset so far.
     hits: Option<Step>,
+    /// The bar controls taken since the bar began: 0 none, 1 its intensity, 2 its fill
+    /// marker, 3 none may come (a mark began).
+    bar_controls: u8,
 }
 
 /// What the grammar allows next.
@@ -372,12 +488,19 @@ impl Grammar {
             step: None,
             mark: None,
             hits: None,
+            bar_controls: 0,
         }
     }
 
     /// Whether a bar is open.
     pub fn in_bar(&self) -> bool {
         self.step.is_some()
+    }
+
+    /// The bar controls taken since the bar began: 0 none, 1 its intensity, 2 its fill
+    /// marker, 3 none may come any more.
+    pub fn bar_controls(&self) -> u8 {
+        self.bar_controls
     }
 
     /// The current meter.
@@ -405,14 +528,29 @@ impl Grammar {
 
     /// Whether `id` may come next (`END` only between bars). Spelled steps keep voice order
     /// and take one offset at most, after their hits.
+    /// Piece controls (style, tempo, the fill-in-the-middle markers) come between bars; a
+    /// bar's intensity and then its fill marker right after its `BAR`.
     pub fn allows(&self, vocab: &Vocabulary, id: u32) -> bool {
         match self.next() {
-            Next::Bar => id == BAR || id == END,
+            Next::Bar => {
+                id == BAR
+                    || id == END
+                    || vocab
+                        .as_control(id)
+                        .is_some_and(|c| !matches!(c, Control::Intensity(_) | Control::Fill(_)))
+            }
             Next::Mark => id == MARK_END || vocab.as_char(id).is_some(),
             Next::Step => {
-                (self.step == Some(0) && (id == METER || id == TEMPO))
+                let first = self.step == Some(0);
+                (first && (id == METER || id == TEMPO))
                     || vocab.as_step(id).is_some()
                     || vocab.as_hit(id).is_some()
+                    || (first
+                        && match vocab.as_control(id) {
+                            Some(Control::Intensity(_)) => self.bar_controls < 1,
+                            Some(Control::Fill(_)) => self.bar_controls < 2,
+                            _ => false,
+                        })
             }
             Next::Hits => {
                 let hits = self.hits.as_ref().map_or(&[][..], |h| &h.hits[..]);
@@ -440,6 +578,7 @@ impl Grammar {
             Next::Bar => {
                 if id == BAR {
                     self.step = Some(0);
+                    self.bar_controls = 0;
                 }
             }
             Next::Mark => {
@@ -459,7 +598,14 @@ impl Grammar {
                     self.mark = Some((mark, so_far));
                 }
             }
-            Next::Step if id == METER || id == TEMPO => self.mark = Some((id, String::new())),
+            Next::Step if id == METER || id == TEMPO => {
+                self.bar_controls = 3;
+                self.mark = Some((id, String::new()));
+            }
+            Next::Step if vocab.as_control(id).is_some() => {
+                let fill = matches!(vocab.as_control(id), Some(Control::Fill(_)));
+                self.bar_controls = if fill { 2 } else { 1 };
+            }
             Next::Step => {
                 if let Some(symbol) = vocab.as_step(id) {
                     self.write_step(symbol, text)?;

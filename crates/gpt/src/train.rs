@@ -8,12 +8,14 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use fine_drums_codec::Format;
 use fine_drums_dataset::Template;
+use fine_drums_dataset::controls::Piece;
 use fine_drums_train::optim::{AdamW, AdamWConfig};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::SplitMix64;
 
 use crate::checkpoint::{self, Meta, Progress};
 use crate::config::Config;
+use crate::controls::{self, Tagged};
 use crate::error::{Error, Result};
 use crate::model::{Batch, Gpt};
 use crate::tokens::{Encoded, Vocabulary};
@@ -75,6 +77,23 @@ pub fn examples_from_jsonl(
     Ok((texts, read.completion_bars))
 }
 
+/// Training examples (one whole file each) from a `*.pieces.jsonl` file `prepare` wrote,
+/// or `None` when `jsonl` holds no pieces (a prompt/completion file).
+pub fn pieces_from_jsonl(name: &str, jsonl: &str) -> Result<Option<Vec<Piece>>> {
+    let first = jsonl.lines().find(|l| !l.trim().is_empty());
+    let is_piece = first.is_some_and(|l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .is_ok_and(|v| v.get("text").is_some() && v.get("prompt").is_none())
+    });
+    if !is_piece {
+        return Ok(None);
+    }
+    Ok(Some(fine_drums_dataset::controls::read_pieces(name, jsonl)?))
+}
+
+/// Bars a completion of a model trained on pieces holds, when a request does not say.
+pub const PIECE_COMPLETION_BARS: usize = 16;
+
 /// A training run.
 pub struct Trainer {
     gpt: Gpt,
@@ -82,7 +101,7 @@ pub struct Trainer {
     opt: AdamW,
     meta: Meta,
     options: TrainOptions,
-    train: Vec<Encoded>,
+    train: Vec<Tagged>,
     valid: Vec<Encoded>,
     /// The best weights so far, as tensors by name.
     best: Option<Vec<(String, Tensor)>>,
@@ -93,6 +112,38 @@ pub struct Trainer {
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+/// The training sequences of `pieces`: windows of each whole piece, with its controls.
+fn encode_pieces(vocab: &Vocabulary, pieces: &[Piece], context: usize) -> Result<Vec<Tagged>> {
+    let mut out = Vec::new();
+    for p in pieces {
+        let whole = controls::encode_piece(vocab, p)?;
+        // Room for the fill-in-the-middle markers and the end.
+        out.extend(controls::windows(&whole, context - 4).into_iter().filter(|w| w.len() >= 2));
+    }
+    Ok(out)
+}
+
+/// What a run trains on.
+enum Data<'a> {
+    Texts(&'a [String], &'a [String]),
+    Pieces(&'a [Piece], &'a [Piece]),
+}
+
+impl Data<'_> {
+    fn encode(&self, vocab: &Vocabulary, context: usize) -> Result<(Vec<Tagged>, Vec<Encoded>)> {
+        Ok(match self {
+            Data::Texts(t, v) => (
+                encode_all(vocab, t, context)?.into_iter().map(Tagged::plain).collect(),
+                encode_all(vocab, v, context)?,
+            ),
+            Data::Pieces(t, v) => (
+                encode_pieces(vocab, t, context)?,
+                encode_pieces(vocab, v, context)?.into_iter().map(|t| t.enc).collect(),
+            ),
+        })
     }
 }
 
@@ -131,16 +182,52 @@ impl Trainer {
         options: &TrainOptions,
         device: &Device,
     ) -> Result<Trainer> {
-        let Format::Beat(beat) = template.codec.format else {
-            return Err(Error::invalid(
-                "format",
-                format!("the drum GPT reads the beat format, not {}", template.codec.format.name()),
-            ));
-        };
         if train.is_empty() {
             return Err(Error::invalid("training data", "no training example"));
         }
-        let vocab = Vocabulary::learn(beat, train.iter().map(String::as_str), options.min_count)?;
+        let vocab = Vocabulary::learn(
+            beat_of(template)?,
+            train.iter().map(String::as_str),
+            options.min_count,
+        )?;
+        Trainer::build(template, vocab, Data::Texts(train, valid), completion_bars, options, device)
+    }
+
+    /// A new run on whole pieces (`prepare`'s `*.pieces.jsonl`): every bar of every file,
+    /// in windows that never cross a file, with the controls ([`crate::Steer`]) as tokens,
+    /// dropped at random, and a share of the windows rearranged for fill-in-the-middle.
+    /// The vocabulary is learnt from `train`, its styles from `train`'s.
+    pub fn on_pieces(
+        template: &Template,
+        train: &[Piece],
+        valid: &[Piece],
+        options: &TrainOptions,
+        device: &Device,
+    ) -> Result<Trainer> {
+        if train.is_empty() {
+            return Err(Error::invalid("training data", "no training piece"));
+        }
+        let mut styles: Vec<String> = train.iter().filter_map(|p| p.style.clone()).collect();
+        styles.sort();
+        styles.dedup();
+        let vocab = Vocabulary::learn(
+            beat_of(template)?,
+            train.iter().map(|p| p.text.as_str()),
+            options.min_count,
+        )?
+        .with_controls(styles);
+        let data = Data::Pieces(train, valid);
+        Trainer::build(template, vocab, data, PIECE_COMPLETION_BARS, options, device)
+    }
+
+    fn build(
+        template: &Template,
+        vocab: Vocabulary,
+        data: Data<'_>,
+        completion_bars: usize,
+        options: &TrainOptions,
+        device: &Device,
+    ) -> Result<Trainer> {
         let config = Config::preset(&options.preset, vocab.len())?;
         let gpt = Gpt::new(&config, options.seed, device)?;
         let opt = AdamW::new(gpt.vars(), AdamWConfig::with_lr(options.lr))?;
@@ -154,9 +241,10 @@ impl Trainer {
                 ..Progress::default()
             },
         };
+        let (train, valid) = data.encode(&vocab, config.context)?;
         Ok(Trainer {
-            train: encode_all(&vocab, train, config.context)?,
-            valid: encode_all(&vocab, valid, config.context)?,
+            train,
+            valid,
             gpt,
             vocab,
             opt,
@@ -173,6 +261,26 @@ impl Trainer {
         dir: &Path,
         train: &[String],
         valid: &[String],
+        options: &TrainOptions,
+        device: &Device,
+    ) -> Result<Trainer> {
+        Trainer::resume_with(dir, Data::Texts(train, valid), options, device)
+    }
+
+    /// [`resume`](Trainer::resume) for a run on pieces ([`on_pieces`](Trainer::on_pieces)).
+    pub fn resume_on_pieces(
+        dir: &Path,
+        train: &[Piece],
+        valid: &[Piece],
+        options: &TrainOptions,
+        device: &Device,
+    ) -> Result<Trainer> {
+        Trainer::resume_with(dir, Data::Pieces(train, valid), options, device)
+    }
+
+    fn resume_with(
+        dir: &Path,
+        data: Data<'_>,
         options: &TrainOptions,
         device: &Device,
     ) -> Result<Trainer> {
@@ -199,10 +307,10 @@ impl Trainer {
         } else {
             None
         };
-        let context = loaded.meta.config.context;
+        let (train, valid) = data.encode(&loaded.vocab, loaded.meta.config.context)?;
         Ok(Trainer {
-            train: encode_all(&loaded.vocab, train, context)?,
-            valid: encode_all(&loaded.vocab, valid, context)?,
+            train,
+            valid,
             gpt: loaded.gpt,
             vocab: loaded.vocab,
             opt,
@@ -229,18 +337,24 @@ impl Trainer {
     }
 
     fn batch(&self, set: &[Encoded], idx: &[usize]) -> Result<Batch> {
-        let len = idx.iter().map(|&i| set[i].len()).max().unwrap_or(2);
-        let mut seq = Encoded::default();
-        let mut starts = Vec::with_capacity(idx.len());
-        for &i in idx {
-            starts.push(seq.len());
-            seq.extend(&set[i]);
-            // Pad each example to the batch's length.
-            for _ in set[i].len()..len {
-                seq.push(crate::tokens::PAD, 0, 0);
-            }
-        }
-        Batch::windows(&seq, &starts, len, self.gpt.device())
+        let picked: Vec<&Encoded> = idx.iter().map(|&i| &set[i]).collect();
+        batch_of(&picked, self.gpt.device())
+    }
+
+    /// The training examples `idx` as this epoch sees them: each drops its controls and is
+    /// rearranged by a generator of its own, seeded from the epoch's and its index, so that
+    /// a resumed run sees the same.
+    fn train_batch(&self, idx: &[usize], epoch_seed: u64) -> Result<(Batch, usize)> {
+        let seqs: Vec<Encoded> = idx
+            .iter()
+            .map(|&i| {
+                let seed = epoch_seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let mut rng = SplitMix64::seed_from_u64(seed);
+                controls::realise(&self.train[i], &self.vocab, &mut rng)
+            })
+            .collect();
+        let tokens = seqs.iter().map(Encoded::len).sum();
+        Ok((batch_of(&seqs.iter().collect::<Vec<_>>(), self.gpt.device())?, tokens))
     }
 
     /// The validation loss per token.
@@ -271,7 +385,7 @@ impl Trainer {
         let b = self.options.batch.max(1);
         let steps_per_epoch = self.train.len().div_ceil(b) as u64;
         let total = steps_per_epoch * u64::from(self.options.epochs);
-        let tokens: usize = self.train.iter().map(Encoded::len).sum();
+        let tokens: usize = self.train.iter().map(Tagged::len).sum();
         on_event(&Event::Started {
             parameters: self.meta.config.parameters(),
             vocabulary: self.vocab.len(),
@@ -287,6 +401,7 @@ impl Trainer {
                 let j = ((u128::from(rng.next_u64()) * (i as u128 + 1)) >> 64) as usize;
                 order.swap(i, j);
             }
+            let epoch_seed = self.meta.training.rng;
             let started = Instant::now();
             let (mut sum, mut count, mut seen) = (0.0, 0usize, 0usize);
             for chunk in order.chunks(b) {
@@ -296,7 +411,7 @@ impl Trainer {
                     return Err(Error::Stopped { step });
                 }
                 self.opt.set_lr(self.lr_at(step, total));
-                let batch = self.batch(&self.train, chunk)?;
+                let (batch, tokens) = self.train_batch(chunk, epoch_seed)?;
                 let (loss, n, grads) = self.gpt.loss_and_grads(&batch)?;
                 self.opt.step(&grads)?;
                 let loss = f64::from(loss);
@@ -307,7 +422,7 @@ impl Trainer {
                     ));
                 }
                 (sum, count) = (sum + loss * n as f64, count + n);
-                seen += chunk.iter().map(|&i| self.train[i].len()).sum::<usize>();
+                seen += tokens;
                 self.meta.training.step += 1;
                 on_event(&Event::Step {
                     epoch,
@@ -377,4 +492,29 @@ impl Trainer {
     pub fn save_model(&self, dir: &Path, half: bool) -> Result<()> {
         checkpoint::save(dir, &self.gpt, &self.vocab, &self.meta, None, half)
     }
+}
+
+fn beat_of(template: &Template) -> Result<fine_drums_codec::beat::BeatOptions> {
+    match template.codec.format {
+        Format::Beat(beat) => Ok(beat),
+        other => Err(Error::invalid(
+            "format",
+            format!("the drum GPT reads the beat format, not {}", other.name()),
+        )),
+    }
+}
+
+/// One batch of `seqs`, each padded to the longest.
+fn batch_of(seqs: &[&Encoded], device: &Device) -> Result<Batch> {
+    let len = seqs.iter().map(|s| s.len()).max().unwrap_or(2);
+    let mut seq = Encoded::default();
+    let mut starts = Vec::with_capacity(seqs.len());
+    for s in seqs {
+        starts.push(seq.len());
+        seq.extend(s);
+        for _ in s.len()..len {
+            seq.push(crate::tokens::PAD, 0, 0);
+        }
+    }
+    Batch::windows(&seq, &starts, len, device)
 }

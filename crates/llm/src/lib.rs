@@ -67,5 +67,5 @@ pub use error::{Error, Result};
 pub use traits::{BoxFuture, Complete, FineTune};
 pub use types::{
     Choice, Completion, CompletionRequest, Endpoint, FinishReason, Job, JobEvent, JobRequest,
-    JobStatus, MAX_COMPLETION_BARS, Metrics, Upload, Usage,
+    JobStatus, MAX_COMPLETION_BARS, Metrics, Steer, Upload, Usage,
 };

@@ -28,6 +28,84 @@ pub struct CompletionRequest {
     pub stop: Vec<String>,
     /// A seed for reproducible sampling, where the backend supports it.
     pub seed: Option<u64>,
+    /// For an infill: the text that comes after the completion (OpenAI's legacy `suffix`).
+    /// The drum GPT writes the bars between the prompt and it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    /// What a drum model is steered by; backends without controls refuse any.
+    #[serde(default, skip_serializing_if = "Steer::is_free")]
+    pub steer: Steer,
+}
+
+impl CompletionRequest {
+    /// An error for a backend (`backend` names it) that takes neither controls nor a
+    /// suffix, when the request asks for either.
+    pub fn plain_only(&self, backend: &'static str) -> crate::Result<()> {
+        let s = &self.steer;
+        let controls = s.style.is_some()
+            || s.tempo.is_some()
+            || s.intensity.iter().any(Option::is_some)
+            || s.fills.iter().any(Option::is_some);
+        if controls || self.suffix.is_some() {
+            return Err(crate::Error::Invalid {
+                what: "request",
+                message: format!(
+                    "the {backend} backend takes no controls (style, tempo, intensity, fills) and no suffix (infill): the drum GPT does"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a drum model's bars are steered by: every control is optional. One left out is read
+/// from the prompt where it can be (each prompt bar's intensity and fill marker), or left to
+/// the model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Steer {
+    /// The style: a GMD genre (`rock`, `funk`, `jazz`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub style: Option<String>,
+    /// The tempo in BPM (a model may know it as a bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tempo: Option<f64>,
+    /// Per new bar, its intensity (1 to 5); bars past the list, and `null`s, are free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intensity: Vec<Option<u8>>,
+    /// Per new bar, whether it is a fill; bars past the list, and `null`s, are free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<Option<bool>>,
+    /// Bars to write; `None`: as many as the model writes per completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bars: Option<usize>,
+}
+
+impl Steer {
+    /// Whether nothing is asked for: no control and no number of bars.
+    pub fn is_free(&self) -> bool {
+        self.style.is_none()
+            && self.tempo.is_none()
+            && self.intensity.iter().all(Option::is_none)
+            && self.fills.iter().all(Option::is_none)
+            && self.bars.is_none()
+    }
+
+    /// The same controls for the bars from `offset` on (for a second request that goes on
+    /// where the first ended).
+    pub fn from_bar(&self, offset: usize) -> Steer {
+        fn tail<T: Clone>(v: &[T], offset: usize) -> Vec<T> {
+            v.get(offset..).map_or(Vec::new(), <[T]>::to_vec)
+        }
+        Steer {
+            style: self.style.clone(),
+            tempo: self.tempo,
+            intensity: tail(&self.intensity, offset),
+            fills: tail(&self.fills, offset),
+            bars: self.bars.map(|b| b.saturating_sub(offset)),
+        }
+    }
 }
 
 impl CompletionRequest {
@@ -42,6 +120,8 @@ impl CompletionRequest {
             n: 1,
             stop: Vec::new(),
             seed: None,
+            suffix: None,
+            steer: Steer::default(),
         }
     }
 }

@@ -150,6 +150,7 @@ impl Lora {
 
     /// Completes synchronously: what [`Complete::complete`] does, without a runtime.
     pub fn complete_now(&self, request: &CompletionRequest) -> fine_drums_llm::Result<Completion> {
+        request.plain_only("lora")?;
         if !(0.0..=2.0).contains(&request.temperature) || !(0.0..=1.0).contains(&request.top_p) {
             return Err(fine_drums_llm::Error::Invalid {
                 what: "sampling",

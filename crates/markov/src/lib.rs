@@ -154,6 +154,7 @@ impl Markov {
 
     /// Completes synchronously: what [`Complete::complete`] does, without a runtime.
     pub fn complete_now(&self, request: &CompletionRequest) -> Result<Completion> {
+        request.plain_only("markov")?;
         if !(0.0..=2.0).contains(&request.temperature) || !(0.0..=1.0).contains(&request.top_p) {
             return Err(Error::invalid("sampling", "temperature must be 0 to 2 and top_p 0 to 1"));
         }

@@ -137,6 +137,7 @@ impl Complete for OpenAi {
     /// one at a time.
     fn complete<'a>(&'a self, request: &'a CompletionRequest) -> BoxFuture<'a, Result<Completion>> {
         Box::pin(async move {
+            request.plain_only("openai")?;
             if request.n <= 1 || self.single.load(Ordering::Relaxed) {
                 let bodies = if request.n <= 1 {
                     vec![self.completion(&self.client, request).await?]

@@ -97,6 +97,14 @@ pub struct CompletionsRequest {
     /// Server-sent events instead of one reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// The text after the completion: an infill writes the bars between the prompt and it
+    /// (OpenAI's legacy field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    /// An extension of fine_drums' server: what the drum GPT is steered by (style, tempo,
+    /// and per new bar its intensity and whether it is a fill) and how many bars it writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drums: Option<fine_drums_llm::Steer>,
 }
 
 /// One message of a chat.

@@ -118,8 +118,12 @@ pub(crate) fn completions(body: &[u8]) -> Result<Completions> {
     };
     // OpenAI's default for legacy completions: 16 tokens.
     let max = c.max_tokens.unwrap_or(16);
-    let requests =
+    let mut requests =
         prompts.into_iter().map(|p| sampling.request(p, max)).collect::<Result<Vec<_>>>()?;
+    for r in &mut requests {
+        r.suffix.clone_from(&c.suffix);
+        r.steer = c.drums.clone().unwrap_or_default();
+    }
     Ok(Completions {
         model: c.model.unwrap_or_default(),
         requests,

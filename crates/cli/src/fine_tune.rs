@@ -128,8 +128,22 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let chat = settings.kind == Kind::OpenAi && fine_drums_openai::is_chat_model(&base);
     #[cfg(not(feature = "openai"))]
     let chat = false;
+    // The drum GPT trains on whole pieces, with their controls, where prepare wrote them.
+    let pieces = settings.kind == Kind::Gpt
+        && manifest
+            .files
+            .values()
+            .all(|f| !f.pieces.is_empty() && args.data.join(&f.pieces).is_file());
     let files = |s: Split| {
-        manifest.files.get(&s).map(|f| args.data.join(if chat { &f.chat } else { &f.legacy }))
+        manifest.files.get(&s).map(|f| {
+            args.data.join(if pieces {
+                &f.pieces
+            } else if chat {
+                &f.chat
+            } else {
+                &f.legacy
+            })
+        })
     };
     let training = read(files(Split::Train).ok_or("the manifest names no training file")?)?;
     let validation = match (args.no_validation, files(Split::Validation)) {

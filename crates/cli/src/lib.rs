@@ -57,6 +57,7 @@ pub mod encode;
 pub mod evaluate;
 pub mod feel;
 pub mod fine_tune;
+pub mod humanize;
 pub mod make_groove;
 pub mod prepare;
 pub mod render;

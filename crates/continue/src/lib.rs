@@ -50,7 +50,9 @@
 
 // Modules from the bottom up: each uses only those above it in this list.
 mod error;
+mod infill;
 mod pipeline;
 
 pub use error::{Error, Result};
+pub use infill::{SUFFIX_BARS, humanize_midi, infill_midi};
 pub use pipeline::{Continuation, ContinueOptions, Dropped, Report, continue_midi};

@@ -6,7 +6,7 @@ use fine_drums_dataset::Manifest;
 use serde::{Deserialize, Serialize};
 
 use fine_drums_feel::Feel;
-use fine_drums_llm::{Complete, CompletionRequest, FinishReason, Usage};
+use fine_drums_llm::{Complete, CompletionRequest, FinishReason, Steer, Usage};
 
 use crate::error::{Error, Result};
 
@@ -41,6 +41,11 @@ pub struct ContinueOptions {
     pub attempts: u32,
     /// Most tokens per sample; `None` allows a generous bound from the prompt's bar length.
     pub max_tokens: Option<u32>,
+    /// What the new bars are steered by (the drum GPT): style, tempo, and per new bar its
+    /// intensity and whether it is a fill. Default: nothing asked for.
+    pub steer: Steer,
+    /// How much of the drummer's feel the new bars get, 0 (on the grid) to 1. Default: 1.
+    pub feel_amount: f32,
 }
 
 impl ContinueOptions {
@@ -58,6 +63,8 @@ impl ContinueOptions {
             seed: None,
             attempts: 3,
             max_tokens: None,
+            steer: Steer::default(),
+            feel_amount: 1.0,
         }
     }
 }
@@ -113,7 +120,7 @@ pub struct Dropped {
 }
 
 impl Dropped {
-    fn new(request: u32, error: &fine_drums_codec::Error) -> Dropped {
+    pub(crate) fn new(request: u32, error: &fine_drums_codec::Error) -> Dropped {
         match error {
             fine_drums_codec::Error::Syntax { line, column, message } => {
                 Dropped { request, line: *line, column: *column, reason: message.clone() }
@@ -155,7 +162,7 @@ struct Sample {
 }
 
 /// The built-in feel, read once.
-fn gmd_feel() -> &'static Feel {
+pub(crate) fn gmd_feel() -> &'static Feel {
     static FEEL: std::sync::OnceLock<Feel> = std::sync::OnceLock::new();
     FEEL.get_or_init(Feel::gmd)
 }
@@ -163,7 +170,7 @@ fn gmd_feel() -> &'static Feel {
 /// For each voice of `map`, the pitch that `source`'s hits (pitches as voices, as a lossless
 /// read gives them) played it with most often, as a table from the pitch `map` writes for the
 /// voice to that one; pitches of voices the source never played map to themselves.
-fn pitches_used(source: &Groove, map: VoiceMap) -> [u8; 128] {
+pub(crate) fn pitches_used(source: &Groove, map: VoiceMap) -> [u8; 128] {
     let mut counts = vec![[0u32; 128]; map.len()];
     for hit in source.bars.iter().flat_map(|b| &b.hits) {
         let p = (hit.voice.index() & 127) as u8;
@@ -260,6 +267,11 @@ pub async fn continue_midi(
             request.n = options.samples;
             request.stop = vec![template.stop.clone()];
             request.seed = options.seed.map(|s| s.wrapping_add(u64::from(requests)));
+            if !options.steer.is_free() {
+                let done = so_far.bars.len() - p;
+                request.steer = options.steer.from_bar(done);
+                request.steer.bars = Some(options.bars - done);
+            }
             let completion = backend.complete(&request).await?;
             requests += 1;
             tries += 1;
@@ -330,7 +342,7 @@ pub async fn continue_midi(
         let played = out.slice(prompt.first_bar.min(prompt_end)..prompt_end);
         let played = played.with_voices(so_far.voices)?.with_grid(so_far.grid)?;
         let seed = options.seed.unwrap_or(0) ^ 0x6665_656c; // "feel"
-        gmd_feel().humanise(&mut fresh, &played, seed);
+        gmd_feel().humanise_by(&mut fresh, &played, seed, f64::from(options.feel_amount));
     }
     let mut new = fresh.with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
     // Each voice keeps the pitch the prompt played it with (a pedal hi-hat stays 44).

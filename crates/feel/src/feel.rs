@@ -149,6 +149,15 @@ impl Feel {
     /// `prompt` (the same voices, as played). A hit on the first beat of `new` is not moved
     /// before its start.
     pub fn humanise(&self, new: &mut Groove, prompt: &Groove, seed: u64) {
+        self.humanise_by(new, prompt, seed, 1.0);
+    }
+
+    /// [`humanise`](Feel::humanise) by `amount`, 0 to 1: each hit moves that share of the
+    /// way from where it is (on the grid, at its level's velocity) to where the feel puts
+    /// it. 0 leaves `new` as it is; 1 is [`humanise`](Feel::humanise). The same seed
+    /// draws the same, whatever the amount.
+    pub fn humanise_by(&self, new: &mut Groove, prompt: &Groove, seed: u64, amount: f64) {
+        let amount = if amount.is_finite() { amount.clamp(0.0, 1.0) } else { 1.0 };
         let Ok(levels) = Levels::new(self.levels) else { return };
         if self.is_empty() {
             return;
@@ -204,6 +213,8 @@ impl Feel {
                         (v_draw + d_vel, off_draw + d_off)
                     }
                 };
+                let (v0, off0) = (f64::from(h.velocity.as_int()), f64::from(h.offset) / step);
+                let (v, frac) = (v0 + amount * (v - v0), off0 + amount * (frac - off0));
                 h.velocity = Velocity::new(v.round().clamp(1.0, 127.0) as u8);
                 h.offset = (frac.clamp(-0.5, 0.49) * step).round() as i32;
                 if b == 0 && h.step == 0 {

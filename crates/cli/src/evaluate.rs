@@ -47,9 +47,11 @@ pub struct Args {
     /// format (prompt bars first, or the continuation alone). Repeatable.
     #[arg(long, value_parser = name_and_dir)]
     import: Vec<(String, PathBuf)>,
-    /// ours (the default), or paper: Zhang & Callison-Burch 2023's analysis, on their
-    /// published outputs (--import NAME=DIR, as published) and the GMD made text their way.
-    #[arg(long, default_value = "ours", value_parser = ["ours", "paper"])]
+    /// ours (the default); paper: Zhang & Callison-Burch 2023's analysis, on their
+    /// published outputs (--import NAME=DIR, as published) and the GMD made text their way;
+    /// controls: how the drum GPT follows intensity, fills and style (controls.md); infill:
+    /// how it writes bars 5-8 between 1-4 and 9-12 (infill.md).
+    #[arg(long, default_value = "ours", value_parser = ["ours", "paper", "controls", "infill"])]
     protocol: String,
     #[command(flatten)]
     sampling: crate::SamplingArgs,
@@ -83,6 +85,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let data = fs::read_data(&protocol, &args.gmd, &cl100k()?, &mut progress)?;
     let (n, p, c) = (data.pieces().len(), args.prompt_bars, args.bars);
     eprintln!("{n} pieces of {p} + {c} bars from the {} split", args.split);
+    if args.protocol == "controls" || args.protocol == "infill" {
+        return steered(&args, &manifest, data.pieces(), started);
+    }
 
     // The local model (trained on the train split, or --model), then the --backend openai one.
     let settings = args.backend.settings()?;
@@ -119,6 +124,45 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     print!("{}", evaluation.markdown());
     let (out, secs) = (args.out.display(), started.elapsed().as_secs_f64());
     println!("\nwrote {out} ({recorded} recordings; open {out}/report.html) in {secs:.1} s");
+    Ok(())
+}
+
+/// `--protocol controls` and `--protocol infill` (see [`crate::steering`]).
+fn steered(
+    args: &Args,
+    manifest: &fine_drums_dataset::Manifest,
+    pieces: &[fine_drums_eval::Piece],
+    started: Instant,
+) -> Result<(), Box<dyn Error>> {
+    let settings = args.backend.settings()?;
+    let completer = crate::Completer::of(&settings, args.manifest.as_deref())?;
+    let index = fine_drums_dataset::fs::read_index(&args.gmd)?;
+    let mut styles: Vec<String> = index
+        .entries
+        .iter()
+        .filter(|e| e.split == Split::Train)
+        .filter_map(|e| e.genre().map(str::to_string))
+        .collect();
+    styles.sort();
+    styles.dedup();
+    let run = crate::steering::Run {
+        backend: completer.backend.as_ref(),
+        model: &completer.model,
+        template: &manifest.template,
+        prompt_bars: args.prompt_bars,
+        sampling: args.sampling.of(&settings),
+        seed: args.seed,
+    };
+    let (name, md) = if args.protocol == "controls" {
+        ("controls.md", crate::steering::controls(&run, pieces, &index, &styles)?)
+    } else {
+        ("infill.md", crate::steering::infill(&run, pieces, &index)?)
+    };
+    std::fs::create_dir_all(&args.out).at(&args.out)?;
+    let path = args.out.join(name);
+    fine_drums_dataset::fs::write_atomic(&path, md.as_bytes())?;
+    print!("{md}");
+    println!("\nwrote {} in {:.1} s", path.display(), started.elapsed().as_secs_f64());
     Ok(())
 }
 

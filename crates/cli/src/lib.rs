@@ -61,6 +61,7 @@ pub mod humanize;
 pub mod make_groove;
 pub mod prepare;
 pub mod render;
+pub mod steering;
 #[cfg(feature = "serve")]
 pub mod serve;
 

@@ -176,6 +176,7 @@ fn every_example_has_help() {
         "evaluate",
         "render",
         "feel",
+        "humanize",
     ] {
         let out = example(name).arg("--help").output().unwrap();
         assert!(out.status.success(), "{name}");

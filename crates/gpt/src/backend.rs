@@ -311,6 +311,27 @@ impl Complete for Gpt {
             Gpt::nll_per_bar(self, model, prompt, continuation).map(Some)
         })
     }
+
+    fn nll_per_bar_steered<'a>(
+        &'a self,
+        model: &'a str,
+        prompt: &'a str,
+        suffix: Option<&'a str>,
+        continuation: &'a str,
+        steer: &'a fine_drums_llm::Steer,
+    ) -> BoxFuture<'a, fine_drums_llm::Result<Option<f64>>> {
+        Box::pin(async move {
+            let m = self.model(model)?;
+            let prompt = prompt.strip_suffix(m.template.separator.as_str()).unwrap_or(prompt);
+            let grid = m.drummer.vocab.beat().grid;
+            let last = prompt.lines().rev().filter_map(|l| split_bar(l.trim())).next();
+            let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
+            m.drummer
+                .nll_per_bar_with(prompt, suffix, continuation, meter, steer)
+                .map(Some)
+                .map_err(llm_error)
+        })
+    }
 }
 
 /// What a training job runs on.

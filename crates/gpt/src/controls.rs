@@ -11,18 +11,10 @@ use crate::tokens::{BAR, Control, END, Encoded, Vocabulary};
 
 pub use fine_drums_llm::Steer;
 
-/// Whether `steer` asks for any control (the number of bars is not one).
-fn asks(steer: &Steer) -> bool {
-    steer.style.is_some()
-        || steer.tempo.is_some()
-        || steer.intensity.iter().any(Option::is_some)
-        || steer.fills.iter().any(Option::is_some)
-}
-
 /// Checks the controls against what `vocab` knows: an unknown style is an error that lists
 /// the known ones, an intensity out of range one that gives the range.
 pub(crate) fn check(steer: &Steer, vocab: &Vocabulary) -> Result<()> {
-    if !asks(steer) {
+    if steer.without_controls() {
         return Ok(());
     }
     let Some(controls) = vocab.controls() else {
@@ -97,7 +89,9 @@ impl Tagged {
     }
 }
 
-/// The bar controls of each line of `bars` (beat-format bars): intensity, then fill marker.
+/// The bar controls of each line of `bars` (beat-format bars): fill marker, then intensity.
+/// The fill comes first: whether a bar is a fill is the larger decision, and a model asked
+/// for one chooses its intensity knowing it.
 pub(crate) fn bar_controls(
     vocab: &Vocabulary,
     bars: &[&str],
@@ -109,13 +103,13 @@ pub(crate) fn bar_controls(
         .zip(fills)
         .filter_map(|(line, fill)| {
             let i = defs::intensity(line, beat)?;
-            Some([vocab.control(&Control::Intensity(i))?, vocab.control(&Control::Fill(fill))?])
+            Some([vocab.control(&Control::Fill(fill))?, vocab.control(&Control::Intensity(i))?])
         })
         .collect()
 }
 
 /// A whole piece as a tagged sequence: its style and tempo, then its bars, each with its
-/// intensity and fill marker, then `END`. Bars are numbered from the piece's first.
+/// fill marker and intensity, then `END`. Bars are numbered from the piece's first.
 pub(crate) fn encode_piece(vocab: &Vocabulary, piece: &Piece) -> Result<Tagged> {
     let bars = piece.bars();
     let controls = bar_controls(vocab, &bars, piece.fill);
@@ -138,8 +132,8 @@ pub(crate) fn encode_piece(vocab: &Vocabulary, piece: &Piece) -> Result<Tagged> 
             .map_err(|e| Error::Text { line: n + 1, message: format!("{}: {e}", piece.path) })?;
         for i in 0..one.len() {
             let kind = match (i, c.len()) {
-                (1, 2) => Kind::Intensity,
-                (2, 2) => Kind::Fill,
+                (1, 2) => Kind::Fill,
+                (2, 2) => Kind::Intensity,
                 _ => Kind::Plain,
             };
             out.push(one.ids[i], usize::from(one.slot[i]), n, kind);
@@ -187,13 +181,16 @@ pub(crate) fn windows(piece: &Tagged, budget: usize) -> Vec<Tagged> {
     out
 }
 
+/// The share of training windows rearranged for fill-in-the-middle.
+const FIM_SHARE: f64 = 0.5;
+
 /// True with probability `p`.
 fn coin(rng: &mut SplitMix64, p: f64) -> bool {
     ((rng.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64
 }
 
-/// A training sequence as the model sees it this time: controls dropped at random, and,
-/// when `middle` is drawn, rearranged for fill-in-the-middle (prefix, suffix, then middle).
+/// A training sequence as the model sees it this time: controls dropped at random, and, for
+/// [`FIM_SHARE`] of them, rearranged for fill-in-the-middle (prefix, suffix, then middle).
 pub(crate) fn realise(t: &Tagged, vocab: &Vocabulary, rng: &mut SplitMix64) -> Encoded {
     let (drop_style, drop_tempo, drop_bars) = (coin(rng, 0.3), coin(rng, 0.3), coin(rng, 0.25));
     let keep: Vec<bool> = t
@@ -218,7 +215,7 @@ pub(crate) fn realise(t: &Tagged, vocab: &Vocabulary, rng: &mut SplitMix64) -> E
         return seq;
     };
     let starts: Vec<usize> = (0..seq.len()).filter(|&i| seq.ids[i] == BAR).collect();
-    if starts.len() < 3 || !coin(rng, 0.3) {
+    if starts.len() < 3 || !coin(rng, FIM_SHARE) {
         return seq;
     }
     // The middle: 1 to 4 bars with at least one bar before and after it; the suffix: up to

@@ -35,7 +35,14 @@ pub struct Generation<'a> {
     pub seed: u64,
     /// The controls. Default: none.
     pub steer: &'a Steer,
+    /// How much hotter the steps of a bar asked to be a fill are drawn, as a factor of the
+    /// temperature (with no nucleus); 1 draws them as any other. Default: [`FILL_HEAT`].
+    pub fill_heat: f32,
 }
+
+/// The default [`Generation::fill_heat`], chosen on the GMD validation split (see the
+/// crate README).
+pub const FILL_HEAT: f32 = 1.0;
 
 static FREE: std::sync::LazyLock<Steer> = std::sync::LazyLock::new(Steer::default);
 
@@ -51,6 +58,7 @@ impl<'a> Generation<'a> {
             sampling: Sampling::default(),
             seed: 0,
             steer: &FREE,
+            fill_heat: FILL_HEAT,
         }
     }
 }
@@ -84,8 +92,8 @@ pub struct Drummer {
 }
 
 impl Drummer {
-    /// Beat-format bars as tokens, bars numbered from `first`; each bar with its intensity
-    /// and fill marker when the vocabulary has controls.
+    /// Beat-format bars as tokens, bars numbered from `first`; each bar with its fill marker
+    /// and intensity when the vocabulary has controls.
     fn bars(&self, text: &str, first: usize) -> Result<Encoded> {
         if self.vocab.controls().is_none() {
             let mut e = self.vocab.encode(text)?;
@@ -239,7 +247,7 @@ impl Drummer {
         generation: &Generation<'_>,
         cancel: &AtomicBool,
     ) -> Result<Vec<String>> {
-        let Generation { prompt, suffix, meter, bars, n, sampling, seed, steer } = generation;
+        let Generation { prompt, suffix, meter, bars, n, sampling, seed, steer, .. } = generation;
         let (bars, sampling, seed, steer) = (*bars, *sampling, *seed, *steer);
         let n = (*n).max(1);
         let (prompt, meter, first_bar) = self.input(prompt, *suffix, *meter, bars, steer)?;
@@ -298,12 +306,14 @@ impl Drummer {
                 let at_start = g.next() == Next::Step && g.slot() == 1;
                 let want_int = steer.intensity.get(k).copied().flatten();
                 let want_fill = steer.fills.get(k).copied().flatten();
-                let forced = match (at_start, g.bar_controls()) {
-                    (true, 0) => want_int
-                        .map(Control::Intensity)
-                        .or(want_fill.map(Control::Fill))
-                        .map(|c| (c, want_int.is_none())),
-                    (true, 1) => want_fill.map(|f| (Control::Fill(f), false)),
+                // Forced bar controls are the only tokens allowed where they come: the fill
+                // marker first, then the intensity (the model may mark the fill itself when
+                // only the intensity is asked for).
+                let forced: Option<(Control, bool)> = match (at_start, g.bar_controls()) {
+                    (true, 0) => want_fill
+                        .map(|f| (Control::Fill(f), false))
+                        .or(want_int.map(|i| (Control::Intensity(i), true))),
+                    (true, 1) => want_int.map(|i| (Control::Intensity(i), false)),
                     _ => None,
                 };
                 for (t, a) in allowed.iter_mut().enumerate() {
@@ -315,9 +325,8 @@ impl Drummer {
                         && t != tokens::TEMPO
                         && g.allows(&self.vocab, t)
                         && match (&forced, &control) {
-                            // A forced fill marker may follow the model's own intensity.
-                            (Some((c, free_int)), Some(got)) => {
-                                got == c || (*free_int && matches!(got, Control::Intensity(_)))
+                            (Some((c, free_fill)), Some(got)) => {
+                                got == c || (*free_fill && matches!(got, Control::Fill(_)))
                             }
                             (Some(_), None) => false,
                             (None, Some(got)) => {
@@ -326,10 +335,20 @@ impl Drummer {
                             (None, None) => true,
                         };
                 }
+                // A bar asked to be a fill is drawn hotter, over the whole distribution: the
+                // nucleus cuts exactly the rarer events a fill is made of.
+                let heat = if want_fill == Some(true) && g.in_bar() && generation.fill_heat > 0.0 {
+                    let mut hot = sampling;
+                    (hot.temperature, hot.top_p) =
+                        (sampling.temperature * generation.fill_heat, 1.0);
+                    hot
+                } else {
+                    sampling
+                };
                 let id = if finished {
                     tokens::PAD
                 } else {
-                    draw(&mut row, &allowed, sampling, &mut rngs[i])
+                    draw(&mut row, &allowed, heat, &mut rngs[i])
                 };
                 let slot = if g.next() == Next::Bar { 0 } else { g.slot() };
                 next.push(id, slot, first_bar + done_bars[i]);
@@ -356,7 +375,7 @@ impl Drummer {
 
     /// [`nll_per_bar`](Drummer::nll_per_bar) with controls, and for an infill the bars
     /// after (`suffix`). With a vocabulary of controls, each bar of the continuation is
-    /// scored with its own intensity and fill marker: the likelihood of both, never more
+    /// scored with its own fill marker and intensity: the likelihood of both, never more
     /// than that of the bar alone.
     pub fn nll_per_bar_with(
         &self,

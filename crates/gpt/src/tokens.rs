@@ -8,7 +8,7 @@
 //! A piece ends with `END`.
 //!
 //! A vocabulary may also hold **control tokens** ([`Control`]): the piece's style and tempo
-//! bucket before its first bar, each bar's intensity and fill marker right after its `BAR`,
+//! bucket before its first bar, each bar's fill marker and intensity right after its `BAR`,
 //! and the three markers of fill-in-the-middle (`PRE` prefix, `SUF` suffix, `MID` middle).
 //! They write no text: decoding passes over them.
 //!
@@ -381,8 +381,8 @@ impl Vocabulary {
         self.encode_bar_with(line, bar, &[], out)
     }
 
-    /// One bar (`line`, bar number `bar`) onto `out`, its bar controls (intensity, then fill)
-    /// right after its `BAR`.
+    /// One bar (`line`, bar number `bar`) onto `out`, its bar controls (fill marker, then
+    /// intensity) right after its `BAR`.
     pub(crate) fn encode_bar_with(
         &self,
         line: &str,
@@ -459,8 +459,8 @@ pub struct Grammar {
     mark: Option<(u32, String)>,
     /// Inside a step spelled hit by hit: its hits and offset so far.
     hits: Option<Step>,
-    /// The bar controls taken since the bar began: 0 none, 1 its intensity, 2 its fill
-    /// marker, 3 none may come (a mark began).
+    /// The bar controls taken since the bar began: 0 none, 1 its fill marker, 2 its
+    /// intensity, 3 none may come (a mark began).
     bar_controls: u8,
 }
 
@@ -497,8 +497,8 @@ impl Grammar {
         self.step.is_some()
     }
 
-    /// The bar controls taken since the bar began: 0 none, 1 its intensity, 2 its fill
-    /// marker, 3 none may come any more.
+    /// The bar controls taken since the bar began: 0 none, 1 its fill marker, 2 its
+    /// intensity, 3 none may come any more.
     pub fn bar_controls(&self) -> u8 {
         self.bar_controls
     }
@@ -529,7 +529,7 @@ impl Grammar {
     /// Whether `id` may come next (`END` only between bars). Spelled steps keep voice order
     /// and take one offset at most, after their hits.
     /// Piece controls (style, tempo, the fill-in-the-middle markers) come between bars; a
-    /// bar's intensity and then its fill marker right after its `BAR`.
+    /// bar's fill marker and then its intensity right after its `BAR`.
     pub fn allows(&self, vocab: &Vocabulary, id: u32) -> bool {
         match self.next() {
             Next::Bar => {
@@ -547,8 +547,8 @@ impl Grammar {
                     || vocab.as_hit(id).is_some()
                     || (first
                         && match vocab.as_control(id) {
-                            Some(Control::Intensity(_)) => self.bar_controls < 1,
-                            Some(Control::Fill(_)) => self.bar_controls < 2,
+                            Some(Control::Fill(_)) => self.bar_controls < 1,
+                            Some(Control::Intensity(_)) => self.bar_controls < 2,
                             _ => false,
                         })
             }
@@ -604,7 +604,7 @@ impl Grammar {
             }
             Next::Step if vocab.as_control(id).is_some() => {
                 let fill = matches!(vocab.as_control(id), Some(Control::Fill(_)));
-                self.bar_controls = if fill { 2 } else { 1 };
+                self.bar_controls = if fill { 1 } else { 2 };
             }
             Next::Step => {
                 if let Some(symbol) = vocab.as_step(id) {

@@ -1,4 +1,5 @@
 //! Integration tests of fine-drums-gpt, built as one binary.
 
 mod model;
+mod pieces;
 mod tokens;

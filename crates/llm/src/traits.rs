@@ -32,6 +32,23 @@ pub trait Complete: Send + Sync {
         let _ = (model, prompt, continuation);
         Box::pin(async { Ok(None) })
     }
+
+    /// [`nll_per_bar`](Complete::nll_per_bar) with the bars after the continuation
+    /// (`suffix`, for an infill) and controls. The default scores a request with neither
+    /// as `nll_per_bar` does, and has no score (`None`) for one with either.
+    fn nll_per_bar_steered<'a>(
+        &'a self,
+        model: &'a str,
+        prompt: &'a str,
+        suffix: Option<&'a str>,
+        continuation: &'a str,
+        steer: &'a crate::Steer,
+    ) -> BoxFuture<'a, Result<Option<f64>>> {
+        if suffix.is_none() && steer.without_controls() {
+            return self.nll_per_bar(model, prompt, continuation);
+        }
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A service that fine-tunes models.
@@ -167,6 +184,9 @@ macro_rules! forward {
             }
             fn nll_per_bar<'a>(&'a self, model: &'a str, prompt: &'a str, continuation: &'a str) -> BoxFuture<'a, Result<Option<f64>>> {
                 (**self).nll_per_bar(model, prompt, continuation)
+            }
+            fn nll_per_bar_steered<'a>(&'a self, model: &'a str, prompt: &'a str, suffix: Option<&'a str>, continuation: &'a str, steer: &'a crate::Steer) -> BoxFuture<'a, Result<Option<f64>>> {
+                (**self).nll_per_bar_steered(model, prompt, suffix, continuation, steer)
             }
         }
 

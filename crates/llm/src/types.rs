@@ -41,12 +41,7 @@ impl CompletionRequest {
     /// An error for a backend (`backend` names it) that takes neither controls nor a
     /// suffix, when the request asks for either.
     pub fn plain_only(&self, backend: &'static str) -> crate::Result<()> {
-        let s = &self.steer;
-        let controls = s.style.is_some()
-            || s.tempo.is_some()
-            || s.intensity.iter().any(Option::is_some)
-            || s.fills.iter().any(Option::is_some);
-        if controls || self.suffix.is_some() {
+        if !self.steer.without_controls() || self.suffix.is_some() {
             return Err(crate::Error::Invalid {
                 what: "request",
                 message: format!(
@@ -90,6 +85,14 @@ impl Steer {
             && self.intensity.iter().all(Option::is_none)
             && self.fills.iter().all(Option::is_none)
             && self.bars.is_none()
+    }
+
+    /// Whether no control is asked for (the number of bars is not one).
+    pub fn without_controls(&self) -> bool {
+        self.style.is_none()
+            && self.tempo.is_none()
+            && self.intensity.iter().all(Option::is_none)
+            && self.fills.iter().all(Option::is_none)
     }
 
     /// The same controls for the bars from `offset` on (for a second request that goes on

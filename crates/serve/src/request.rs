@@ -280,6 +280,26 @@ mod tests {
     }
 
     #[test]
+    fn suffix_and_drums_steer_every_prompt() {
+        let body = br#"{"model": "davinci-002", "prompt": ["a>>>", "b>>>"], "suffix": "Kh..\n",
+            "drums": {"style": "funk", "intensity": [2, null], "fills": [false, true], "bars": 2}}"#;
+        let c = completions(body).expect("a request");
+        for r in &c.requests {
+            assert_eq!(r.suffix.as_deref(), Some("Kh..\n"));
+            assert_eq!(r.steer.style.as_deref(), Some("funk"));
+            assert_eq!(r.steer.intensity, [Some(2), None]);
+            assert_eq!(r.steer.fills, [Some(false), Some(true)]);
+            assert_eq!(r.steer.bars, Some(2));
+        }
+        let e = completions(br#"{"model": "m", "prompt": "x", "drums": {"loudness": 3}}"#)
+            .expect_err("an unknown control");
+        assert!(e.to_string().contains("loudness"), "{e}");
+        let e = completions(br#"{"model": "m", "prompt": "x", "drums": {"intensity": [300]}}"#)
+            .expect_err("not a bucket");
+        assert_eq!(param(&e), Some("drums.intensity[0]"), "{e}");
+    }
+
+    #[test]
     fn a_bad_field_is_named() {
         for (body, field) in [
             (r#"{"model": "m", "prompt": "x", "temperature": "hot"}"#, "temperature"),

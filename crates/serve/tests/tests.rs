@@ -152,6 +152,35 @@ async fn post(
     (status, json_of(r).await)
 }
 
+/// The drum GPT takes `suffix` (an infill) and the `drums` extension; the Markov model
+/// refuses them with a 400 that says which model does take them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drum_gpt_is_steered_and_infills_over_http() {
+    let data = scratch("steer");
+    let addr = start(options(&data)).await;
+    let groove = "Kh..h. Sh..h. Kh..Kh. Sh..h.\n";
+    let steered = json!({ "model": "davinci-002", "prompt": format!("{groove}{groove}>>>"),
+        "max_tokens": 400, "seed": 5, "suffix": groove,
+        "drums": { "style": "rock", "intensity": [3, 3], "fills": [false, true], "bars": 2 } });
+    let (status, v) = post(addr, "completions", steered.to_string(), None).await;
+    assert_eq!(status, 200, "{v}");
+    let text = v["choices"][0]["text"].as_str().expect("a text");
+    assert_eq!(text.lines().filter(|l| !l.trim().is_empty()).count(), 2, "{text:?}");
+    let (again, w) = (post(addr, "completions", steered.to_string(), None).await).clone();
+    assert_eq!((again, &w["choices"]), (200, &v["choices"]), "the same seed, the same bars");
+    let unknown = json!({ "model": "davinci-002", "prompt": format!("{groove}>>>"),
+        "drums": { "style": "zydeco" } });
+    let (status, v) = post(addr, "completions", unknown.to_string(), None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("funk")), "{v}");
+    let markov = json!({ "model": "babbage-002", "prompt": format!("{groove}>>>"),
+        "drums": { "fills": [true] } });
+    let (status, v) = post(addr, "completions", markov.to_string(), None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("drum GPT")), "{v}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 /// Bad requests get OpenAI's error shape and the right status; with a key, no request
 /// without it gets through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,6 +149,16 @@ impl Settings {
         }
     }
 
+    /// The sampling the kind writes bars between others with by default (an infill): the
+    /// drum GPT's temperature there was chosen on the GMD's validation split as the one
+    /// whose seam into the bars after came nearest the drummers'.
+    pub fn infill_sampling(&self) -> (f32, f32) {
+        match self.kind {
+            Kind::Gpt => (gpt::infill_temperature(), gpt::sampling().1),
+            _ => (1.0, 1.0),
+        }
+    }
+
     /// The trained Markov model the settings name, read from its file: `None` for the model
     /// `local` and for other backends.
     pub fn markov_model(&self) -> Result<Option<Model>> {
@@ -265,6 +275,10 @@ mod gpt {
         (fine_drums_gpt::TEMPERATURE, fine_drums_gpt::TOP_P)
     }
 
+    pub fn infill_temperature() -> f32 {
+        fine_drums_gpt::INFILL_TEMPERATURE
+    }
+
     pub fn default_seed() -> Option<u64> {
         Some(fine_drums_gpt::train::TrainOptions::default().seed)
     }
@@ -316,6 +330,10 @@ mod gpt {
 
     pub fn sampling() -> (f32, f32) {
         (1.0, 1.0)
+    }
+
+    pub fn infill_temperature() -> f32 {
+        1.0
     }
 
     pub fn default_seed() -> Option<u64> {

@@ -89,8 +89,9 @@ pub struct BackendArgs {
 /// Sampling options of `continue` and `evaluate`; the defaults depend on the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplingArgs {
-    /// Sampling temperature (0 = always the likeliest; default: 1.25 for the drum GPT,
-    /// chosen on the validation split with its top-p, else 1).
+    /// Sampling temperature (0 = always the likeliest; default: 1.2 for the drum GPT, 1.0
+    /// when it writes bars between others, chosen on the validation split with its top-p,
+    /// else 1).
     #[arg(long)]
     pub temperature: Option<f32>,
     /// Nucleus sampling mass (default: 0.75 for the drum GPT, else 1).
@@ -102,6 +103,12 @@ impl SamplingArgs {
     /// The temperature and top-p for the backend of `settings`.
     pub fn of(&self, settings: &fine_drums_backends::Settings) -> (f32, f32) {
         let (t, p) = settings.sampling();
+        (self.temperature.unwrap_or(t), self.top_p.unwrap_or(p))
+    }
+
+    /// The temperature and top-p for writing bars between others (an infill).
+    pub fn of_infill(&self, settings: &fine_drums_backends::Settings) -> (f32, f32) {
+        let (t, p) = settings.infill_sampling();
         (self.temperature.unwrap_or(t), self.top_p.unwrap_or(p))
     }
 }

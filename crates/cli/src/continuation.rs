@@ -246,7 +246,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     (options.bars, options.prompt_bars) = (count, args.prompt_bars);
     options.from_bar = args.from_bar.map(|n| n as usize - 1);
     options.humanise = !args.on_grid;
-    (options.temperature, options.top_p) = args.sampling.of(&settings);
+    (options.temperature, options.top_p) = match args.bars {
+        Bars::Add(_) => args.sampling.of(&settings),
+        Bars::Infill(..) => args.sampling.of_infill(&settings),
+    };
     let seed = args.seed.unwrap_or_else(crate::clock_seed);
     (options.samples, options.seed, options.attempts) = (args.samples, Some(seed), args.attempts);
     let runtime =

@@ -150,7 +150,11 @@ fn steered(
         model: &completer.model,
         template: &manifest.template,
         prompt_bars: args.prompt_bars,
-        sampling: args.sampling.of(&settings),
+        sampling: if args.protocol == "infill" {
+            args.sampling.of_infill(&settings)
+        } else {
+            args.sampling.of(&settings)
+        },
         seed: args.seed,
     };
     let (name, md) = if args.protocol == "controls" {

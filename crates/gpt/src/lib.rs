@@ -85,7 +85,7 @@ mod controls;
 mod sample;
 mod backend;
 
-pub use backend::{BASE_MODEL, EMBEDDED, Gpt, Model, TEMPERATURE, TOP_P};
+pub use backend::{BASE_MODEL, EMBEDDED, Gpt, INFILL_TEMPERATURE, Model, TEMPERATURE, TOP_P};
 pub use candle_core::Device;
 pub use config::{CONFIG_VERSION, Config, SLOTS};
 pub use controls::Steer;

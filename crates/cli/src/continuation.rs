@@ -75,7 +75,7 @@ pub struct Args {
     /// Intensity of the new bars, 1 (sparse, soft) to 5 (dense, loud): one number for every
     /// bar, or one per new bar (`2,2,3,4`; `-` leaves a bar free). Default: free.
     #[arg(long, value_parser = parse_intensity)]
-    intensity: Option<Vec<Option<u8>>>,
+    intensity: Option<Intensity>,
     /// Bars that are fills, numbered as in the output file from 1 (`8,16`); the other new
     /// bars are not. Default: left to the model.
     #[arg(long, value_delimiter = ',', conflicts_with = "fill_every")]
@@ -134,7 +134,11 @@ fn parse_bars(s: &str) -> Result<Bars, String> {
     }
 }
 
-fn parse_intensity(s: &str) -> Result<Vec<Option<u8>>, String> {
+/// `--intensity`: one value, or one per new bar (`None` leaves a bar free).
+#[derive(Clone, Debug)]
+pub struct Intensity(Vec<Option<u8>>);
+
+fn parse_intensity(s: &str) -> Result<Intensity, String> {
     s.split(',')
         .map(|t| match t.trim() {
             "-" | "" => Ok(None),
@@ -143,7 +147,8 @@ fn parse_intensity(s: &str) -> Result<Vec<Option<u8>>, String> {
                 _ => Err(format!("intensity {t:?}: the model knows 1 to 5, or - for free")),
             },
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Intensity)
 }
 
 fn parse_amount(s: &str) -> Result<f32, String> {
@@ -158,7 +163,7 @@ fn parse_amount(s: &str) -> Result<f32, String> {
 fn steer_of(args: &Args, first: u64, count: usize) -> Result<fine_drums_llm::Steer, String> {
     let mut steer = fine_drums_llm::Steer::default();
     (steer.style, steer.tempo) = (args.style.clone(), args.tempo);
-    if let Some(i) = &args.intensity {
+    if let Some(Intensity(i)) = &args.intensity {
         steer.intensity = if i.len() == 1 { vec![i[0]; count] } else { i.clone() };
         if steer.intensity.len() > count {
             return Err(format!(

@@ -69,7 +69,8 @@ pub struct Args {
     /// hiphop (an unknown one is an error that lists the model's).
     #[arg(long)]
     style: Option<String>,
-    /// The tempo the model should play to, in BPM (drum GPT; default: left to the model).
+    /// The tempo the model should play as if at, in BPM (drum GPT; default: left to the
+    /// model). The output keeps the file's own tempo.
     #[arg(long)]
     tempo: Option<f64>,
     /// Intensity of the new bars, 1 (sparse, soft) to 5 (dense, loud): one number for every

@@ -4,12 +4,11 @@
 use std::ops::Range;
 
 use fine_drums_codec::midi::{self, ReadOptions, WriteOptions};
-use fine_drums_codec::{Format, Voice, VoiceMap};
 use fine_drums_dataset::Manifest;
 use fine_drums_llm::{Complete, CompletionRequest, Usage};
 
 use crate::error::{Error, Result};
-use crate::pipeline::{Continuation, ContinueOptions, Dropped, Report, gmd_feel, pitches_used};
+use crate::pipeline::{Continuation, ContinueOptions, Dropped, Report, as_played, feels, gmd_feel};
 
 /// Bars after the infill that the model is shown (fewer where the file has fewer).
 pub const SUFFIX_BARS: usize = 4;
@@ -107,19 +106,13 @@ pub async fn infill_midi(
     };
     let trimmed = fresh.bars.len() - k;
     fresh.bars.truncate(k);
-    let on_grid =
-        matches!(format, Format::Beat(o) if o.microtiming.is_none() && o.voices == VoiceMap::Gmd9);
     let played = source.slice(prompt.first_bar..bars.start);
-    if options.humanise && on_grid {
+    if options.humanise && feels(format) {
         let played = played.with_voices(fresh.voices)?.with_grid(fresh.grid)?;
         let seed = options.seed.unwrap_or(0) ^ 0x6665_656c; // "feel"
         gmd_feel().humanise_by(&mut fresh, &played, seed, f64::from(options.feel_amount));
     }
-    let mut new = fresh.with_voices(VoiceMap::Full)?.with_grid(source.grid)?;
-    let pitch = pitches_used(&played, fresh.voices);
-    for hit in new.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
-        hit.voice = Voice::new(pitch[hit.voice.index() & 127]);
-    }
+    let new = as_played(&fresh, &played, source.grid)?;
     let mut out = source.clone();
     for (i, mut bar) in new.bars.into_iter().enumerate() {
         let old = &out.bars[bars.start + i];
@@ -170,9 +163,7 @@ pub fn humanize_midi(
     seed: u64,
 ) -> Result<Vec<u8>> {
     let template = &manifest.template;
-    let on_grid = matches!(template.codec.format,
-        Format::Beat(o) if o.microtiming.is_none() && o.voices == VoiceMap::Gmd9);
-    if !on_grid {
+    if !feels(template.codec.format) {
         return Err(Error::invalid(
             "format",
             "humanizing needs the beat format in gmd9 without microtiming (the feel's)",
@@ -193,11 +184,7 @@ pub fn humanize_midi(
         None => grid.slice(0..0),
     };
     gmd_feel().humanise_by(&mut grid, &played, seed, amount);
-    let mut new = grid.with_voices(VoiceMap::Full)?.with_grid(source.grid)?;
-    let pitch = pitches_used(&source, grid.voices);
-    for hit in new.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
-        hit.voice = Voice::new(pitch[hit.voice.index() & 127]);
-    }
+    let new = as_played(&grid, &source, source.grid)?;
     let mut out = source.clone();
     for (bar, new) in out.bars.iter_mut().zip(new.bars) {
         bar.hits = new.hits;

@@ -167,10 +167,31 @@ pub(crate) fn gmd_feel() -> &'static Feel {
     FEEL.get_or_init(Feel::gmd)
 }
 
+/// Whether the built-in feel applies to bars written in `format`: the beat format on the
+/// grid (no microtiming) in gmd9, the one it was learnt for.
+pub(crate) fn feels(format: Format) -> bool {
+    matches!(format, Format::Beat(o) if o.microtiming.is_none() && o.voices == VoiceMap::Gmd9)
+}
+
+/// `bars` (in the model's voices) in every pitch and on `grid`, each voice with the pitch
+/// `played` (lossless, pitches as voices) played it with most often: a pedal hi-hat stays 44.
+pub(crate) fn as_played(
+    bars: &Groove,
+    played: &Groove,
+    grid: fine_drums_codec::Grid,
+) -> Result<Groove> {
+    let mut new = bars.with_voices(VoiceMap::Full)?.with_grid(grid)?;
+    let pitch = pitches_used(played, bars.voices);
+    for hit in new.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
+        hit.voice = Voice::new(pitch[hit.voice.index() & 127]);
+    }
+    Ok(new)
+}
+
 /// For each voice of `map`, the pitch that `source`'s hits (pitches as voices, as a lossless
 /// read gives them) played it with most often, as a table from the pitch `map` writes for the
 /// voice to that one; pitches of voices the source never played map to themselves.
-pub(crate) fn pitches_used(source: &Groove, map: VoiceMap) -> [u8; 128] {
+fn pitches_used(source: &Groove, map: VoiceMap) -> [u8; 128] {
     let mut counts = vec![[0u32; 128]; map.len()];
     for hit in source.bars.iter().flat_map(|b| &b.hits) {
         let p = (hit.voice.index() & 127) as u8;
@@ -335,22 +356,15 @@ pub async fn continue_midi(
     let prompt_end = (prompt.first_bar + p).min(source.bars.len());
     let mut out = source.slice(0..prompt_end);
     let mut fresh = so_far.slice(p..so_far.bars.len());
-    let on_grid =
-        matches!(format, Format::Beat(o) if o.microtiming.is_none() && o.voices == VoiceMap::Gmd9);
-    if options.humanise && on_grid {
+    if options.humanise && feels(format) {
         // The prompt as the drummer played it, in the model's voices.
         let played = out.slice(prompt.first_bar.min(prompt_end)..prompt_end);
         let played = played.with_voices(so_far.voices)?.with_grid(so_far.grid)?;
         let seed = options.seed.unwrap_or(0) ^ 0x6665_656c; // "feel"
         gmd_feel().humanise_by(&mut fresh, &played, seed, f64::from(options.feel_amount));
     }
-    let mut new = fresh.with_voices(VoiceMap::Full)?.with_grid(out.grid)?;
-    // Each voice keeps the pitch the prompt played it with (a pedal hi-hat stays 44).
-    let pitch =
-        pitches_used(&out.slice(prompt.first_bar.min(prompt_end)..prompt_end), so_far.voices);
-    for hit in new.bars.iter_mut().flat_map(|b| b.hits.iter_mut()) {
-        hit.voice = Voice::new(pitch[hit.voice.index() & 127]);
-    }
+    let played = out.slice(prompt.first_bar.min(prompt_end)..prompt_end);
+    let new = as_played(&fresh, &played, out.grid)?;
     let unmapped = out.unmapped(so_far.voices);
     let unmapped = (0..128u8).map(|p| (p, unmapped[usize::from(p)])).filter(|u| u.1 > 0).collect();
     let bars_kept = new.bars.len();

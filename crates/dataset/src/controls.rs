@@ -102,27 +102,32 @@ pub fn intensity(line: &str, beat: &BeatOptions) -> Option<u8> {
 /// The hits (step and voice) that one bar has and the other has not, both ways. Bars of
 /// different lengths depart by all their hits; a line that is not a bar has none.
 pub fn departure(a: &str, b: &str, beat: &BeatOptions) -> usize {
-    let (a, b) = (steps(a, beat).unwrap_or_default(), steps(b, beat).unwrap_or_default());
+    departure_of(&steps(a, beat).unwrap_or_default(), &steps(b, beat).unwrap_or_default())
+}
+
+/// [`departure`] of bars already split into steps.
+fn departure_of(a: &[(u64, u32, usize)], b: &[(u64, u32, usize)]) -> usize {
     if a.len() != b.len() {
-        return hit_count(&a) + hit_count(&b);
+        return hit_count(a) + hit_count(b);
     }
-    a.iter().zip(&b).map(|(x, y)| (x.0 ^ y.0).count_ones() as usize).sum()
+    a.iter().zip(b).map(|(x, y)| (x.0 ^ y.0).count_ones() as usize).sum()
 }
 
 /// The fill marker of each bar of a piece (see the module's definitions); `fill_recording`
 /// for a file the GMD lists as a fill.
 pub fn fills(bars: &[&str], beat: &BeatOptions, fill_recording: bool) -> Vec<bool> {
-    let hits = |line: &str| steps(line, beat).map_or(0, |s| hit_count(&s));
+    // Each bar is read once; a line that is not a bar has no hits.
+    let parsed: Vec<_> = bars.iter().map(|l| steps(l, beat).unwrap_or_default()).collect();
     let mut out = Vec::with_capacity(bars.len());
-    for i in 0..bars.len() {
+    for i in 0..parsed.len() {
         let fill = if fill_recording {
-            hits(bars[i]) >= FILL_MIN_HITS
+            hit_count(&parsed[i]) >= FILL_MIN_HITS
         } else if i == 0 || out[i - 1] {
             false
         } else {
-            let away = departure(bars[i - 1], bars[i], beat);
+            let away = departure_of(&parsed[i - 1], &parsed[i]);
             away >= FILL_DEPARTURE
-                && bars.get(i + 1).is_none_or(|next| departure(bars[i - 1], next, beat) < away)
+                && parsed.get(i + 1).is_none_or(|next| departure_of(&parsed[i - 1], next) < away)
         };
         out.push(fill);
     }

@@ -81,6 +81,14 @@ impl Model {
         Ok(Model::of(loaded))
     }
 
+    /// The meter of the last bar of `prompt` (beat-format bars), by its shape on the model's
+    /// grid; 4/4 when no line is a bar.
+    fn meter_of(&self, prompt: &str) -> Meter {
+        let grid = self.drummer.vocab.beat().grid;
+        let last = prompt.lines().rev().filter_map(|l| split_bar(l.trim())).next();
+        last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR)
+    }
+
     fn of(l: checkpoint::Loaded) -> Model {
         Model {
             drummer: Drummer { gpt: l.gpt, vocab: l.vocab },
@@ -212,9 +220,7 @@ impl Gpt {
         let model = self.model(&request.model)?;
         let t = &model.template;
         let body = request.prompt.strip_suffix(t.separator.as_str()).unwrap_or(&request.prompt);
-        let grid = model.drummer.vocab.beat().grid;
-        let last = body.lines().rev().filter_map(|l| split_bar(l.trim())).next();
-        let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
+        let meter = model.meter_of(body);
         let mut sampling = Sampling::default();
         (sampling.temperature, sampling.top_k, sampling.top_p) =
             (request.temperature, self.top_k, request.top_p);
@@ -270,10 +276,7 @@ impl Gpt {
         continuation: &str,
     ) -> fine_drums_llm::Result<f64> {
         let model = self.model(model)?;
-        let grid = model.drummer.vocab.beat().grid;
-        let last = prompt.lines().rev().filter_map(|l| split_bar(l.trim())).next();
-        let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
-        model.drummer.nll_per_bar(prompt, continuation, meter).map_err(llm_error)
+        model.drummer.nll_per_bar(prompt, continuation, model.meter_of(prompt)).map_err(llm_error)
     }
 }
 
@@ -329,11 +332,8 @@ impl Complete for Gpt {
         Box::pin(async move {
             let m = self.model(model)?;
             let prompt = prompt.strip_suffix(m.template.separator.as_str()).unwrap_or(prompt);
-            let grid = m.drummer.vocab.beat().grid;
-            let last = prompt.lines().rev().filter_map(|l| split_bar(l.trim())).next();
-            let meter = last.and_then(|b| meter_of(b.layout, grid)).unwrap_or(Meter::FOUR_FOUR);
             m.drummer
-                .nll_per_bar_with(prompt, suffix, continuation, meter, steer)
+                .nll_per_bar_with(prompt, suffix, continuation, m.meter_of(prompt), steer)
                 .map(Some)
                 .map_err(llm_error)
         })

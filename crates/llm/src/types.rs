@@ -80,11 +80,7 @@ pub struct Steer {
 impl Steer {
     /// Whether nothing is asked for: no control and no number of bars.
     pub fn is_free(&self) -> bool {
-        self.style.is_none()
-            && self.tempo.is_none()
-            && self.intensity.iter().all(Option::is_none)
-            && self.fills.iter().all(Option::is_none)
-            && self.bars.is_none()
+        self.without_controls() && self.bars.is_none()
     }
 
     /// Whether no control is asked for (the number of bars is not one).

@@ -7,12 +7,16 @@
 //! - **Fills**: fills are asked for at the window's bars 4, 8, 12 and 16 and no fill at the
 //!   others; a bar's departure from the bar before is set against the drummers' median
 //!   departure of a fill bar (fills as `fine_drums_dataset::controls` marks them, in the
-//!   same windows). The same bars with no control asked are the baseline.
+//!   same windows). The same bars with no control asked are the baseline. The other bars
+//!   are split: the bar right after a fill departs from it as a drummer's does coming back
+//!   to the groove, so it is set against the drummers' own bars after their fills, and
+//!   against the bar before the fill (does the groove come back?).
 //! - **Style**: the drummer's continuation is scored under every style; it should be likelier
 //!   under its own than under the others on average. A confusion table counts the likeliest.
 //! - **Infill**: bars 5-8 of each 16-bar window, scored with bars 1-4 before and 9-12 after
-//!   against bars 1-4 alone; then written, and the seam (the last written bar against bar
-//!   9) set against the drummers' own seam there.
+//!   against bars 1-4 alone, and against another window's bars 9-12 after (how much the
+//!   model reads them); then written, and the seam (the last written bar against bar 9) set
+//!   against the drummers' own seam there.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -147,20 +151,30 @@ pub fn controls(
     let cases = cases(run, pieces, index)?;
     let p = run.prompt_bars;
     let bar = crate::progress(cases.len() as u64 * 4, "controls");
-    // The drummers' median fill departure, in the same windows.
-    let mut fill_departures = Vec::new();
+    // The drummers' median fill departure, in the same windows; and how far their bar after
+    // a fill departs from it (coming back to the groove departs as far as the fill did).
+    let (mut fill_departures, mut returns, mut back) = (Vec::new(), Vec::new(), Vec::new());
     for c in &cases {
         let lines: Vec<&str> = c.bars.iter().map(String::as_str).collect();
-        for (i, f) in fills(&lines, &beat, false).into_iter().enumerate() {
+        let marked = fills(&lines, &beat, false);
+        for (i, &f) in marked.iter().enumerate() {
             if f && i > 0 {
                 fill_departures.push(departure(lines[i - 1], lines[i], &beat));
+            }
+            if f && marked.get(i + 1) == Some(&false) {
+                returns.push(departure(lines[i], lines[i + 1], &beat));
+                if i > 0 {
+                    back.push(departure(lines[i - 1], lines[i + 1], &beat) as f64);
+                }
             }
         }
     }
     let threshold = median(fill_departures.clone());
+    let returns_below = returns.iter().filter(|&&d| (d as f64) < threshold).count();
     let (mut agree, mut exact, mut asked_bars, mut failed) = (0, 0, 0, 0);
     let (mut fill_hit, mut fill_n, mut plain_below, mut plain_n) = (0, 0, 0, 0);
     let (mut free_hit, mut free_n, mut free_below, mut free_plain) = (0, 0, 0, 0);
+    let (mut after_below, mut after_n, mut model_back) = (0, 0, 0.0);
     let (mut style_ok, mut style_n) = (0, 0);
     let mut confusion: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for (i, c) in cases.iter().enumerate() {
@@ -202,6 +216,12 @@ pub fn controls(
                 } else {
                     (&mut free_hit, &mut free_n, &mut free_below, &mut free_plain)
                 };
+                if asked && j > 0 && is_fill(j - 1) {
+                    after_n += 1;
+                    after_below += usize::from(d < threshold);
+                    let groove = if j == 1 { &c.bars[p - 1] } else { &got[j - 2] };
+                    model_back += departure(groove, line, &beat) as f64;
+                }
                 if is_fill(j) {
                     *n_fill += 1;
                     *hit += usize::from(d >= threshold);
@@ -278,6 +298,26 @@ pub fn controls(
     );
     let _ = writeln!(
         md,
+        "The other bars with fills asked, split: the bar right after a fill (5, 9, 13) is \
+         below it in {} of {after_n}, the rest in {} of {}. A drummer's bar after a fill of \
+         theirs (in the same windows) is below it in {} of {}: coming back to the groove \
+         departs from the fill about as far as the fill departed from the groove.\n",
+        pct(after_below, after_n),
+        pct(plain_below - after_below, plain_n - after_n),
+        plain_n - after_n,
+        pct(returns_below, returns.len()),
+        returns.len()
+    );
+    let _ = writeln!(
+        md,
+        "Does the groove come back after a fill? The bar after a fill departs from the bar \
+         before it by {:.1} on average in the model's bars (fills asked), by {:.1} in the \
+         drummers' (their own fills).\n",
+        model_back / after_n.max(1) as f64,
+        back.iter().sum::<f64>() / back.len().max(1) as f64
+    );
+    let _ = writeln!(
+        md,
         "## Style (the drummer's continuation likelier under its own style than the others' mean)\n"
     );
     let _ = writeln!(md, "{} of {style_n} windows.\n", pct(style_ok, style_n));
@@ -306,6 +346,7 @@ pub fn infill(run: &Run<'_>, pieces: &[Piece], index: &Index) -> Result<String, 
         cases(run, pieces, index)?.into_iter().filter(|c| c.bars.len() >= 12).collect();
     let bar = crate::progress(cases.len() as u64, "infill");
     let (mut both, mut left, mut scored) = (0.0, 0.0, 0usize);
+    let (mut wrong, mut swaps) = (0.0, 0usize);
     let (mut seam_model, mut seam_human, mut written, mut failed) = (0.0, 0.0, 0usize, 0usize);
     for (i, c) in cases.iter().enumerate() {
         let (prefix, _) = texts(run, c, 0..4)?;
@@ -325,6 +366,20 @@ pub fn infill(run: &Run<'_>, pieces: &[Piece], index: &Index) -> Result<String, 
             return Err("the backend cannot score an infill".into());
         };
         (both, left, scored) = (both + with, left + without, scored + 1);
+        // The same, with another window's bars after: how much the model reads them.
+        if cases.len() > 1 {
+            let other = &cases[(i + cases.len() / 2) % cases.len()];
+            let (_, elsewhere) = texts(run, other, 8..12)?;
+            let swapped = rt.block_on(run.backend.nll_per_bar_steered(
+                run.model,
+                &prefix,
+                Some(&elsewhere),
+                &middle,
+                &free,
+            ))?;
+            wrong += swapped.ok_or("the backend cannot score an infill")?;
+            swaps += 1;
+        }
         let mut steer = Steer::default();
         steer.bars = Some(4);
         match generate(&rt, run, c, 4, Some(suffix), steer, run.seed + i as u64)? {
@@ -349,6 +404,11 @@ pub fn infill(run: &Run<'_>, pieces: &[Piece], index: &Index) -> Result<String, 
     let _ = writeln!(md, "| | NLL per bar of the drummer's bars 5-8 |\n|---|---:|");
     let _ = writeln!(md, "| bars 1-4 before and 9-12 after | {:.2} |", mean(both, scored));
     let _ = writeln!(md, "| bars 1-4 before only | {:.2} |", mean(left, scored));
+    let _ = writeln!(
+        md,
+        "| bars 1-4 before and another window's 9-12 after | {} |",
+        if swaps == 0 { "-".to_string() } else { format!("{:.2}", mean(wrong, swaps)) }
+    );
     let _ = writeln!(md, "| ratio | {:.3} |\n", mean(both, scored) / mean(left, scored));
     let _ = writeln!(md, "| | seam: bar 8 against bar 9 (departure) |\n|---|---:|");
     let _ = writeln!(md, "| the model's bar 8 | {:.2} |", mean(seam_model, written));

@@ -545,6 +545,61 @@ fn evaluate_writes_results_as_they_arrive_and_resumes() {
     report_renders_in_chromium(&out.join("report.html"));
 }
 
+#[test]
+#[ignore = "reads the GMD (FINE_DRUMS_GMD): cargo test -- --ignored"]
+fn evaluate_measures_the_controls_and_the_infills() {
+    let gmd = gmd_dir::gmd();
+    let dir = scratch("evaluate-steering");
+    let pieces = dir.join("pieces.txt");
+    std::fs::write(
+        &pieces,
+        "drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid\ndrummer1/eval_session/10_soul-groove10_102_beat_4-4.mid\n",
+    )
+    .unwrap();
+    let run = |protocol: &str| {
+        let out = dir.join(protocol);
+        let r = example("evaluate")
+            .arg(&gmd)
+            .args(["--protocol", protocol, "--audio", "0", "--pieces"])
+            .arg(&pieces)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        std::fs::read_to_string(out.join(format!("{protocol}.md"))).unwrap()
+    };
+    let controls = run("controls");
+    for row in [
+        "Samples that did not decode strictly into the bars asked: 0.",
+        "| fills asked |",
+        "the bar right after a fill (5, 9, 13) is below it in",
+        "Does the groove come back after a fill?",
+        "| funk |",
+        "| soul |",
+    ] {
+        assert!(controls.contains(row), "{row:?} missing from:\n{controls}");
+    }
+    let infill = run("infill");
+    for row in [
+        "| bars 1-4 before and 9-12 after |",
+        "| bars 1-4 before and another window's 9-12 after |",
+        "not decoding strictly into 4 bars: 0.",
+    ] {
+        assert!(infill.contains(row), "{row:?} missing from:\n{infill}");
+    }
+    // The model reads the bars after: another window's make the drummer's bars less likely.
+    let nll = |row: &str| -> f64 {
+        let line = infill.lines().find(|l| l.starts_with(row)).unwrap();
+        line.trim_end_matches(" |").rsplit("| ").next().unwrap().parse().unwrap()
+    };
+    assert!(
+        nll("| bars 1-4 before and 9-12 after |")
+            < nll("| bars 1-4 before and another window's 9-12 after |"),
+        "{infill}"
+    );
+}
+
 /// The report in headless Chromium: its own check finds every table and every picture
 /// loaded; the screenshot shows the tables' header shading and the curves' colours; and a
 /// picture taken away is named on the page.

@@ -120,6 +120,16 @@ impl Drummer {
         Ok(e)
     }
 
+    /// How many of `seq`'s first tokens are the piece's controls (style, tempo).
+    fn header_len(&self, seq: &Encoded) -> usize {
+        seq.ids
+            .iter()
+            .take_while(|&&id| {
+                matches!(self.vocab.as_control(id), Some(Control::Style(_) | Control::Tempo(_)))
+            })
+            .count()
+    }
+
     /// The prompt's tokens, its oldest bars dropped while it holds more than `keep` tokens
     /// (and, for a single bar longer than that, its oldest tokens); the meter its last bar
     /// is in; and its bars.
@@ -278,15 +288,18 @@ impl Drummer {
                 return Err(Error::Cancelled);
             }
             if cache.len + 1 > context {
-                // The context is full: keep the newer half of every row and start again.
+                // The context is full: keep the piece's controls (style, tempo) and the newer
+                // half of every row, and start again. Every row keeps as many tokens, so the
+                // rows stay aligned.
                 let keep = context / 2;
                 let mut all = Encoded::default();
                 let mut starts = Vec::with_capacity(n);
                 for row in &mut rows {
-                    let cut = row.len() - keep;
-                    row.ids.drain(..cut);
-                    row.slot.drain(..cut);
-                    row.bar.drain(..cut);
+                    let head = self.header_len(row).min(keep / 2);
+                    let cut = row.len() - (keep - head);
+                    row.ids.drain(head..cut);
+                    row.slot.drain(head..cut);
+                    row.bar.drain(head..cut);
                     starts.push(all.len());
                     all.extend(row);
                 }
@@ -405,22 +418,36 @@ impl Drummer {
         }
         seq.extend(&cont);
         // Windows of the context's length, each scoring the tokens the one before did not,
-        // with at least half a context before them.
+        // with at least half a context before them. As in training, a window after the first
+        // opens with the piece's controls (style, tempo), then bars from a bar line.
+        let head = self.header_len(&seq).min(context / 4);
         let mut picked = 0f32;
         let mut scored = p;
         while scored < seq.len() {
-            let start = scored.saturating_sub(context / 2).min(scored.saturating_sub(1));
-            let len = (seq.len() - start).min(context);
-            let batch = Batch::windows(&seq, &[start], len, self.gpt.device())?;
+            let (w, shift) = if scored == p && p < context {
+                let mut w = Encoded::default();
+                w.extend_from(&seq, 0..context.min(seq.len()));
+                (w, 0)
+            } else {
+                let least = scored - (context / 2 - head);
+                let from =
+                    (least..scored).find(|&i| seq.ids[i] == tokens::BAR).unwrap_or(least).max(head);
+                let mut w = Encoded::default();
+                w.extend_from(&seq, 0..head);
+                w.extend_from(&seq, from..(from + context - head).min(seq.len()));
+                (w, from - head)
+            };
+            let len = w.len();
+            let end = shift + len;
+            let batch = Batch::windows(&w, &[0], len, self.gpt.device())?;
             let logits = self.gpt.forward(&batch)?.squeeze(0)?;
             let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-            let new = start + len - scored;
-            let targets =
-                Tensor::from_vec(seq.ids[scored..start + len].to_vec(), new, self.gpt.device())?;
-            // Token k is predicted at position k - 1.
-            let rows = logp.narrow(0, scored - 1 - start, new)?;
+            let new = end - scored;
+            let targets = Tensor::from_vec(seq.ids[scored..end].to_vec(), new, self.gpt.device())?;
+            // Token k is predicted at the window position before it.
+            let rows = logp.narrow(0, scored - 1 - shift, new)?;
             picked += rows.gather(&targets.unsqueeze(1)?, 1)?.sum_all()?.to_scalar::<f32>()?;
-            scored = start + len;
+            scored = end;
         }
         Ok(-f64::from(picked) / bars as f64)
     }

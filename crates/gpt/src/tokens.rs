@@ -72,6 +72,13 @@ impl Encoded {
         self.bar.push(u16::try_from(bar).unwrap_or(u16::MAX));
     }
 
+    /// Appends tokens `range` of `other`.
+    pub(crate) fn extend_from(&mut self, other: &Encoded, range: std::ops::Range<usize>) {
+        self.ids.extend_from_slice(&other.ids[range.clone()]);
+        self.slot.extend_from_slice(&other.slot[range.clone()]);
+        self.bar.extend_from_slice(&other.bar[range]);
+    }
+
     /// Appends `other` (its bars keep their numbers: each piece counts its own).
     pub fn extend(&mut self, other: &Encoded) {
         self.ids.extend_from_slice(&other.ids);

@@ -93,4 +93,4 @@ pub use error::{Error, Result};
 /// The network itself (the backend is [`Gpt`]).
 pub use model::Gpt as Network;
 pub use model::{Batch, Cache};
-pub use sample::{Drummer, FILL_HEAT, Generation, Sampling};
+pub use sample::{Drummer, FILL_HEAT, Generation, STEERED_HEAT, Sampling};

@@ -28,9 +28,9 @@ pub use fine_drums_train::Event;
 pub struct TrainOptions {
     /// The model's size: `tiny`, `small` or `base` (see [`Config::preset`]). Default: small.
     pub preset: String,
-    /// The most epochs. Default: 8 (the small preset on the GMD's pieces in 10 min 51 s on 2
-    /// cores, validation loss 1.573; the built-in model was trained with 13 and stopped
-    /// early after 11).
+    /// The most epochs. Default: 8 (the small preset on the GMD's pieces in 11 min 16 s on 2
+    /// cores, validation loss 1.565; the built-in model was trained with 13 and stopped
+    /// early after 12).
     pub epochs: u32,
     /// Examples per step. Default: 16.
     pub batch: usize,

@@ -2,7 +2,7 @@
 //! spirit of MGEval (Yang & Lerch 2020): histograms of features, compared by overlapping
 //! area and Kullback-Leibler divergence.
 
-use fine_drums_codec::{Grid, Groove};
+use fine_drums_codec::{Grid, Groove, Meter};
 use serde::{Deserialize, Serialize};
 
 /// A histogram with labelled bins.
@@ -69,6 +69,25 @@ pub struct Distributions {
     pub velocity: Histogram,
     /// Offsets from the grid, in tenths of a 16th step from -0.5 to 0.5.
     pub microtiming: Histogram,
+    /// The onset profile: onsets by 16th of the bar (bars in 4/4), one histogram per group of
+    /// [`PROFILE_GROUPS`]. It shows where a groove puts its hits: the kicks off the beat, the
+    /// hi-hat on odd 16ths.
+    #[serde(default)]
+    pub onset_profile: Vec<Histogram>,
+}
+
+/// The voice groups of [`Distributions::onset_profile`]: kick, snare, hi-hat (closed and
+/// open), and every other voice pooled.
+pub const PROFILE_GROUPS: [&str; 4] = ["kick", "snare", "hi-hat", "other voices"];
+
+/// The group of [`PROFILE_GROUPS`] a voice named `name` falls in.
+fn profile_group(name: &str) -> usize {
+    match name {
+        "kick" => 0,
+        "snare" => 1,
+        n if n.contains("hi-hat") => 2,
+        _ => 3,
+    }
 }
 
 /// Histograms of `grooves` (continuation bars only), whose voices are `names`.
@@ -85,19 +104,28 @@ pub fn distributions(grooves: &[Groove], names: &[String]) -> Distributions {
         microtiming: Histogram::new(
             (0..10).map(|i| format!("{:+.1}", -0.5 + 0.1 * f64::from(i))).collect(),
         ),
+        onset_profile: PROFILE_GROUPS
+            .iter()
+            .map(|_| Histogram::new((1..=16).map(|i| i.to_string()).collect()))
+            .collect(),
         density: vec![0.0; names.len()],
         bars: 0,
     };
+    let groups: Vec<usize> = names.iter().map(|n| profile_group(n)).collect();
     for g in grooves {
         let sixteenth = Grid::SIXTEENTH.step_tick(1, g.ticks_per_quarter).max(1) as f64;
         for bar in &g.bars {
             d.bars += 1;
             d.hits_per_bar.add((bar.hits.len() / 2).min(20));
+            let common = bar.meter == Meter::FOUR_FOUR;
             for h in &bar.hits {
                 let v = h.voice.index();
                 if v < d.density.len() {
                     d.density[v] += 1.0;
                     d.voices.add(v);
+                    if common && h.step < 16 {
+                        d.onset_profile[groups[v]].add(h.step as usize);
+                    }
                 }
                 d.velocity.add(usize::from(h.velocity.as_int()) / 16);
                 let frac = f64::from(h.offset) / sixteenth;
@@ -126,6 +154,9 @@ pub struct Comparison {
     pub velocity: (f64, f64),
     /// Overlap and KL of microtiming.
     pub microtiming: (f64, f64),
+    /// Overlap and KL of the onset profile, per group of [`PROFILE_GROUPS`].
+    #[serde(default)]
+    pub onset_profile: Vec<(f64, f64)>,
 }
 
 /// Compares `system` with `human`: (overlapping area, KL(human ‖ system)) per feature.
@@ -136,5 +167,11 @@ pub fn compare(human: &Distributions, system: &Distributions) -> Comparison {
         hits_per_bar: both(&human.hits_per_bar, &system.hits_per_bar),
         velocity: both(&human.velocity, &system.velocity),
         microtiming: both(&human.microtiming, &system.microtiming),
+        onset_profile: human
+            .onset_profile
+            .iter()
+            .zip(&system.onset_profile)
+            .map(|(h, s)| both(h, s))
+            .collect(),
     }
 }

@@ -60,7 +60,8 @@
 //!   the clusters); the share of bars identical to a neighbour; and duplication, the share
 //!   of generated bars found verbatim in the training split (and the share never seen).
 //! - **Distributions** ([`distributions`], [`compare`]), in the spirit of MGEval (Yang &
-//!   Lerch 2020): onsets per voice, onsets per bar, velocities and microtiming, as
+//!   Lerch 2020): onsets per voice, onsets per bar, velocities, microtiming and the onset
+//!   profile (onsets by 16th of a 4/4 bar for kick, snare, hi-hat and the other voices), as
 //!   histograms compared with the human ones by overlapping area and KL divergence.
 //! - **Validity** ([`Validity`]): the share of raw outputs that decode strictly, only
 //!   leniently, or not at all; bars produced against bars asked.
@@ -93,7 +94,9 @@ pub mod fs;
 
 pub use accuracy::{Accuracy, Validity};
 pub use baseline::{Density, random, repeat};
-pub use dist::{Comparison, Distributions, Histogram, compare, distributions, kl, overlap};
+pub use dist::{
+    Comparison, Distributions, Histogram, PROFILE_GROUPS, compare, distributions, kl, overlap,
+};
 pub use error::{BoxError, Error, Result};
 pub use protocol::{
     Cache, Data, FnSystem, Generated, Import, MemoryCache, Piece, Progress, Protocol, System,

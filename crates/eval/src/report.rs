@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::accuracy::Validity;
-use crate::dist::{Comparison, Distributions};
+use crate::dist::{Comparison, Distributions, PROFILE_GROUPS};
 use crate::structure::Structure;
 use crate::table::{Table, escape, href, page};
 
@@ -149,19 +149,37 @@ impl Evaluation {
         }
         let mut dist = Table::new(
             "Distributions against the human continuations: overlapping area (1 = same) / KL(human ‖ system) in nats.",
-            &["system", "voices", "onsets per bar", "velocity", "microtiming"],
+            &[
+                "system",
+                "voices",
+                "onsets per bar",
+                "velocity",
+                "microtiming",
+                "kick by 16th",
+                "snare by 16th",
+                "hi-hat by 16th",
+                "other voices by 16th",
+            ],
         );
         for r in &self.scores {
             let v = &r.versus_human;
             let f = |x: (f64, f64)| format!("{:.3} / {:.3}", x.0, x.1);
-            dist.rows.push(vec![
+            let mut row = vec![
                 r.name.clone(),
                 f(v.voices),
                 f(v.hits_per_bar),
                 f(v.velocity),
                 f(v.microtiming),
-            ]);
+            ];
+            row.extend(
+                (0..PROFILE_GROUPS.len())
+                    .map(|i| v.onset_profile.get(i).map_or_else(|| "—".to_string(), |&x| f(x))),
+            );
+            dist.rows.push(row);
         }
+        dist.after = "The onset profile (the last four columns): where in a 4/4 bar each voice \
+                      group's onsets fall, as shares of its onsets at each of the 16 steps."
+            .to_string();
         let mut validity = Table::new(
             "Validity of raw model outputs (every sample, resamples included) and bars produced.",
             &["system", "outputs", "strict", "lenient only", "unusable", "bars produced / asked"],

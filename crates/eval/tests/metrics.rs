@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use fine_drums_codec::pattern::rock_groove;
 use fine_drums_codec::{Context, Format, Groove, Hit, Velocity, Voice};
 use fine_drums_eval::{
-    Accuracy, Density, RollPiece, Validity, compare, distributions, kl, levenshtein, overlap,
-    random, repeat, roll_bars, stabilities, structure, two_means,
+    Accuracy, Density, PROFILE_GROUPS, RollPiece, Validity, compare, distributions, kl,
+    levenshtein, overlap, random, repeat, roll_bars, stabilities, structure, two_means,
 };
 use rand_core::SeedableRng;
 use rand_xoshiro::SplitMix64;
@@ -124,6 +124,29 @@ fn overlap_and_kl_on_known_histograms() {
     let late = distributions(&[groove(&[(0, 0, 100)], 30)], &["k".into()]);
     // 30 ticks late at 120 ticks a 16th is +0.25 step: the +0.2 bin.
     assert_eq!(late.microtiming.counts[7], 1.0);
+}
+
+#[test]
+fn the_onset_profile_compares_where_each_voice_group_plays() {
+    let names: Vec<String> =
+        ["kick", "snare", "closed hi-hat", "open hi-hat", "crash"].map(String::from).to_vec();
+    // Kick on 1 and 3, snare on 2, a closed and an open hi-hat, a crash.
+    let human =
+        groove(&[(0, 0, 100), (4, 1, 100), (6, 2, 80), (7, 3, 80), (8, 0, 100), (0, 4, 100)], 0);
+    // The second kick on the "&" of 3 instead; the rest the same.
+    let system =
+        groove(&[(0, 0, 100), (4, 1, 100), (6, 2, 80), (7, 3, 80), (10, 0, 100), (0, 4, 100)], 0);
+    let (human, system) = (distributions(&[human], &names), distributions(&[system], &names));
+    assert_eq!(human.onset_profile.len(), PROFILE_GROUPS.len());
+    assert_eq!(human.onset_profile[0].counts[8], 1.0, "a kick on the 9th 16th");
+    assert_eq!(human.onset_profile[2].counts[6..8], [1.0, 1.0], "both hi-hats in one group");
+    assert_eq!(human.onset_profile[3].counts[0], 1.0, "the crash with the other voices");
+    let c = compare(&human, &system);
+    assert_eq!(c.onset_profile.len(), PROFILE_GROUPS.len());
+    assert_eq!(c.onset_profile[0].0, 0.5, "one kick of two moved");
+    for (name, (area, _)) in PROFILE_GROUPS.iter().zip(&c.onset_profile).skip(1) {
+        assert_eq!(*area, 1.0, "{name}");
+    }
 }
 
 #[test]

@@ -63,6 +63,9 @@
 //!   Lerch 2020): onsets per voice, onsets per bar, velocities, microtiming and the onset
 //!   profile (onsets by 16th of a 4/4 bar for kick, snare, hi-hat and the other voices), as
 //!   histograms compared with the human ones by overlapping area and KL divergence.
+//! - **Phrases** ([`phrases`]): the density drift from the prompt, how much more a phrase's
+//!   last bar (4, 8, 12, 16) changes than the other bars, tom hits per bar, and crashes that
+//!   open a phrase.
 //! - **Validity** ([`Validity`]): the share of raw outputs that decode strictly, only
 //!   leniently, or not at all; bars produced against bars asked.
 //! - **Accuracy** ([`Accuracy`]): per-voice onset F1 against the true continuation with a
@@ -86,6 +89,7 @@ mod kmeans;
 pub mod paper;
 mod accuracy;
 mod dist;
+mod phrase;
 mod baseline;
 pub mod svg;
 mod report;
@@ -98,6 +102,7 @@ pub use dist::{
     Comparison, Distributions, Histogram, PROFILE_GROUPS, compare, distributions, kl, overlap,
 };
 pub use error::{BoxError, Error, Result};
+pub use phrase::{Phrases, phrases};
 pub use protocol::{
     Cache, Data, FnSystem, Generated, Import, MemoryCache, Piece, Progress, Protocol, System,
     system,

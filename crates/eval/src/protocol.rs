@@ -18,6 +18,7 @@ use crate::accuracy::{Accuracy, Validity};
 use crate::baseline::{Density, random, repeat};
 use crate::dist::{compare, distributions};
 use crate::error::{BoxError, Error, Result};
+use crate::phrase::phrases;
 use crate::report::{Evaluation, Played, Scores};
 use crate::structure::{RollPiece, roll_bars, structure};
 
@@ -583,6 +584,14 @@ impl Protocol {
                 })
                 .collect();
             let dist = distributions(grooves, names);
+            let phrases = phrases(
+                pieces
+                    .iter()
+                    .zip(grooves)
+                    .filter(|(_, g)| g.bars.len() == c)
+                    .map(|(p, g)| (&p.prompt, g)),
+                names,
+            );
             let mut acc = Accuracy::new(names.len());
             for (piece, g) in pieces.iter().zip(grooves) {
                 acc.add(&piece.truth, g, self.tolerance);
@@ -596,6 +605,7 @@ impl Protocol {
                 validity: *validity,
                 structure: structure(&rolls, &data.train_bars),
                 versus_human: compare(&human, &dist),
+                phrases,
                 distributions: dist,
                 onset_f1: acc.f1_all(),
                 onset_f1_per_voice: names

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::accuracy::Validity;
 use crate::dist::{Comparison, Distributions, PROFILE_GROUPS};
+use crate::phrase::Phrases;
 use crate::structure::Structure;
 use crate::table::{Table, escape, href, page};
 
@@ -33,6 +34,9 @@ pub struct Scores {
     pub distributions: Distributions,
     /// Those histograms against the human ones.
     pub versus_human: Comparison,
+    /// How its continuations move from their prompts and change at phrase ends, over the
+    /// pieces whose continuation has every bar asked for.
+    pub phrases: Phrases,
     /// Onset F1 against the true continuations, every voice together.
     pub onset_f1: f64,
     /// Onset F1 per voice.
@@ -193,7 +197,31 @@ impl Evaluation {
             let bars = format!("{} / {}", r.bars_produced, r.bars_asked);
             validity.rows.push(vec![r.name.clone(), outputs, strict, lenient, unusable, bars]);
         }
-        let mut tables = vec![main, dist, validity];
+        let mut phrase = Table::new(
+            "Phrases: onsets per bar (by 16th and voice) of the continuation less the prompt's; how far a phrase's last bar (4, 8, 12, 16, numbered from the prompt's first) departs from the bar before, against the other bars (hits by 16th and voice in one bar and not the other); tom hits per bar; phrase starts (5, 9, 13) with a crash on their first 16th.",
+            &[
+                "system",
+                "density drift",
+                "change at bars 4, 8, 12, 16",
+                "change elsewhere",
+                "extra change",
+                "tom hits per bar",
+                "crash on bars 5, 9, 13",
+            ],
+        );
+        for r in &self.scores {
+            let ph = &r.phrases;
+            phrase.rows.push(vec![
+                r.name.clone(),
+                format!("{:+.2}", ph.density_drift),
+                format!("{:.2}", ph.phrase_end_change),
+                format!("{:.2}", ph.other_change),
+                format!("{:+.2}", ph.extra_change()),
+                format!("{:.2}", ph.toms_per_bar),
+                format!("{:.1}%", 100.0 * ph.crash_on_phrase_start),
+            ]);
+        }
+        let mut tables = vec![main, dist, phrase, validity];
         if self.scores.iter().any(|r| r.nll_per_bar.is_some()) {
             let mut nll = Table::new(
                 "Likelihood of the drummers' true continuations: negative log-likelihood per bar, in nats (lower is better).",

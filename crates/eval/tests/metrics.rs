@@ -6,7 +6,7 @@ use fine_drums_codec::pattern::rock_groove;
 use fine_drums_codec::{Context, Format, Groove, Hit, Velocity, Voice};
 use fine_drums_eval::{
     Accuracy, Density, PROFILE_GROUPS, RollPiece, Validity, compare, distributions, kl,
-    levenshtein, overlap, random, repeat, roll_bars, stabilities, structure, two_means,
+    levenshtein, overlap, phrases, random, repeat, roll_bars, stabilities, structure, two_means,
 };
 use rand_core::SeedableRng;
 use rand_xoshiro::SplitMix64;
@@ -147,6 +147,36 @@ fn the_onset_profile_compares_where_each_voice_group_plays() {
     for (name, (area, _)) in PROFILE_GROUPS.iter().zip(&c.onset_profile).skip(1) {
         assert_eq!(*area, 1.0, "{name}");
     }
+}
+
+#[test]
+fn phrases_measure_drift_phrase_end_changes_toms_and_crashes() {
+    let names: Vec<String> =
+        ["kick", "snare", "closed hi-hat", "low tom", "crash"].map(String::from).to_vec();
+    let beat = [(0, 0, 100), (4, 1, 100), (8, 0, 100), (12, 1, 100)];
+    let prompt = {
+        let mut g = groove(&beat, 0);
+        g.bars.push(g.bars[0].clone());
+        g
+    };
+    // Bars 3 to 6: the groove, a fill on bar 4 (two toms in place of the last snare), a crash
+    // on bar 5's first 16th, then the groove.
+    let mut cont = groove(&beat, 0);
+    let mut fill = groove(&[(0, 0, 100), (4, 1, 100), (8, 0, 100), (12, 3, 100), (14, 3, 90)], 0);
+    let mut crash = groove(&[(0, 0, 100), (0, 4, 110), (4, 1, 100), (8, 0, 100), (12, 1, 100)], 0);
+    cont.bars.append(&mut fill.bars);
+    cont.bars.append(&mut crash.bars);
+    cont.bars.push(cont.bars[0].clone());
+    let ph = phrases([(&prompt, &cont)], &names);
+    assert_eq!(ph.pieces, 1);
+    // 4 hits a bar in the prompt; 4, 5, 5 and 4 in the continuation.
+    assert!((ph.density_drift - 0.5).abs() < 1e-12, "{}", ph.density_drift);
+    // Bar 4 departs from bar 3 by 3 (snare out, two toms in); bars 3, 5, 6 by 0, 4, 1.
+    assert_eq!(ph.phrase_end_change, 3.0);
+    assert!((ph.other_change - 5.0 / 3.0).abs() < 1e-12, "{}", ph.other_change);
+    assert!((ph.extra_change() - 4.0 / 3.0).abs() < 1e-12);
+    assert_eq!(ph.toms_per_bar, 0.5);
+    assert_eq!(ph.crash_on_phrase_start, 1.0, "bar 5 is the one phrase start, with a crash");
 }
 
 #[test]

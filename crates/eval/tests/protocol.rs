@@ -112,7 +112,7 @@ fn the_html_report_holds_the_tables_every_piece_and_the_players_it_is_given() {
         (system == "human" && piece != "b_test1@0").then(|| format!("audio/{piece} #1.wav"))
     });
     assert!(html.starts_with("<!DOCTYPE html>"));
-    assert_eq!(html.matches("<table>").count(), 3, "scores, distributions, validity");
+    assert_eq!(html.matches("<table>").count(), 4, "scores, distributions, phrases, validity");
     assert_eq!(html.matches("<table class=\"players\">").count(), 2);
     assert_eq!(html.matches("<audio controls").count(), 2);
     assert!(html.contains("src=\"audio/b_test1@16%20%231.wav\""), "{html}");

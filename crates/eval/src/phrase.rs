@@ -42,11 +42,6 @@ fn hits(bar: &Bar) -> HashSet<(u32, usize)> {
     bar.hits.iter().map(|h| (h.step, h.voice.index())).collect()
 }
 
-/// The hits, by 16th and voice, that one of two bars has and the other has not.
-fn departure(a: &Bar, b: &Bar) -> usize {
-    hits(a).symmetric_difference(&hits(b)).count()
-}
-
 fn mean(sum: f64, n: usize) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
@@ -68,15 +63,19 @@ pub fn phrases<'a>(
             continue;
         }
         out.pieces += 1;
-        let per_bar = |g: &Groove| {
-            g.bars.iter().map(|b| hits(b).len()).sum::<usize>() as f64 / g.bars.len() as f64
-        };
-        drift += per_bar(cont) - per_bar(prompt);
+        // Every bar's hits, prompt then continuation, read once.
+        let sets: Vec<HashSet<(u32, usize)>> =
+            prompt.bars.iter().chain(&cont.bars).map(hits).collect();
         let p = prompt.bars.len();
+        let per_bar = |s: &[HashSet<(u32, usize)>]| {
+            s.iter().map(HashSet::len).sum::<usize>() as f64 / s.len() as f64
+        };
+        drift += per_bar(&sets[p..]) - per_bar(&sets[..p]);
         for (j, bar) in cont.bars.iter().enumerate() {
             let number = p + j + 1;
-            let before = if j == 0 { &prompt.bars[p - 1] } else { &cont.bars[j - 1] };
-            let d = departure(before, bar);
+            // The hits, by 16th and voice, that this bar or the one before has and the other
+            // has not (as `fine_drums_dataset::controls::departure` counts them in text).
+            let d = sets[p + j - 1].symmetric_difference(&sets[p + j]).count();
             if number.is_multiple_of(4) {
                 (ends, n_ends) = (ends + d, n_ends + 1);
             } else {

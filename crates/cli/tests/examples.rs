@@ -607,9 +607,10 @@ fn report_renders_in_chromium(page: &std::path::Path) {
     let browser = chromium::chromium();
     let dom = chromium::headless(&browser, page, &["--virtual-time-budget=10000", "--dump-dom"]);
     let check = dom.split("data-check=\"").nth(1).and_then(|s| s.split('"').next());
-    // Four tables of scores and a table of players for each of the two pieces; the
-    // stability curves and a piano roll per piece.
-    assert_eq!(check, Some("tables=6 pictures=3 loaded=3 broken=0"), "{dom}");
+    // Five tables of scores (structure, distributions, phrases, validity, likelihood) and
+    // a table of players for each of the two pieces; the stability curves and a piano roll
+    // per piece.
+    assert_eq!(check, Some("tables=7 pictures=3 loaded=3 broken=0"), "{dom}");
     assert!(dom.contains("<audio controls"), "{dom}");
     let shot = page.with_file_name("report.png");
     chromium::headless(
@@ -626,14 +627,14 @@ fn report_renders_in_chromium(page: &std::path::Path) {
     assert_eq!((info.width, info.height), (1280, 2000));
     let channels = info.line_size / info.width as usize;
     let count = |rgb: [u8; 3]| pixels.chunks(channels).filter(|p| p[..3] == rgb).count();
-    // The tables' header shading (#dfe8f5), over every header cell of four tables.
+    // The tables' header shading (#dfe8f5), over the header cells of the tables.
     assert!(count([0xdf, 0xe8, 0xf5]) > 5_000, "no table headers in {}", shot.display());
     // The stability curves: repeat's blue and random's red (drawn at full opacity).
     assert!(count([0x1f, 0x77, 0xb4]) > 100, "no repeat curve in {}", shot.display());
     assert!(count([0xd6, 0x27, 0x28]) > 100, "no random curve in {}", shot.display());
     std::fs::remove_file(page.with_file_name("stability.svg")).expect("the curves");
     let dom = chromium::headless(&browser, page, &["--virtual-time-budget=10000", "--dump-dom"]);
-    assert!(dom.contains("tables=6 pictures=3 loaded=2 broken=1"), "{dom}");
+    assert!(dom.contains("tables=7 pictures=3 loaded=2 broken=1"), "{dom}");
     assert!(dom.contains("1 of 3 pictures did not load (first: stability.svg)"), "{dom}");
 }
 

@@ -101,8 +101,8 @@ impl Evaluation {
         format!("GMD {} split: {pieces} pieces of {p} prompt bars + {c} bars.", self.split.as_str())
     }
 
-    /// The tables: structure and accuracy; distributions; validity; likelihood (when a
-    /// system scored it).
+    /// The tables: structure and accuracy; distributions; phrases; validity; likelihood
+    /// (when a system scored it).
     pub(crate) fn tables(&self) -> Vec<Table> {
         let mut main = Table::new(
             "",

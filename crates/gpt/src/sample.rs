@@ -92,6 +92,13 @@ fn draw(logits: &mut [f32], allowed: &[bool], s: Sampling, rng: &mut SplitMix64)
     s.draw(&mut p, rng)
 }
 
+/// The step slot that token `id`, taken next by grammar `g`, carries into the model: as
+/// [`Vocabulary::encode`] gives it, 0 for a bar line and a bar's controls, else the step it
+/// fills.
+fn fed_slot(g: &Grammar, vocab: &Vocabulary, id: u32) -> usize {
+    if g.next() == Next::Bar || vocab.as_control(id).is_some() { 0 } else { g.slot() }
+}
+
 /// The model with its vocabulary: what continues and scores bars.
 #[derive(Clone, Debug)]
 pub struct Drummer {
@@ -380,7 +387,7 @@ impl Drummer {
                 } else {
                     draw(&mut row, &allowed, draw_with, &mut rngs[i])
                 };
-                let slot = if g.next() == Next::Bar { 0 } else { g.slot() };
+                let slot = fed_slot(g, &self.vocab, id);
                 next.push(id, slot, first_bar + done_bars[i]);
                 rows[i].push(id, slot, first_bar + done_bars[i]);
                 if !finished {

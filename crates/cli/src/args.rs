@@ -89,7 +89,7 @@ pub struct BackendArgs {
 /// Sampling options of `continue` and `evaluate`; the defaults depend on the backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplingArgs {
-    /// Sampling temperature (0 = always the likeliest; default: 1.25 for the drum GPT, 0.8
+    /// Sampling temperature (0 = always the likeliest; default: 1.2 for the drum GPT, 0.8
     /// when it writes bars between others, chosen on the validation split with its top-p,
     /// else 1).
     #[arg(long)]

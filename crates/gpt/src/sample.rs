@@ -35,19 +35,18 @@ pub struct Generation<'a> {
     pub seed: u64,
     /// The controls. Default: none.
     pub steer: &'a Steer,
-    /// How much hotter the steps of a bar asked to be a fill are drawn, as a factor of the
-    /// temperature; 1 draws them as hot as any other bar with controls (which is drawn with
-    /// no nucleus). Default: [`FILL_HEAT`].
+    /// How much hotter the steps of a fill are drawn, as a factor of the temperature, with
+    /// no nucleus: a bar asked to be a fill, or one the model marks as a fill itself. 1 draws
+    /// them as hot as any other bar. Default: [`FILL_HEAT`].
     pub fill_heat: f32,
     /// The same factor for the steps of a bar asked for an intensity and not a fill: below
     /// 1, such a bar is drawn cooler, nearer the intensity asked. Default: [`STEERED_HEAT`].
     pub steered_heat: f32,
 }
 
-/// The default [`Generation::fill_heat`], chosen on the GMD validation split as the lowest
-/// at which at least 80% of the fills asked for departed from the bar before as much as a
-/// drummer's median fill (see the crate README).
-pub const FILL_HEAT: f32 = 1.4;
+/// The default [`Generation::fill_heat`], chosen on the GMD validation split (see the
+/// crate README).
+pub const FILL_HEAT: f32 = 1.5;
 
 /// The default [`Generation::steered_heat`], chosen on the GMD validation split as the one
 /// whose bars came nearest the intensity asked (see the crate README).
@@ -97,6 +96,36 @@ fn draw(logits: &mut [f32], allowed: &[bool], s: Sampling, rng: &mut SplitMix64)
 /// fills.
 fn fed_slot(g: &Grammar, vocab: &Vocabulary, id: u32) -> usize {
     if g.next() == Next::Bar || vocab.as_control(id).is_some() { 0 } else { g.slot() }
+}
+
+/// How the next token of a bar is drawn, from the generation's `sampling`:
+/// - a bar's own controls (`opening`: its fill marker and intensity where not asked for)
+///   from the model's whole distribution at temperature 1 (or the generation's, if lower),
+///   so that fills and intensities come as often as the drummers' did: a nucleus cut the
+///   fill marker, which the model gives less than a quarter's chance at a phrase end;
+/// - the steps of a fill (asked, or marked by the model) with no nucleus and `fill_heat`
+///   times hotter: the nucleus cuts exactly the rarer steps that make a fill;
+/// - the steps of a bar asked for an intensity with no nucleus, `steered_heat` times as hot;
+/// - any other step as `sampling` says.
+fn bar_sampling(
+    sampling: Sampling,
+    opening: bool,
+    fill: bool,
+    intensity_asked: bool,
+    generation: &Generation<'_>,
+) -> Sampling {
+    let mut s = sampling;
+    if opening {
+        s.temperature = s.temperature.min(1.0);
+    } else if fill {
+        s.temperature *= generation.fill_heat;
+    } else if intensity_asked {
+        s.temperature *= generation.steered_heat;
+    } else {
+        return sampling;
+    }
+    (s.top_k, s.top_p) = (0, 1.0);
+    s
 }
 
 /// The model with its vocabulary: what continues and scores bars.
@@ -295,6 +324,8 @@ impl Drummer {
         let batch = Batch::windows(&prompt, &starts, prompt.len(), device)?;
         let mut logits = self.gpt.forward_cached(&batch, &mut cache)?;
         let context = self.gpt.config().context;
+        // Whether each row's current bar is a fill: asked for, or marked so by the model.
+        let mut fill_bar = vec![false; n];
         loop {
             if done_bars.iter().all(|&b| b >= bars) {
                 break;
@@ -365,28 +396,23 @@ impl Drummer {
                             (None, None) => true,
                         };
                 }
-                // A bar whose controls are asked for is drawn from the whole distribution:
-                // the nucleus cuts exactly the rarer steps that change a bar's density or
-                // make a fill. A fill is drawn hotter still, by `fill_heat`; a bar asked only
-                // for an intensity a little cooler, by `steered_heat`.
-                let steered = want_int.is_some() || want_fill == Some(true);
-                let draw_with = if steered && g.in_bar() {
-                    let mut s = sampling;
-                    s.top_p = 1.0;
-                    if want_fill == Some(true) {
-                        s.temperature *= generation.fill_heat;
-                    } else {
-                        s.temperature *= generation.steered_heat;
-                    }
-                    s
-                } else {
-                    sampling
-                };
+                let draw_with = bar_sampling(
+                    sampling,
+                    at_start && g.bar_controls() < 2 && forced.is_none(),
+                    fill_bar[i],
+                    want_int.is_some(),
+                    generation,
+                );
                 let id = if finished {
                     tokens::PAD
                 } else {
                     draw(&mut row, &allowed, draw_with, &mut rngs[i])
                 };
+                if id == tokens::BAR {
+                    fill_bar[i] = false;
+                } else if let Some(Control::Fill(f)) = self.vocab.as_control(id) {
+                    fill_bar[i] = f;
+                }
                 let slot = fed_slot(g, &self.vocab, id);
                 next.push(id, slot, first_bar + done_bars[i]);
                 rows[i].push(id, slot, first_bar + done_bars[i]);

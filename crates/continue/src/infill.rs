@@ -77,6 +77,7 @@ pub async fn infill_midi(
         request.suffix = Some(suffix.to_string());
         request.steer = options.steer.clone();
         request.steer.bars = Some(k);
+        request.steer.prompt_start = Some(prompt.first_bar);
         let completion = backend.complete(&request).await?;
         requests += 1;
         usage += completion.usage;

@@ -288,11 +288,13 @@ pub async fn continue_midi(
             request.n = options.samples;
             request.stop = vec![template.stop.clone()];
             request.seed = options.seed.map(|s| s.wrapping_add(u64::from(requests)));
+            let done = so_far.bars.len() - p;
+            request.steer = options.steer.from_bar(done);
             if !options.steer.is_free() {
-                let done = so_far.bars.len() - p;
-                request.steer = options.steer.from_bar(done);
                 request.steer.bars = Some(options.bars - done);
             }
+            // Where this request's prompt starts in the file, for the model's phrases.
+            request.steer.prompt_start = Some(prompt.first_bar + done);
             let completion = backend.complete(&request).await?;
             requests += 1;
             tries += 1;

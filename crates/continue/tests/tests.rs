@@ -76,6 +76,24 @@ fn a_garbage_sample_is_resampled_and_the_prompt_kept_unchanged() {
     assert_eq!(back.context().tempo, source.context().tempo);
     assert_eq!(back.bars[4].hits.len(), 14);
     assert_eq!((r.prompt_start, r.prompt_bars), (2, 2));
+    // The model is told where the prompt starts in the file (bar 3), for its phrases.
+    assert!(seen.iter().all(|r| r.steer.prompt_start == Some(2)), "{seen:?}");
+}
+
+#[test]
+fn a_second_request_is_told_where_its_prompt_starts() {
+    let midi = rock_beat(4, 96.0).expect("rock");
+    let one: &'static str = Box::leak(format!("\n{BAR}\n<<<").into_boxed_str());
+    let two: &'static str = Box::leak(format!("\n{BAR}\n{BAR}\n<<<").into_boxed_str());
+    let backend = Script::new(&[one, two]);
+    let mut options = ContinueOptions::new("any");
+    options.bars = 3;
+    let out = block_on(continue_midi(&midi, &manifest(), &backend, &options)).expect("continued");
+    assert_eq!(out.report.requests, 2);
+    // The first prompt is bars 3-4 of the file; the second, one new bar later, bars 4-5.
+    let seen = backend.seen.lock().expect("lock");
+    let starts: Vec<_> = seen.iter().map(|r| r.steer.prompt_start).collect();
+    assert_eq!(starts, [Some(2), Some(3)]);
 }
 
 #[test]
@@ -89,6 +107,7 @@ fn from_bar_continues_inside_the_file_after_a_prompt_of_any_length() {
     // Bars 1-3 are the prompt and are kept; bar 4 is replaced by the two new bars.
     assert_eq!((out.report.prompt_start, out.report.prompt_bars), (0, 3));
     assert_eq!(backend.seen.lock().expect("lock")[0].prompt.lines().count(), 4);
+    assert_eq!(backend.seen.lock().expect("lock")[0].steer.prompt_start, Some(0));
     let back = midi::read(&out.midi, &ReadOptions::lossless()).expect("valid MIDI");
     let source = midi::read(&midi, &ReadOptions::lossless()).expect("source");
     assert_eq!(back.bars.len(), 5);

@@ -174,12 +174,18 @@ impl Drummer {
             .count()
     }
 
-    /// The prompt's tokens, its oldest bars dropped while it holds more than `keep` tokens
-    /// (and, for a single bar longer than that, its oldest tokens); the meter its last bar
-    /// is in; and its bars.
-    fn prompt(&self, prompt: &str, meter: Meter, keep: usize) -> Result<(Encoded, Meter, usize)> {
-        let full = self.bars(prompt, 0)?;
-        let bars = full.bar.last().map_or(0, |&b| usize::from(b) + 1);
+    /// The prompt's tokens, its bars numbered from `first`, its oldest bars dropped while it
+    /// holds more than `keep` tokens (and, for a single bar longer than that, its oldest
+    /// tokens); the meter its last bar is in; and the number of the bar after it.
+    fn prompt(
+        &self,
+        prompt: &str,
+        meter: Meter,
+        keep: usize,
+        first: usize,
+    ) -> Result<(Encoded, Meter, usize)> {
+        let full = self.bars(prompt, first)?;
+        let bars = full.bar.last().map_or(first, |&b| usize::from(b) + 1);
         let mut e = full.clone();
         if e.len() > keep {
             // The first bar token that leaves at most `keep` tokens (found in one pass, so
@@ -220,12 +226,14 @@ impl Drummer {
     ) -> Result<(Encoded, Meter, usize)> {
         controls::check(steer, &self.vocab)?;
         let context = self.gpt.config().context;
+        // Only the prompt's place in a 16-bar phrase matters (phrases of 4, 8 and 16 bars).
+        let start = steer.prompt_start.map_or(0, |s| s % 16);
         let mut out = Encoded::default();
         for id in controls::header(steer, &self.vocab) {
             out.push(id, 0, 0);
         }
         let Some(suffix) = suffix else {
-            let (p, meter, first) = self.prompt(prompt, meter, context / 2 - out.len())?;
+            let (p, meter, first) = self.prompt(prompt, meter, context / 2 - out.len(), start)?;
             out.extend(&p);
             return Ok((out, meter, first));
         };
@@ -236,7 +244,7 @@ impl Drummer {
         };
         let (pre, suf, mid) =
             (marker(Control::Prefix)?, marker(Control::Suffix)?, marker(Control::Middle)?);
-        let (p, meter, first) = self.prompt(prompt, meter, context / 4)?;
+        let (p, meter, first) = self.prompt(prompt, meter, context / 4, start)?;
         let mut after = self.bars(suffix, first + bars)?;
         if after.is_empty() {
             return Err(Error::invalid("infill", "no bar after the bars to write"));

@@ -332,6 +332,43 @@ fn the_built_in_model_keeps_the_downbeat() {
     assert!(kicks >= 90, "{kicks} of 100 bars start with a kick: {samples:?}");
 }
 
+/// The built-in model counts its phrases from the piece's first bar, wherever the prompt
+/// starts: after a rock prompt that is bars 3 and 4 of its piece, its bars change most at the
+/// ends of the piece's 4-bar phrases (bars 8, 12 and 16), not two bars earlier (6, 10 and 14)
+/// as they did when every prompt was taken to open a phrase.
+#[test]
+fn the_built_in_model_ends_phrases_where_the_piece_does() {
+    let model = fine_drums_gpt::Model::embedded(&Device::Cpu).expect("the built-in model");
+    let rock = fine_drums_codec::pattern::rock_groove(4, 100.0).expect("rock");
+    let text = Format::default().encode(&rock).expect("text");
+    let prompt = text.lines().skip(2).collect::<Vec<_>>().join("\n");
+    let mut steer = fine_drums_gpt::Steer::default();
+    steer.prompt_start = Some(2);
+    let mut g = fine_drums_gpt::Generation::new(&prompt, 12);
+    (g.n, g.steer) = (30, &steer);
+    let samples = model.drummer.generate(&g, &Default::default()).expect("samples");
+    // How many steps of each bar differ from the bar before, summed over the samples; bar
+    // numbers from 1 in the piece (the prompt is 3 and 4, the new bars 5 to 16).
+    let mut change = [0usize; 17];
+    for sample in &samples {
+        let bars: Vec<Vec<String>> = text
+            .lines()
+            .skip(2)
+            .chain(sample.lines())
+            .map(|l| {
+                let bar = fine_drums_codec::beat::split_bar(l).expect("a bar");
+                bar.steps.iter().map(|s| s.to_string()).collect()
+            })
+            .collect();
+        for (k, pair) in bars.windows(2).enumerate() {
+            change[k + 4] += pair[0].iter().zip(&pair[1]).filter(|(a, b)| a != b).count();
+        }
+    }
+    let ends = change[8] + change[12] + change[16];
+    let early = change[6] + change[10] + change[14];
+    assert!(ends > early, "changes by bar (from bar 4): {:?}", &change[4..]);
+}
+
 /// The backend's fine-tuning flow: upload, a job that trains in the background with live
 /// events carrying metrics, then a model that completes prompts with whole bars.
 #[test]

@@ -75,10 +75,17 @@ pub struct Steer {
     /// Bars to write; `None`: as many as the model writes per completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bars: Option<usize>,
+    /// Where the prompt starts in its piece: the number of its first bar, from 0. The drum
+    /// GPT counts its 4-, 8- and 16-bar phrases from the piece's first bar, so this puts its
+    /// phrase ends (and fills) where the piece's are. `None`: the prompt opens a phrase. Not a
+    /// control: a model that knows no phrases ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_start: Option<usize>,
 }
 
 impl Steer {
-    /// Whether nothing is asked for: no control and no number of bars.
+    /// Whether nothing is asked for: no control and no number of bars (where the prompt
+    /// starts is not asked for).
     pub fn is_free(&self) -> bool {
         self.without_controls() && self.bars.is_none()
     }
@@ -92,7 +99,7 @@ impl Steer {
     }
 
     /// The same controls for the bars from `offset` on (for a second request that goes on
-    /// where the first ended).
+    /// where the first ended, its prompt as long as the first's, so `offset` bars later).
     pub fn from_bar(&self, offset: usize) -> Steer {
         fn tail<T: Clone>(v: &[T], offset: usize) -> Vec<T> {
             v.get(offset..).map_or(Vec::new(), <[T]>::to_vec)
@@ -103,6 +110,7 @@ impl Steer {
             intensity: tail(&self.intensity, offset),
             fills: tail(&self.fills, offset),
             bars: self.bars.map(|b| b.saturating_sub(offset)),
+            prompt_start: self.prompt_start.map(|s| s.saturating_add(offset)),
         }
     }
 }

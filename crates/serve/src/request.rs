@@ -282,7 +282,8 @@ mod tests {
     #[test]
     fn suffix_and_drums_steer_every_prompt() {
         let body = br#"{"model": "davinci-002", "prompt": ["a>>>", "b>>>"], "suffix": "Kh..\n",
-            "drums": {"style": "funk", "intensity": [2, null], "fills": [false, true], "bars": 2}}"#;
+            "drums": {"style": "funk", "intensity": [2, null], "fills": [false, true], "bars": 2,
+            "prompt_start": 6}}"#;
         let c = completions(body).expect("a request");
         for r in &c.requests {
             assert_eq!(r.suffix.as_deref(), Some("Kh..\n"));
@@ -290,6 +291,7 @@ mod tests {
             assert_eq!(r.steer.intensity, [Some(2), None]);
             assert_eq!(r.steer.fills, [Some(false), Some(true)]);
             assert_eq!(r.steer.bars, Some(2));
+            assert_eq!(r.steer.prompt_start, Some(6));
         }
         let e = completions(br#"{"model": "m", "prompt": "x", "drums": {"loudness": 3}}"#)
             .expect_err("an unknown control");

@@ -67,6 +67,9 @@ pub struct Training {
     pub lora_targets: Vec<String>,
     /// The longest LoRA training example, in the base model's tokens. Default: 1,024.
     pub max_tokens: usize,
+    /// The drum GPT's dropout in training; `None`: its default (0, as the built-in model
+    /// was trained).
+    pub dropout: Option<f32>,
 }
 
 impl Default for Training {
@@ -78,6 +81,7 @@ impl Default for Training {
             lora_dropout: 0.05,
             lora_targets: Vec::new(),
             max_tokens: 1024,
+            dropout: None,
         }
     }
 }
@@ -231,6 +235,9 @@ impl Settings {
         mut options: fine_drums_gpt::train::TrainOptions,
     ) -> Result<fine_drums_gpt::Gpt> {
         options.preset = self.training.preset.clone();
+        if let Some(rate) = self.training.dropout {
+            options.dropout = rate;
+        }
         let gpt = fine_drums_gpt::Gpt::new(template.clone(), options)
             .with_top_k(self.top_k)
             .with_device(gpt::device(self)?);

@@ -92,5 +92,5 @@ pub use controls::Steer;
 pub use error::{Error, Result};
 /// The network itself (the backend is [`Gpt`]).
 pub use model::Gpt as Network;
-pub use model::{Batch, Cache};
+pub use model::{Batch, Cache, Dropout};
 pub use sample::{Drummer, FILL_HEAT, Generation, STEERED_HEAT, Sampling};

@@ -100,6 +100,61 @@ pub struct Cache {
     pub len: usize,
 }
 
+/// Dropout for one training step: which of the embeddings' and the blocks' outputs are
+/// zeroed, drawn from a seed so that a step can be made again (and a resumed run is the same).
+///
+/// A mask covers the sum of the embeddings, and each block's attention and feed-forward
+/// outputs before they join the residual stream. What is kept is scaled by `1 / (1 - rate)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    /// The share of activations zeroed, in `[0, 1)`.
+    pub rate: f32,
+    /// The seed of the masks.
+    pub seed: u64,
+}
+
+impl Dropout {
+    /// No dropout.
+    pub const NONE: Dropout = Dropout { rate: 0.0, seed: 0 };
+
+    /// The masks of a `[b, t, d]` stream through `layers` blocks: the embeddings' first, then
+    /// each block's attention and feed-forward output; none when the rate is 0.
+    pub(crate) fn masks(
+        &self,
+        (b, t, d): (usize, usize, usize),
+        layers: usize,
+        device: &Device,
+    ) -> Result<Option<Vec<Tensor>>> {
+        if self.rate == 0.0 {
+            return Ok(None);
+        }
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(Error::invalid(
+                "dropout",
+                format!("{} (expected 0 to below 1)", self.rate),
+            ));
+        }
+        let mut rng = SplitMix64::seed_from_u64(self.seed);
+        // Kept when a uniform 32-bit number is at or above the rate's share of 2^32.
+        let cut = (f64::from(self.rate) * 4_294_967_296.0) as u64;
+        let keep = 1.0 / (1.0 - self.rate);
+        (0..1 + 2 * layers)
+            .map(|_| {
+                let mut values = Vec::with_capacity(b * t * d);
+                while values.len() < b * t * d {
+                    let r = rng.next_u64();
+                    for half in [r & 0xffff_ffff, r >> 32] {
+                        values.push(if half >= cut { keep } else { 0.0 });
+                    }
+                }
+                values.truncate(b * t * d);
+                Ok(Tensor::from_vec(values, (b, t, d), device)?)
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
 /// The drum GPT.
 #[derive(Clone, Debug)]
 pub struct Gpt {
@@ -264,9 +319,18 @@ impl Gpt {
 
     /// Logits of the next token after each token of the batch, `[batch, time, vocab]`.
     pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
+        self.forward_dropped(batch, None)
+    }
+
+    /// [`forward`](Gpt::forward) with dropout `masks` (see [`Dropout::masks`]).
+    fn forward_dropped(&self, batch: &Batch, masks: Option<&[Tensor]>) -> Result<Tensor> {
         let mut x = self.embed(batch, 0)?;
-        for block in &self.blocks {
-            x = self.block(block, &x, None)?;
+        if let Some(m) = masks {
+            x = (x * &m[0])?;
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            let pair = masks.map(|m| (&m[1 + 2 * i], &m[2 + 2 * i]));
+            x = self.block(block, &x, None, pair)?;
         }
         self.head(&x)
     }
@@ -280,7 +344,7 @@ impl Gpt {
             cache.kv.resize(self.blocks.len(), None);
         }
         for (i, block) in self.blocks.iter().enumerate() {
-            x = self.block(block, &x, Some((&mut cache.kv[i], cache.len)))?;
+            x = self.block(block, &x, Some((&mut cache.kv[i], cache.len)), None)?;
         }
         cache.len += t;
         self.head(&x)
@@ -297,6 +361,7 @@ impl Gpt {
         block: &Block,
         x: &Tensor,
         cache: Option<(&mut Option<(Tensor, Tensor)>, usize)>,
+        masks: Option<(&Tensor, &Tensor)>,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let h = self.config.heads;
@@ -335,17 +400,30 @@ impl Gpt {
         // With a cache, the new tokens see every cached one and each other causally.
         let attn = ops::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        let x = (x + block.proj.forward(&y)?)?;
+        let drop = |y: Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
+            Ok(match mask {
+                Some(m) => (y * m)?,
+                None => y,
+            })
+        };
+        let x = (x + drop(block.proj.forward(&y)?, masks.map(|m| m.0))?)?;
         let hidden = block.fc.forward(&block.ln2.forward(&x)?)?;
         let hidden = ops::gelu(&hidden)?;
-        Ok((x + block.out.forward(&hidden)?)?)
+        Ok((x + drop(block.out.forward(&hidden)?, masks.map(|m| m.1))?)?)
     }
 
     /// The mean cross-entropy of predicting each token of `batch` from those before it,
     /// padding (token 0) not counted; and the number of tokens counted.
     pub fn loss(&self, batch: &Batch) -> Result<(Tensor, usize)> {
-        let t = batch.ids.dim(1)?;
-        let logits = self.forward(batch)?.narrow(1, 0, t - 1)?;
+        self.loss_dropped(batch, Dropout::NONE)
+    }
+
+    /// [`loss`](Gpt::loss) with `dropout`, as training computes it.
+    pub fn loss_dropped(&self, batch: &Batch, dropout: Dropout) -> Result<(Tensor, usize)> {
+        let (b, t) = batch.ids.dims2()?;
+        let shape = (b, t, self.config.d_model);
+        let masks = dropout.masks(shape, self.blocks.len(), &self.device)?;
+        let logits = self.forward_dropped(batch, masks.as_deref())?.narrow(1, 0, t - 1)?;
         let targets = batch.ids.narrow(1, 1, t - 1)?.flatten_all()?;
         let count = targets.ne(0u32)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize;
         let nll = ops::cross_entropy(&logits.flatten_to(1)?, &targets)?;

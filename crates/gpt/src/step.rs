@@ -13,7 +13,7 @@ use candle_core::{DType, Tensor, Var};
 
 use crate::config::SLOTS;
 use crate::error::Result;
-use crate::model::{Batch, Block, Gpt};
+use crate::model::{Batch, Block, Dropout, Gpt};
 use crate::ops;
 
 /// What the backward pass of a block reads from its forward pass.
@@ -71,12 +71,24 @@ impl Gpt {
     /// The mean cross-entropy of `batch` (as [`Gpt::loss`]), the tokens it counts, and the
     /// gradient of every parameter: by hand on the CPU, by candle's autograd elsewhere.
     pub fn loss_and_grads(&self, batch: &Batch) -> Result<(f32, usize, GradStore)> {
+        self.loss_and_grads_dropped(batch, Dropout::NONE)
+    }
+
+    /// [`loss_and_grads`](Gpt::loss_and_grads) with `dropout`: the loss and gradients of
+    /// [`Gpt::loss_dropped`].
+    pub fn loss_and_grads_dropped(
+        &self,
+        batch: &Batch,
+        dropout: Dropout,
+    ) -> Result<(f32, usize, GradStore)> {
         if !self.device().is_cpu() {
-            let (loss, count) = self.loss(batch)?;
+            let (loss, count) = self.loss_dropped(batch, dropout)?;
             return Ok((loss.to_scalar()?, count, loss.backward()?));
         }
         let (b, t) = batch.ids.dims2()?;
         let d = self.config().d_model;
+        let masks = dropout.masks((b, t, d), self.blocks.len(), self.device())?;
+        let mask = |i: usize| masks.as_ref().map(|m| &m[i]);
         let h = self.config().heads;
         let scale = 1.0 / ((d / h) as f64).sqrt();
         let look = |table: &Var, ids: &Tensor| -> Result<Tensor> {
@@ -90,8 +102,17 @@ impl Gpt {
         for (table, place) in self.phrase.iter().zip(&batch.phrase) {
             x = x.add(&look(table, place)?)?;
         }
+        if let Some(m) = mask(0) {
+            x = x.mul(m)?;
+        }
         let mut saved = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let drop = |y: Tensor, at: usize| -> Result<Tensor> {
+                Ok(match mask(at) {
+                    Some(m) => y.mul(m)?,
+                    None => y,
+                })
+            };
             let h1 = ops::layer_norm(&x, &value(&block.ln1.gain), &value(&block.ln1.bias))?;
             let qkv = dense(&h1, &block.qkv.w, &block.qkv.b)?;
             let part = |i: usize| heads(&qkv.narrow(2, i * d, d)?, h);
@@ -99,11 +120,11 @@ impl Gpt {
             let p = q.matmul(&k.t()?)?;
             ops::causal_softmax_in_place(&p, scale)?;
             let y = merge(&p.matmul(&v)?)?;
-            let x2 = x.add(&dense(&y, &block.proj.w, &block.proj.b)?)?;
+            let x2 = x.add(&drop(dense(&y, &block.proj.w, &block.proj.b)?, 1 + 2 * i)?)?;
             let h2 = ops::layer_norm(&x2, &value(&block.ln2.gain), &value(&block.ln2.bias))?;
             let f = dense(&h2, &block.fc.w, &block.fc.b)?;
             let g = ops::gelu(&f)?;
-            let next = x2.add(&dense(&g, &block.out.w, &block.out.b)?)?;
+            let next = x2.add(&drop(dense(&g, &block.out.w, &block.out.b)?, 2 + 2 * i)?)?;
             saved.push(Saved { x, h1, q, k, v, p, y, x2, h2, f, g });
             x = next;
         }
@@ -132,8 +153,12 @@ impl Gpt {
         let (mut dx, dgain, dbias) = ops::layer_norm_grads(&x, &dhf, &value(&self.ln_f.gain))?;
         grads.insert(self.ln_f.gain.as_tensor(), dgain);
         grads.insert(self.ln_f.bias.as_tensor(), dbias);
-        for (block, s) in self.blocks.iter().zip(saved).rev() {
-            dx = block_back(block, s, dx, h, scale, &mut grads)?;
+        for (i, (block, s)) in self.blocks.iter().zip(saved).enumerate().rev() {
+            let pair = masks.as_ref().map(|m| (&m[1 + 2 * i], &m[2 + 2 * i]));
+            dx = block_back(block, s, dx, pair, h, scale, &mut grads)?;
+        }
+        if let Some(m) = mask(0) {
+            dx = dx.mul(m)?;
         }
 
         // The embeddings: each table gathers the gradients of the tokens that looked it up.
@@ -161,17 +186,26 @@ impl Gpt {
 }
 
 /// One block's backward pass: its parameters' gradients (stored) and its input's (returned)
-/// from its output's, `dx`.
+/// from its output's, `dx`, through the dropout `masks` of its attention and feed-forward
+/// outputs.
 fn block_back(
     block: &Block,
     s: Saved,
     dx: Tensor,
+    masks: Option<(&Tensor, &Tensor)>,
     h: usize,
     scale: f64,
     grads: &mut GradStore,
 ) -> Result<Tensor> {
+    let through = |dy: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
+        Ok(match mask {
+            Some(m) => dy.mul(m)?,
+            None => dy.clone(),
+        })
+    };
     // The feed-forward half.
-    let dg = dense_back(&s.g, &dx, &block.out.w, &block.out.b, grads)?;
+    let dg =
+        dense_back(&s.g, &through(&dx, masks.map(|m| m.1))?, &block.out.w, &block.out.b, grads)?;
     ops::gelu_grad_in_place(&dg, &s.f)?;
     let df = dg;
     let dh2 = dense_back(&s.h2, &df, &block.fc.w, &block.fc.b, grads)?;
@@ -181,7 +215,8 @@ fn block_back(
     let dx2 = (dx + dx2)?;
 
     // The attention half.
-    let dy = heads(&dense_back(&s.y, &dx2, &block.proj.w, &block.proj.b, grads)?, h)?;
+    let dproj = through(&dx2, masks.map(|m| m.0))?;
+    let dy = heads(&dense_back(&s.y, &dproj, &block.proj.w, &block.proj.b, grads)?, h)?;
     let ds = dy.matmul(&s.v.t()?)?;
     let dv = s.p.t()?.matmul(&dy)?;
     ops::causal_softmax_grad_in_place(&ds, &s.p, scale)?;
@@ -200,12 +235,19 @@ mod tests {
     use candle_core::Device;
 
     use crate::config::Config;
-    use crate::model::{Batch, Gpt};
+    use crate::model::{Batch, Dropout, Gpt};
     use crate::tokens::Encoded;
 
-    /// The hand-written gradients are autograd's, parameter by parameter.
+    /// The hand-written gradients are autograd's, parameter by parameter, with and without
+    /// dropout.
     #[test]
     fn the_gradients_are_autograds() {
+        for dropout in [Dropout::NONE, Dropout { rate: 0.2, seed: 7 }] {
+            gradients_match(dropout);
+        }
+    }
+
+    fn gradients_match(dropout: Dropout) {
         let mut config = Config::preset("tiny", 40).unwrap();
         config.context = 24;
         let gpt = Gpt::new(&config, 3, &Device::Cpu).unwrap();
@@ -215,12 +257,16 @@ mod tests {
         seq.slot = (0..n).map(|i| (i % 17) as u16).collect();
         seq.bar = (0..n).map(|i| (i / 17) as u16).collect();
         let batch = Batch::windows(&seq, &[0, 20, 40], 20, &Device::Cpu).unwrap();
-        let (loss, count) = gpt.loss(&batch).unwrap();
+        let (loss, count) = gpt.loss_dropped(&batch, dropout).unwrap();
         let reference = loss.backward().unwrap();
-        let (mine, mine_count, grads) = gpt.loss_and_grads(&batch).unwrap();
+        let (mine, mine_count, grads) = gpt.loss_and_grads_dropped(&batch, dropout).unwrap();
         assert_eq!(count, mine_count);
         let loss = loss.to_scalar::<f32>().unwrap();
         assert!((loss - mine).abs() < 1e-5, "loss {mine} against {loss}");
+        if dropout.rate > 0.0 {
+            let plain = gpt.loss(&batch).unwrap().0.to_scalar::<f32>().unwrap();
+            assert!((plain - loss).abs() > 1e-4, "dropout left the loss at {plain}");
+        }
         for (name, var) in gpt.vars() {
             let a: Vec<f32> =
                 reference.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();

@@ -17,7 +17,7 @@ use crate::checkpoint::{self, Meta, Progress};
 use crate::config::Config;
 use crate::controls::{self, Tagged};
 use crate::error::{Error, Result};
-use crate::model::{Batch, Gpt};
+use crate::model::{Batch, Dropout, Gpt};
 use crate::tokens::{Encoded, Vocabulary};
 
 pub use fine_drums_train::Event;
@@ -44,6 +44,10 @@ pub struct TrainOptions {
     pub seed: u64,
     /// A step needs this many occurrences in training to get its own token. Default: 2.
     pub min_count: usize,
+    /// The share of activations zeroed in training (see [`Dropout`]), below 1. Default: 0
+    /// (the built-in model's). 0.1 gave the `small` preset a validation loss of 1.543
+    /// against 1.564 (see the crate README).
+    pub dropout: f32,
 }
 
 impl Default for TrainOptions {
@@ -57,6 +61,7 @@ impl Default for TrainOptions {
             patience: 2,
             seed: 0,
             min_count: 2,
+            dropout: 0.0,
         }
     }
 }
@@ -413,7 +418,12 @@ impl Trainer {
                 }
                 self.opt.set_lr(self.lr_at(step, total));
                 let (batch, tokens) = self.train_batch(chunk, epoch_seed)?;
-                let (loss, n, grads) = self.gpt.loss_and_grads(&batch)?;
+                // The masks' seed follows the step, so a resumed run drops the same.
+                let dropout = Dropout {
+                    rate: self.options.dropout,
+                    seed: epoch_seed ^ (step + 1).wrapping_mul(0xd6e8_feb8_6659_fd93),
+                };
+                let (loss, n, grads) = self.gpt.loss_and_grads_dropped(&batch, dropout)?;
                 self.opt.step(&grads)?;
                 let loss = f64::from(loss);
                 if !loss.is_finite() {

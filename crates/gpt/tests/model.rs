@@ -36,15 +36,12 @@ fn options() -> TrainOptions {
 }
 
 fn trainer() -> Trainer {
-    Trainer::new(
-        &Template::default(),
-        &examples(12, 0),
-        &examples(4, 1),
-        6,
-        &options(),
-        &Device::Cpu,
-    )
-    .expect("a trainer")
+    trainer_with(&options())
+}
+
+fn trainer_with(options: &TrainOptions) -> Trainer {
+    Trainer::new(&Template::default(), &examples(12, 0), &examples(4, 1), 6, options, &Device::Cpu)
+        .expect("a trainer")
 }
 
 /// A fresh folder under the system's temporary folder, removed when the test ends.
@@ -132,11 +129,14 @@ fn save_then_load_gives_identical_logits() {
 
 #[test]
 fn a_resumed_run_ends_with_the_weights_of_an_unbroken_one() {
-    let mut whole = trainer();
+    // With dropout: a resumed run draws the same masks.
+    let mut o = options();
+    o.dropout = 0.1;
+    let mut whole = trainer_with(&o);
     whole.run(None, &mut |_| {}).expect("training");
     // The same run, killed after its second epoch's checkpoint, then resumed from it.
     let dir = scratch("resume");
-    let mut killed = trainer();
+    let mut killed = trainer_with(&o);
     let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         killed.run(Some(&dir), &mut |e| {
             if matches!(e, Event::Epoch { epoch: 2, .. }) {
@@ -146,9 +146,8 @@ fn a_resumed_run_ends_with_the_weights_of_an_unbroken_one() {
     }));
     assert!(interrupted.is_err());
     drop(killed);
-    let mut rest =
-        Trainer::resume(&dir, &examples(12, 0), &examples(4, 1), &options(), &Device::Cpu)
-            .expect("resumes");
+    let mut rest = Trainer::resume(&dir, &examples(12, 0), &examples(4, 1), &o, &Device::Cpu)
+        .expect("resumes");
     assert_eq!(rest.meta().training.epoch, 2);
     rest.run(Some(&dir), &mut |_| {}).expect("the other two epochs");
     for ((n, a), (_, b)) in whole.gpt().vars().iter().zip(rest.gpt().vars()) {

@@ -1,0 +1,558 @@
+//! A CLAP host written with clack-host loads the plugin, built as a `.clap` file, from disk
+//! and drives it as a DAW does: a transport, drum notes in, parameters, Continue, and the
+//! state saved and loaded into a new instance.
+//!
+//! It drives the debug build, where nice-plug aborts the process on any allocation in
+//! `process` (the crate's default feature `assert_process_allocs`): every block of every run
+//! here checks that.
+// Loading a plugin library runs its code: clack-host marks that unsafe.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::{
+    NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
+};
+use clack_host::events::{EventFlags, EventHeader, Match};
+use clack_host::prelude::*;
+use clack_host::utils::FixedPoint;
+use fine_drums_plugin::bundle::{self, Bundles};
+use fine_drums_plugin::{LAST_PHRASE, PHRASES_ENV, Saved};
+
+const SAMPLE_RATE: f64 = 48_000.0;
+const BLOCK: u32 = 512;
+const PLUGIN_ID: &str = "io.github.fine-drums.fine-drums";
+
+struct Host;
+
+/// An input port buffer of no channels: the plugin has no audio input.
+type NoInput = AudioPortBuffer<[InputChannel<'static, f32>; 0], [InputChannel<'static, f64>; 0]>;
+
+#[derive(Default)]
+struct Shared {
+    params: OnceLock<Option<PluginParams>>,
+    state: OnceLock<Option<PluginState>>,
+}
+
+impl<'a> SharedHandler<'a> for Shared {
+    fn initializing(&self, instance: InitializingPluginHandle<'a>) {
+        let _ = self.params.set(instance.get_extension());
+        let _ = self.state.set(instance.get_extension());
+    }
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {}
+}
+
+impl HostHandlers for Host {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+/// The plugin's bundles on disk, as the `bundle` example lays them out, from the debug build's
+/// library, in a folder of this test process's, with the phrases folder beside them.
+fn bundle() -> &'static (Bundles, PathBuf) {
+    static BUNDLE: OnceLock<(Bundles, PathBuf)> = OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test's path");
+        // The library this test was built with, beside it: target/debug/deps (cargo copies it
+        // up to target/debug only for `cargo build`).
+        let lib = exe.parent().expect("the build folder").join(bundle::library_name());
+        let dir = std::env::temp_dir().join(format!("fine-drums-host-{}", std::process::id()));
+        let bundles = bundle::write_bundles(&lib, &dir).expect("the bundles are written");
+        let phrases = dir.join("phrases");
+        // Set before the plugin is loaded, and never again: no other thread reads it yet.
+        unsafe { std::env::set_var(PHRASES_ENV, &phrases) };
+        (bundles, phrases)
+    })
+}
+
+/// One plugin library, loaded once; the runs take turns (the phrases folder is shared).
+fn entry() -> std::sync::MutexGuard<'static, PluginEntry> {
+    static ENTRY: OnceLock<Mutex<PluginEntry>> = OnceLock::new();
+    ENTRY
+        .get_or_init(|| {
+            let (bundles, _) = bundle();
+            let entry =
+                unsafe { PluginEntry::load(&bundles.clap) }.expect("the .clap bundle loads");
+            Mutex::new(entry)
+        })
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// A transport for the test: tempo, meter, and the drum notes (quarter notes from the
+/// song's start, pitch, velocity) played into the plugin.
+struct Song {
+    bpm: f64,
+    meter: (u16, u16),
+    notes: Vec<(f64, u8, u8)>,
+}
+
+impl Song {
+    fn bar_quarters(&self) -> f64 {
+        f64::from(self.meter.0) * 4.0 / f64::from(self.meter.1)
+    }
+    fn samples_per_quarter(&self) -> f64 {
+        SAMPLE_RATE * 60.0 / self.bpm
+    }
+    /// The absolute sample of bar line `bar`.
+    fn bar_line(&self, bar: u32) -> u64 {
+        (f64::from(bar) * self.bar_quarters() * self.samples_per_quarter()).round() as u64
+    }
+}
+
+/// What a run heard from the plugin.
+#[derive(Debug, PartialEq)]
+struct Heard {
+    /// Note events out: absolute sample, note-on, key, velocity.
+    events: Vec<(u64, bool, u16, u32)>,
+}
+
+struct Outcome {
+    heard: Heard,
+    /// The sample of the block Continue was pressed in.
+    pressed_at: u64,
+    state: Vec<u8>,
+    values: BTreeMap<String, f64>,
+}
+
+fn params_of(instance: &mut PluginInstance<Host>) -> (PluginParams, BTreeMap<String, ClapId>) {
+    let params = instance
+        .access_shared_handler(|h| *h.params.get().expect("initialised"))
+        .expect("the plugin has parameters");
+    let mut ids = BTreeMap::new();
+    let handle = instance.plugin_handle();
+    let mut buffer = ParamInfoBuffer::new();
+    for i in 0..params.count(&handle) {
+        let info = params.get_info(&handle, i, &mut buffer).expect("parameter info");
+        ids.insert(String::from_utf8_lossy(info.name).into_owned(), info.id);
+    }
+    (params, ids)
+}
+
+/// Plays `song` into a new instance (with `state` loaded first, if given), sets `settings`
+/// (parameter name, value as text), presses Continue in bar `press_bar`, waits for the
+/// phrase, and plays on until `until_bar`.
+fn run(
+    song: &Song,
+    settings: &[(&str, &str)],
+    state: Option<&[u8]>,
+    press_bar: u32,
+    until_bar: u32,
+) -> Outcome {
+    let entry = entry();
+    let (_, phrases) = bundle();
+    let host = HostInfo::new("fine_drums test host", "fine_drums", "", "0").expect("host info");
+    let id = CString::new(PLUGIN_ID).expect("an id");
+    let mut instance =
+        PluginInstance::<Host>::new(|_| Shared::default(), |_| (), &entry, &id, &host)
+            .expect("the plugin instantiates");
+    let (params, ids) = params_of(&mut instance);
+    if let Some(bytes) = state {
+        let ext = instance.access_shared_handler(|h| *h.state.get().expect("initialised"));
+        let ext = ext.expect("the plugin saves state");
+        ext.load(&instance.plugin_handle(), &mut Cursor::new(bytes)).expect("state loads");
+    }
+    let mut changes = Vec::new();
+    for (name, text) in settings {
+        let id = ids[*name];
+        let text = CString::new(*text).expect("text");
+        let value = params.text_to_value(&instance.plugin_handle(), id, &text).expect(name);
+        changes.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
+    }
+    let press = |on: bool| {
+        ParamValueEvent::new(0, ids["Continue"], Pckn::match_all(), if on { 1.0 } else { 0.0 })
+    };
+
+    let config = PluginAudioConfiguration {
+        sample_rate: SAMPLE_RATE,
+        min_frames_count: BLOCK,
+        max_frames_count: BLOCK,
+    };
+    let processor = instance.activate(|_, _| (), config).expect("activates");
+    let mut processor = processor.start_processing().expect("starts");
+    let _ = std::fs::remove_file(phrases.join(LAST_PHRASE));
+
+    let spq = song.samples_per_quarter();
+    let bar_q = song.bar_quarters();
+    let mut out = [[0f32; BLOCK as usize]; 2];
+    let mut inputs = AudioPorts::with_capacity(0, 0);
+    let mut outputs = AudioPorts::with_capacity(2, 1);
+    let mut out_events = EventBuffer::new();
+    let mut events = Vec::new();
+    let mut pressed_at = None;
+    let mut block = 0u64;
+    while (block * u64::from(BLOCK)) < song.bar_line(until_bar) {
+        let start = block * u64::from(BLOCK);
+        let q0 = start as f64 / spq;
+        let q1 = (start + u64::from(BLOCK)) as f64 / spq;
+        let bar = (q0 / bar_q).floor();
+        let transport = TransportEvent {
+            header: EventHeader::new_core(0, EventFlags::empty()),
+            flags: TransportFlags::HAS_TEMPO
+                | TransportFlags::HAS_BEATS_TIMELINE
+                | TransportFlags::HAS_SECONDS_TIMELINE
+                | TransportFlags::HAS_TIME_SIGNATURE
+                | TransportFlags::IS_PLAYING,
+            song_pos_beats: FixedPoint::from_float(q0),
+            song_pos_seconds: FixedPoint::from_float(start as f64 / SAMPLE_RATE),
+            tempo: song.bpm,
+            tempo_inc: 0.0,
+            loop_start_beats: FixedPoint::from_int(0),
+            loop_end_beats: FixedPoint::from_int(0),
+            loop_start_seconds: FixedPoint::from_int(0),
+            loop_end_seconds: FixedPoint::from_int(0),
+            bar_start: FixedPoint::from_float(bar * bar_q),
+            bar_number: bar as i32,
+            time_signature_numerator: song.meter.0,
+            time_signature_denominator: song.meter.1,
+        };
+        let mut input = EventBuffer::new();
+        if block == 0 {
+            for c in &changes {
+                input.push(c);
+            }
+        }
+        let pressing = pressed_at.is_none() && bar as u32 >= press_bar;
+        if pressing {
+            input.push(&press(true));
+            pressed_at = Some(start);
+        } else if pressed_at.is_some_and(|p| p + u64::from(BLOCK) == start) {
+            input.push(&press(false));
+        }
+        let mut notes: Vec<(u32, bool, u8, u8)> = Vec::new();
+        for &(q, pitch, velocity) in &song.notes {
+            for (at, on) in [(q, true), (q + 0.125, false)] {
+                if at >= q0 && at < q1 {
+                    let time = (((at - q0) * spq).round() as u32).min(BLOCK - 1);
+                    notes.push((time, on, pitch, velocity));
+                }
+            }
+        }
+        notes.sort();
+        for (time, on, pitch, velocity) in notes {
+            let pckn = Pckn::new(0u16, 9u16, u16::from(pitch), Match::All);
+            if on {
+                input.push(&NoteOnEvent::new(time, pckn, f64::from(velocity) / 127.0));
+            } else {
+                input.push(&NoteOffEvent::new(time, pckn, 0.0));
+            }
+        }
+        let no_inputs: [NoInput; 0] = [];
+        let input_audio = inputs.with_input_buffers(no_inputs);
+        let [left, right] = &mut out;
+        let mut output_audio = outputs.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
+            ),
+        }]);
+        out_events.clear();
+        processor
+            .process(
+                &input_audio,
+                &mut output_audio,
+                &InputEvents::from_buffer(&input),
+                &mut OutputEvents::from_buffer(&mut out_events),
+                Some(start),
+                Some(&transport),
+            )
+            .expect("processes");
+        for e in out_events.iter() {
+            if let Some(on) = e.as_event::<NoteOnEvent>() {
+                let key = on.key().into_specific().expect("a key");
+                let velocity = (on.velocity() * 127.0).round() as u32;
+                events.push((start + u64::from(on.header().time()), true, key, velocity));
+            } else if let Some(off) = e.as_event::<NoteOffEvent>() {
+                let key = off.key().into_specific().expect("a key");
+                events.push((start + u64::from(off.header().time()), false, key, 0));
+            }
+        }
+        if pressing {
+            // The phrase is written to the phrases folder once it was sent to the audio
+            // thread: the next block has it, so it starts at the next bar line.
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !phrases.join(LAST_PHRASE).is_file() {
+                assert!(Instant::now() < deadline, "no phrase after 300 s");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        block += 1;
+    }
+    let processor = processor.stop_processing();
+    instance.deactivate(processor);
+
+    let ext = instance.access_shared_handler(|h| *h.state.get().expect("initialised"));
+    let mut saved = Vec::new();
+    ext.expect("the plugin saves state")
+        .save(&instance.plugin_handle(), &mut saved)
+        .expect("state saves");
+    let handle = instance.plugin_handle();
+    let values =
+        ids.iter().map(|(n, &id)| (n.clone(), params.get_value(&handle, id).expect(n))).collect();
+    Outcome {
+        heard: Heard { events },
+        pressed_at: pressed_at.expect("Continue was pressed"),
+        state: saved,
+        values,
+    }
+}
+
+/// The session a saved state holds (nice-plug writes a little-endian length, then JSON).
+fn session_of(state: &[u8]) -> Saved {
+    let (length, json) = state.split_at(8);
+    let length = u64::from_le_bytes(length.try_into().expect("a length"));
+    assert_eq!(length as usize, json.len());
+    let json: serde_json::Value = serde_json::from_slice(json).expect("the state is JSON");
+    let field = json["fields"]["session"].as_str().expect("the session is saved");
+    serde_json::from_str(field).expect("the session reads")
+}
+
+/// `bars` bars of a rock beat: kick on 1 and 3, snare on 2 and 4, eighth hi-hats.
+fn rock(bars: u32, bar_quarters: f64) -> Vec<(f64, u8, u8)> {
+    let mut notes = Vec::new();
+    for bar in 0..bars {
+        let start = f64::from(bar) * bar_quarters;
+        let mut q = 0.0;
+        while q < bar_quarters - 1e-9 {
+            notes.push((start + q, 42, 80));
+            if q == 0.0 || q == 2.0 {
+                notes.push((start + q, 36, 110));
+            }
+            if q == 1.0 || q == 3.0 {
+                notes.push((start + q, 38, 105));
+            }
+            q += 0.5;
+        }
+    }
+    notes
+}
+
+/// Every check of the issue on one song: the phrase plays on the host's grid from the bar
+/// line after the bar Continue was pressed in, decodes to the bars asked for, nothing comes
+/// out before the press, the same seed plays the same notes, and the state restores.
+fn check_song(song: &Song) {
+    let bars = 2u32;
+    let settings = [
+        ("Bars", "2"),
+        ("Feel", "0"),
+        ("Seed", "11"),
+        ("Pass through", "Off"),
+        ("Voices", "General MIDI"),
+    ];
+    let press_bar = 4;
+    let until = press_bar + 1 + bars + 1;
+    let a = run(song, &settings, None, press_bar, until);
+
+    // Nothing before the press (pass-through is off).
+    let first = a.heard.events.first().expect("the plugin played");
+    assert!(first.0 > a.pressed_at, "an event at {} before the press at {}", first.0, a.pressed_at);
+    // The first note at the next bar line, to the sample.
+    let line = song.bar_line(press_bar + 1);
+    assert!(first.1, "the first event is a note-on");
+    assert_eq!(first.0, line, "the phrase starts on the bar line after the press");
+    // Every note-on in the bars asked for, and each of them has some.
+    let end = song.bar_line(press_bar + 1 + bars);
+    let ons: Vec<_> = a.heard.events.iter().filter(|e| e.1).collect();
+    assert!(ons.iter().all(|e| e.0 >= line && e.0 < end), "a note outside the phrase");
+    for b in 0..bars {
+        let (s, e) = (song.bar_line(press_bar + 1 + b), song.bar_line(press_bar + 2 + b));
+        assert!(ons.iter().any(|n| n.0 >= s && n.0 < e), "bar {b} of the phrase is empty");
+    }
+    // On the grid (feel 0): every note-on falls on a 64th of the host's grid.
+    let spq = song.samples_per_quarter();
+    for n in &ons {
+        let q = n.0 as f64 / spq;
+        let step = (q * 16.0).round() / 16.0;
+        assert!(
+            ((step * spq).round() - n.0 as f64).abs() <= 1.0,
+            "note at {} is off the grid",
+            n.0
+        );
+    }
+    // General MIDI pitches only.
+    assert!(ons.iter().all(|n| [36, 38, 42, 46, 43, 47, 50, 49, 51].contains(&n.2)));
+    // Every note-on is ended.
+    assert_eq!(ons.len(), a.heard.events.iter().filter(|e| !e.1).count());
+
+    // The events decode to the bars asked for: as a MIDI file in the host's meter and tempo.
+    let decoded = decode(song, &a.heard, line, bars);
+    assert_eq!(decoded, bars as usize);
+
+    // The same seed, the same notes.
+    let again = run(song, &settings, None, press_bar, until);
+    assert_eq!(again.heard, a.heard);
+
+    // The state: a new instance given it has the same parameters, captured bars and phrase.
+    let saved = session_of(&a.state);
+    // Every bar the transport played is captured (the last block may reach into one more).
+    let numbers: Vec<i64> = saved.capture.bars.iter().map(|b| b.bar).collect();
+    assert_eq!(numbers[..until as usize], (0..i64::from(until)).collect::<Vec<_>>()[..]);
+    assert!(numbers.len() <= until as usize + 1);
+    let played: usize =
+        song.notes.iter().filter(|n| n.0 < f64::from(until) * song.bar_quarters()).count();
+    assert_eq!(saved.capture.hits(), played);
+    assert_eq!(saved.phrase.as_ref().map(|p| p.first_bar), Some(i64::from(press_bar + 1)));
+    let restored = restore(&a.state);
+    assert_eq!(restored.0, a.values, "the parameters restore");
+    assert_eq!(session_of(&restored.1), saved, "the session restores");
+}
+
+/// A new instance loaded with `state`: its parameter values and the state it saves.
+fn restore(state: &[u8]) -> (BTreeMap<String, f64>, Vec<u8>) {
+    let entry = entry();
+    let host = HostInfo::new("fine_drums test host", "fine_drums", "", "0").expect("host info");
+    let id = CString::new(PLUGIN_ID).expect("an id");
+    let mut instance =
+        PluginInstance::<Host>::new(|_| Shared::default(), |_| (), &entry, &id, &host)
+            .expect("the plugin instantiates");
+    let (params, ids) = params_of(&mut instance);
+    let ext = instance.access_shared_handler(|h| *h.state.get().expect("initialised"));
+    let ext = ext.expect("the plugin saves state");
+    ext.load(&instance.plugin_handle(), &mut Cursor::new(state)).expect("state loads");
+    let handle = instance.plugin_handle();
+    let values =
+        ids.iter().map(|(n, &id)| (n.clone(), params.get_value(&handle, id).expect(n))).collect();
+    let mut saved = Vec::new();
+    ext.save(&instance.plugin_handle(), &mut saved).expect("state saves");
+    (values, saved)
+}
+
+/// The bars that the note-ons of `heard` from sample `from` make when written as a MIDI file
+/// in the song's meter and tempo and read by the codec.
+fn decode(song: &Song, heard: &Heard, from: u64, bars: u32) -> usize {
+    use fine_drums_codec::midi::{self, ReadOptions};
+    let tpq = 480u16;
+    let spq = song.samples_per_quarter();
+    let mut track = Vec::new();
+    let micros = (60_000_000.0 / song.bpm).round() as u32;
+    track.push((0u32, midly::TrackEventKind::Meta(midly::MetaMessage::Tempo(micros.into()))));
+    let den = song.meter.1.trailing_zeros() as u8;
+    let sig = midly::MetaMessage::TimeSignature(song.meter.0 as u8, den, 24, 8);
+    track.push((0, midly::TrackEventKind::Meta(sig)));
+    let tick = |s: u64| (((s - from) as f64 / spq) * f64::from(tpq)).round() as u32;
+    for e in heard.events.iter().filter(|e| e.0 >= from) {
+        let message = if e.1 {
+            midly::MidiMessage::NoteOn { key: (e.2 as u8).into(), vel: (e.3 as u8).into() }
+        } else {
+            midly::MidiMessage::NoteOff { key: (e.2 as u8).into(), vel: 0.into() }
+        };
+        track.push((tick(e.0), midly::TrackEventKind::Midi { channel: 9.into(), message }));
+    }
+    let end = (f64::from(bars) * song.bar_quarters() * f64::from(tpq)).round() as u32;
+    track.push((end, midly::TrackEventKind::Meta(midly::MetaMessage::EndOfTrack)));
+    track.sort_by_key(|e| e.0);
+    let mut last = 0;
+    let events: Vec<midly::TrackEvent> = track
+        .into_iter()
+        .map(|(t, kind)| {
+            let delta = t - last;
+            last = t;
+            midly::TrackEvent { delta: delta.into(), kind }
+        })
+        .collect();
+    let smf = midly::Smf {
+        header: midly::Header::new(midly::Format::SingleTrack, midly::Timing::Metrical(tpq.into())),
+        tracks: vec![events],
+    };
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).expect("the MIDI file is written");
+    let groove = midi::read(&bytes, &ReadOptions::lossless()).expect("the phrase decodes");
+    groove.bars.len()
+}
+
+#[test]
+fn a_rock_beat_at_120_in_four_four() {
+    let song = Song { bpm: 120.0, meter: (4, 4), notes: rock(4, 4.0) };
+    check_song(&song);
+}
+
+#[test]
+fn a_rock_beat_at_93_in_seven_eight() {
+    let song = Song { bpm: 93.0, meter: (7, 8), notes: rock(4, 3.5) };
+    check_song(&song);
+}
+
+/// The VST3 bundle holds the library, and it exports the VST3 entry points: a host loads it
+/// and gets the plugin factory.
+#[test]
+fn the_vst3_bundle_exports_its_entry_points() {
+    let (bundles, _) = bundle();
+    assert!(bundles.vst3.is_dir(), "no VST3 bundle at {}", bundles.vst3.display());
+    let lib = unsafe { libloading::Library::new(&bundles.vst3_library) }.expect("it loads");
+    type Entry = unsafe extern "C" fn(*mut std::ffi::c_void) -> bool;
+    type Factory = unsafe extern "C" fn() -> *mut std::ffi::c_void;
+    let _guard = entry();
+    unsafe {
+        if cfg!(target_os = "linux") {
+            let module_entry: libloading::Symbol<Entry> =
+                lib.get(b"ModuleEntry").expect("ModuleEntry");
+            assert!(module_entry(std::ptr::null_mut()));
+        }
+        let factory: libloading::Symbol<Factory> =
+            lib.get(b"GetPluginFactory").expect("GetPluginFactory");
+        assert!(!factory().is_null(), "no plugin factory");
+        if cfg!(target_os = "linux") {
+            let module_exit: libloading::Symbol<unsafe extern "C" fn() -> bool> =
+                lib.get(b"ModuleExit").expect("ModuleExit");
+            assert!(module_exit());
+        }
+    }
+}
+
+/// The first 4/4 and the first other-meter beat of the GMD's test split, each as notes
+/// (quarter notes from the start, pitch, velocity) and its tempo.
+fn gmd_groove(meter: &str) -> (Vec<(f64, u8, u8)>, f64) {
+    #[path = "../../../tests/common/gmd.rs"]
+    mod gmd_dir;
+    let dir = gmd_dir::gmd();
+    let info = std::fs::read_to_string(dir.join("info.csv")).expect("info.csv");
+    let row = info
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|c| c.len() == 11 && c[10] == "test" && c[5] == "beat" && c[6] == meter)
+        .expect("a test-split beat");
+    let bytes = std::fs::read(dir.join(row[7])).expect("the GMD file");
+    let smf = midly::Smf::parse(&bytes).expect("a MIDI file");
+    let midly::Timing::Metrical(tpq) = smf.header.timing else { panic!("metrical timing") };
+    let mut notes = Vec::new();
+    for track in &smf.tracks {
+        let mut tick = 0u64;
+        for e in track {
+            tick += u64::from(e.delta.as_int());
+            if let midly::TrackEventKind::Midi {
+                message: midly::MidiMessage::NoteOn { key, vel },
+                ..
+            } = e.kind
+                && vel > 0
+            {
+                notes.push((tick as f64 / f64::from(tpq.as_int()), key.as_int(), vel.as_int()));
+            }
+        }
+    }
+    notes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (notes, row[4].parse().expect("a tempo"))
+}
+
+#[test]
+#[ignore = "reads the GMD (FINE_DRUMS_GMD, default ../shared/datasets/groove): cargo test -- --ignored"]
+fn a_gmd_test_groove_at_120_in_four_four_and_93_in_seven_eight() {
+    let (notes, _) = gmd_groove("4-4");
+    // Its first 4 bars' worth of notes, played into each transport: 16 quarter notes at 120
+    // in 4/4, 14 at 93 in 7/8 (the groove re-barred as the host's bars).
+    for (bpm, meter) in [(120.0, (4, 4)), (93.0, (7, 8))] {
+        let song = Song { bpm, meter, notes: notes.clone() };
+        let four = 4.0 * song.bar_quarters();
+        let song = Song { notes: notes.iter().copied().filter(|n| n.0 < four).collect(), ..song };
+        check_song(&song);
+    }
+}

@@ -1,0 +1,4 @@
+//! The plugin's tests: one binary.
+
+mod grid;
+mod host;

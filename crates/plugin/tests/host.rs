@@ -149,6 +149,18 @@ fn run(
     press_bar: u32,
     until_bar: u32,
 ) -> Outcome {
+    run_pressing("Continue", song, settings, state, press_bar, until_bar)
+}
+
+/// [`run`], pressing the button `button`.
+fn run_pressing(
+    button: &str,
+    song: &Song,
+    settings: &[(&str, &str)],
+    state: Option<&[u8]>,
+    press_bar: u32,
+    until_bar: u32,
+) -> Outcome {
     let entry = entry();
     let (_, phrases) = bundle();
     let host = HostInfo::new("fine_drums test host", "fine_drums", "", "0").expect("host info");
@@ -170,7 +182,7 @@ fn run(
         changes.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
     }
     let press = |on: bool| {
-        ParamValueEvent::new(0, ids["Continue"], Pckn::match_all(), if on { 1.0 } else { 0.0 })
+        ParamValueEvent::new(0, ids[button], Pckn::match_all(), if on { 1.0 } else { 0.0 })
     };
 
     let config = PluginAudioConfiguration {
@@ -405,6 +417,15 @@ fn check_song(song: &Song) {
     let restored = restore(&a.state);
     assert_eq!(restored.0, a.values, "the parameters restore");
     assert_eq!(session_of(&restored.1), saved, "the session restores");
+
+    // Fill next bar: one bar, from the same bar line.
+    let fill = run_pressing("Fill next bar", song, &settings, None, press_bar, until);
+    let ons: Vec<_> = fill.heard.events.iter().filter(|e| e.1).collect();
+    assert_eq!(ons.first().map(|e| e.0), Some(line), "the fill starts on the bar line");
+    let bar_end = song.bar_line(press_bar + 2);
+    assert!(ons.iter().all(|e| e.0 < bar_end), "the fill is one bar");
+    let fill_phrase = session_of(&fill.state).phrase.expect("the fill is kept");
+    assert_eq!(fill_phrase.bars, 1);
 }
 
 /// A new instance loaded with `state`: its parameter values and the state it saves.

@@ -16,46 +16,16 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
-use clack_extensions::state::PluginState;
-use clack_host::events::event_types::{
-    NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
-};
-use clack_host::events::{EventFlags, EventHeader, Match};
+use clack_host::events::Match;
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::prelude::*;
-use clack_host::utils::FixedPoint;
 use fine_drums_plugin::bundle::{self, Bundles};
+
+use crate::clap_host::{self, Host, NoInput};
 use fine_drums_plugin::{LAST_PHRASE, PHRASES_ENV, Saved};
 
 const SAMPLE_RATE: f64 = 48_000.0;
 const BLOCK: u32 = 512;
-const PLUGIN_ID: &str = "io.github.fine-drums.fine-drums";
-
-struct Host;
-
-/// An input port buffer of no channels: the plugin has no audio input.
-type NoInput = AudioPortBuffer<[InputChannel<'static, f32>; 0], [InputChannel<'static, f64>; 0]>;
-
-#[derive(Default)]
-struct Shared {
-    params: OnceLock<Option<PluginParams>>,
-    state: OnceLock<Option<PluginState>>,
-}
-
-impl<'a> SharedHandler<'a> for Shared {
-    fn initializing(&self, instance: InitializingPluginHandle<'a>) {
-        let _ = self.params.set(instance.get_extension());
-        let _ = self.state.set(instance.get_extension());
-    }
-    fn request_restart(&self) {}
-    fn request_process(&self) {}
-    fn request_callback(&self) {}
-}
-
-impl HostHandlers for Host {
-    type Shared<'a> = Shared;
-    type MainThread<'a> = ();
-    type AudioProcessor<'a> = ();
-}
 
 /// The plugin's bundles on disk, as the `bundle` example lays them out, from the debug build's
 /// library, in a folder of this test process's, with the phrases folder beside them.
@@ -95,18 +65,59 @@ struct Song {
     bpm: f64,
     meter: (u16, u16),
     notes: Vec<(f64, u8, u8)>,
+    quirks: Quirks,
+}
+
+/// What a host may do that the plugin must take calmly.
+#[derive(Clone, Default)]
+struct Quirks {
+    /// It sends no transport at all.
+    no_transport: bool,
+    /// The tempo it reports (its timeline runs at the song's).
+    reported_tempo: Option<f64>,
+    /// From this bar on, the meter is this one.
+    meter_change: Option<(u32, (u16, u16))>,
+    /// The channel the notes come in on (0-based; default 9, the drums' 10).
+    channel: Option<u16>,
+    /// A note-off of a note never played beside every note.
+    stray_note_offs: bool,
 }
 
 impl Song {
+    fn new(bpm: f64, meter: (u16, u16), notes: Vec<(f64, u8, u8)>) -> Song {
+        Song { bpm, meter, notes, quirks: Quirks::default() }
+    }
+    fn meter_of(&self, bar: u32) -> (u16, u16) {
+        match self.quirks.meter_change {
+            Some((from, meter)) if bar >= from => meter,
+            _ => self.meter,
+        }
+    }
+    fn quarters_of(meter: (u16, u16)) -> f64 {
+        f64::from(meter.0) * 4.0 / f64::from(meter.1)
+    }
+    /// Quarter notes in the first bar's meter.
     fn bar_quarters(&self) -> f64 {
-        f64::from(self.meter.0) * 4.0 / f64::from(self.meter.1)
+        Song::quarters_of(self.meter)
     }
     fn samples_per_quarter(&self) -> f64 {
         SAMPLE_RATE * 60.0 / self.bpm
     }
+    /// Where bar `bar` starts, in quarter notes.
+    fn bar_start(&self, bar: u32) -> f64 {
+        (0..bar).map(|b| Song::quarters_of(self.meter_of(b))).sum()
+    }
+    /// The bar that holds position `q` (quarter notes), and where it starts.
+    fn bar_at(&self, q: f64) -> (u32, f64) {
+        let mut bar = 0;
+        while self.bar_start(bar + 1) <= q + 1e-9 {
+            bar += 1;
+        }
+        (bar, self.bar_start(bar))
+    }
     /// The absolute sample of bar line `bar`.
     fn bar_line(&self, bar: u32) -> u64 {
-        (f64::from(bar) * self.bar_quarters() * self.samples_per_quarter()).round() as u64
+        (self.bar_start(bar) * self.samples_per_quarter()).round() as u64
     }
 }
 
@@ -163,11 +174,7 @@ fn run_pressing(
 ) -> Outcome {
     let entry = entry();
     let (_, phrases) = bundle();
-    let host = HostInfo::new("fine_drums test host", "fine_drums", "", "0").expect("host info");
-    let id = CString::new(PLUGIN_ID).expect("an id");
-    let mut instance =
-        PluginInstance::<Host>::new(|_| Shared::default(), |_| (), &entry, &id, &host)
-            .expect("the plugin instantiates");
+    let mut instance = clap_host::instantiate(&entry);
     let (params, ids) = params_of(&mut instance);
     if let Some(bytes) = state {
         let ext = instance.access_shared_handler(|h| *h.state.get().expect("initialised"));
@@ -195,7 +202,6 @@ fn run_pressing(
     let _ = std::fs::remove_file(phrases.join(LAST_PHRASE));
 
     let spq = song.samples_per_quarter();
-    let bar_q = song.bar_quarters();
     let mut out = [[0f32; BLOCK as usize]; 2];
     let mut inputs = AudioPorts::with_capacity(0, 0);
     let mut outputs = AudioPorts::with_capacity(2, 1);
@@ -207,34 +213,18 @@ fn run_pressing(
         let start = block * u64::from(BLOCK);
         let q0 = start as f64 / spq;
         let q1 = (start + u64::from(BLOCK)) as f64 / spq;
-        let bar = (q0 / bar_q).floor();
-        let transport = TransportEvent {
-            header: EventHeader::new_core(0, EventFlags::empty()),
-            flags: TransportFlags::HAS_TEMPO
-                | TransportFlags::HAS_BEATS_TIMELINE
-                | TransportFlags::HAS_SECONDS_TIMELINE
-                | TransportFlags::HAS_TIME_SIGNATURE
-                | TransportFlags::IS_PLAYING,
-            song_pos_beats: FixedPoint::from_float(q0),
-            song_pos_seconds: FixedPoint::from_float(start as f64 / SAMPLE_RATE),
-            tempo: song.bpm,
-            tempo_inc: 0.0,
-            loop_start_beats: FixedPoint::from_int(0),
-            loop_end_beats: FixedPoint::from_int(0),
-            loop_start_seconds: FixedPoint::from_int(0),
-            loop_end_seconds: FixedPoint::from_int(0),
-            bar_start: FixedPoint::from_float(bar * bar_q),
-            bar_number: bar as i32,
-            time_signature_numerator: song.meter.0,
-            time_signature_denominator: song.meter.1,
-        };
+        let (bar, bar_start) = song.bar_at(q0);
+        let meter = song.meter_of(bar);
+        let tempo = song.quirks.reported_tempo.unwrap_or(song.bpm);
+        let transport =
+            clap_host::transport(start, SAMPLE_RATE, q0, (bar, bar_start), tempo, meter);
         let mut input = EventBuffer::new();
         if block == 0 {
             for c in &changes {
                 input.push(c);
             }
         }
-        let pressing = pressed_at.is_none() && bar as u32 >= press_bar;
+        let pressing = pressed_at.is_none() && bar >= press_bar;
         if pressing {
             input.push(&press(true));
             pressed_at = Some(start);
@@ -247,12 +237,16 @@ fn run_pressing(
                 if at >= q0 && at < q1 {
                     let time = (((at - q0) * spq).round() as u32).min(BLOCK - 1);
                     notes.push((time, on, pitch, velocity));
+                    if on && song.quirks.stray_note_offs {
+                        notes.push((time, false, 99, 0));
+                    }
                 }
             }
         }
         notes.sort();
         for (time, on, pitch, velocity) in notes {
-            let pckn = Pckn::new(0u16, 9u16, u16::from(pitch), Match::All);
+            let channel = song.quirks.channel.unwrap_or(9);
+            let pckn = Pckn::new(0u16, channel, u16::from(pitch), Match::All);
             if on {
                 input.push(&NoteOnEvent::new(time, pckn, f64::from(velocity) / 127.0));
             } else {
@@ -276,7 +270,7 @@ fn run_pressing(
                 &InputEvents::from_buffer(&input),
                 &mut OutputEvents::from_buffer(&mut out_events),
                 Some(start),
-                Some(&transport),
+                (!song.quirks.no_transport).then_some(&transport),
             )
             .expect("processes");
         for e in out_events.iter() {
@@ -289,7 +283,7 @@ fn run_pressing(
                 events.push((start + u64::from(off.header().time()), false, key, 0));
             }
         }
-        if pressing {
+        if pressing && !song.quirks.no_transport {
             // The phrase is written to the phrases folder once it was sent to the audio
             // thread: the next block has it, so it starts at the next bar line.
             let deadline = Instant::now() + Duration::from_secs(300);
@@ -410,8 +404,7 @@ fn check_song(song: &Song) {
     let numbers: Vec<i64> = saved.capture.bars.iter().map(|b| b.bar).collect();
     assert_eq!(numbers[..until as usize], (0..i64::from(until)).collect::<Vec<_>>()[..]);
     assert!(numbers.len() <= until as usize + 1);
-    let played: usize =
-        song.notes.iter().filter(|n| n.0 < f64::from(until) * song.bar_quarters()).count();
+    let played: usize = song.notes.iter().filter(|n| n.0 < song.bar_start(until)).count();
     assert_eq!(saved.capture.hits(), played);
     assert_eq!(saved.phrase.as_ref().map(|p| p.first_bar), Some(i64::from(press_bar + 1)));
     let restored = restore(&a.state);
@@ -431,11 +424,7 @@ fn check_song(song: &Song) {
 /// A new instance loaded with `state`: its parameter values and the state it saves.
 fn restore(state: &[u8]) -> (BTreeMap<String, f64>, Vec<u8>) {
     let entry = entry();
-    let host = HostInfo::new("fine_drums test host", "fine_drums", "", "0").expect("host info");
-    let id = CString::new(PLUGIN_ID).expect("an id");
-    let mut instance =
-        PluginInstance::<Host>::new(|_| Shared::default(), |_| (), &entry, &id, &host)
-            .expect("the plugin instantiates");
+    let mut instance = clap_host::instantiate(&entry);
     let (params, ids) = params_of(&mut instance);
     let ext = instance.access_shared_handler(|h| *h.state.get().expect("initialised"));
     let ext = ext.expect("the plugin saves state");
@@ -493,13 +482,13 @@ fn decode(song: &Song, heard: &Heard, from: u64, bars: u32) -> usize {
 
 #[test]
 fn a_rock_beat_at_120_in_four_four() {
-    let song = Song { bpm: 120.0, meter: (4, 4), notes: rock(4, 4.0) };
+    let song = Song::new(120.0, (4, 4), rock(4, 4.0));
     check_song(&song);
 }
 
 #[test]
 fn a_rock_beat_at_93_in_seven_eight() {
-    let song = Song { bpm: 93.0, meter: (7, 8), notes: rock(4, 3.5) };
+    let song = Song::new(93.0, (7, 8), rock(4, 3.5));
     check_song(&song);
 }
 
@@ -571,9 +560,81 @@ fn a_gmd_test_groove_at_120_in_four_four_and_93_in_seven_eight() {
     // Its first 4 bars' worth of notes, played into each transport: 16 quarter notes at 120
     // in 4/4, 14 at 93 in 7/8 (the groove re-barred as the host's bars).
     for (bpm, meter) in [(120.0, (4, 4)), (93.0, (7, 8))] {
-        let song = Song { bpm, meter, notes: notes.clone() };
-        let four = 4.0 * song.bar_quarters();
-        let song = Song { notes: notes.iter().copied().filter(|n| n.0 < four).collect(), ..song };
+        let four = 4.0 * Song::quarters_of(meter);
+        let song = Song::new(bpm, meter, notes.iter().copied().filter(|n| n.0 < four).collect());
         check_song(&song);
     }
+}
+
+// A host that misbehaves, or does what hosts may: documented behaviour, never a crash.
+
+/// The settings of the runs below: 2 bars on the grid, a fixed seed, only the plugin's notes
+/// out.
+const PLAIN: [(&str, &str); 4] =
+    [("Bars", "2"), ("Feel", "0"), ("Seed", "5"), ("Pass through", "Off")];
+
+/// The note-ons of `heard` as (sample, key).
+fn note_ons(heard: &Heard) -> Vec<(u64, u16)> {
+    heard.events.iter().filter(|e| e.1).map(|e| (e.0, e.2)).collect()
+}
+
+/// No transport: nothing is captured and no phrase is made (the plugin cannot place a note
+/// on a grid it is not told of); the notes pass through, untouched.
+#[test]
+fn a_host_that_sends_no_transport_gets_its_notes_through_and_no_phrase() {
+    let mut song = Song::new(120.0, (4, 4), rock(4, 4.0));
+    song.quirks.no_transport = true;
+    let a = run(&song, &[("Pass through", "On"), ("Seed", "5")], None, 4, 6);
+    let ons = note_ons(&a.heard);
+    assert_eq!(ons.len(), song.notes.len(), "every note passes through, and nothing else");
+    let session = session_of(&a.state);
+    assert!(session.capture.bars.is_empty() && session.phrase.is_none());
+}
+
+/// A tempo outside 1 to 1000 BPM (here 0) is read as 120: a host whose timeline runs at
+/// 120 gets the phrase on its bar line.
+#[test]
+fn a_tempo_of_0_is_read_as_120() {
+    let mut song = Song::new(120.0, (4, 4), rock(4, 4.0));
+    song.quirks.reported_tempo = Some(0.0);
+    let a = run(&song, &PLAIN, None, 4, 7);
+    assert_eq!(note_ons(&a.heard).first().map(|n| n.0), Some(song.bar_line(5)));
+}
+
+/// 999 BPM is a tempo: everything holds there too.
+#[test]
+fn a_tempo_of_999_is_played_at() {
+    check_song(&Song::new(999.0, (4, 4), rock(4, 4.0)));
+}
+
+/// A meter that changes while a phrase plays: the phrase keeps its notes' times in quarter
+/// notes from its first bar line (its bars stop lining up with the host's), and ends.
+#[test]
+fn a_meter_change_mid_phrase_leaves_the_phrase_as_written() {
+    let mut song = Song::new(120.0, (4, 4), rock(4, 4.0));
+    song.quirks.meter_change = Some((6, (3, 4)));
+    let a = run(&song, &PLAIN, None, 4, 9);
+    let ons = note_ons(&a.heard);
+    let spq = song.samples_per_quarter();
+    let start = song.bar_line(5);
+    assert_eq!(ons.first().map(|n| n.0), Some(start));
+    let end = start + (8.0 * spq).round() as u64;
+    assert!(ons.iter().all(|n| n.0 >= start && n.0 < end), "the phrase runs 8 quarter notes");
+    assert!(ons.iter().any(|n| n.0 >= song.bar_line(6)), "it plays on after the change");
+    let offs = a.heard.events.iter().filter(|e| !e.1).count();
+    assert_eq!(offs, ons.len(), "every note is ended");
+}
+
+/// Note-offs of notes never played are passed on and otherwise ignored; notes on any
+/// channel are the drums' (a drum track's channel is the host's business); what the plugin
+/// plays is on channel 10.
+#[test]
+fn stray_note_offs_and_another_channel_are_taken_calmly() {
+    let mut song = Song::new(120.0, (4, 4), rock(4, 4.0));
+    song.quirks.stray_note_offs = true;
+    song.quirks.channel = Some(0);
+    let a = run(&song, &[("Pass through", "Off"), ("Bars", "2"), ("Seed", "5")], None, 4, 7);
+    assert_eq!(note_ons(&a.heard).first().map(|n| n.0), Some(song.bar_line(5)));
+    let session = session_of(&a.state);
+    assert_eq!(session.capture.hits(), song.notes.len(), "every note-on captured, once");
 }

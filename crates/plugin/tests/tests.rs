@@ -1,4 +1,5 @@
 //! The plugin's tests: one binary.
 
+mod clap_host;
 mod grid;
 mod host;

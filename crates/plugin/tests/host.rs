@@ -81,6 +81,8 @@ struct Quirks {
     channel: Option<u16>,
     /// A note-off of a note never played beside every note.
     stray_note_offs: bool,
+    /// A loop over bars `from..to`: the transport jumps back at `to`'s bar line.
+    loop_bars: Option<(u32, u32)>,
 }
 
 impl Song {
@@ -114,6 +116,16 @@ impl Song {
             bar += 1;
         }
         (bar, self.bar_start(bar))
+    }
+    /// Where the transport is after `q` quarter notes of playing (a loop folds it back).
+    fn position(&self, q: f64) -> f64 {
+        match self.quirks.loop_bars {
+            Some((from, to)) => {
+                let (a, b) = (self.bar_start(from), self.bar_start(to));
+                if q < b { q } else { a + (q - a).rem_euclid(b - a) }
+            }
+            None => q,
+        }
     }
     /// The absolute sample of bar line `bar`.
     fn bar_line(&self, bar: u32) -> u64 {
@@ -188,8 +200,10 @@ fn run_pressing(
         let value = params.text_to_value(&instance.plugin_handle(), id, &text).expect(name);
         changes.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
     }
+    // No such button (""): nothing is pressed, but the host still waits for a phrase there.
     let press = |on: bool| {
-        ParamValueEvent::new(0, ids[button], Pckn::match_all(), if on { 1.0 } else { 0.0 })
+        let value = if on { 1.0 } else { 0.0 };
+        ids.get(button).map(|&id| ParamValueEvent::new(0, id, Pckn::match_all(), value))
     };
 
     let config = PluginAudioConfiguration {
@@ -211,8 +225,9 @@ fn run_pressing(
     let mut block = 0u64;
     while (block * u64::from(BLOCK)) < song.bar_line(until_bar) {
         let start = block * u64::from(BLOCK);
-        let q0 = start as f64 / spq;
-        let q1 = (start + u64::from(BLOCK)) as f64 / spq;
+        // The loops of the tests end on block boundaries: a block never straddles the jump.
+        let q0 = song.position(start as f64 / spq);
+        let q1 = q0 + f64::from(BLOCK) / spq;
         let (bar, bar_start) = song.bar_at(q0);
         let meter = song.meter_of(bar);
         let tempo = song.quirks.reported_tempo.unwrap_or(song.bpm);
@@ -226,10 +241,10 @@ fn run_pressing(
         }
         let pressing = pressed_at.is_none() && bar >= press_bar;
         if pressing {
-            input.push(&press(true));
+            press(true).inspect(|e| input.push(e));
             pressed_at = Some(start);
         } else if pressed_at.is_some_and(|p| p + u64::from(BLOCK) == start) {
-            input.push(&press(false));
+            press(false).inspect(|e| input.push(e));
         }
         let mut notes: Vec<(u32, bool, u8, u8)> = Vec::new();
         for &(q, pitch, velocity) in &song.notes {
@@ -637,4 +652,45 @@ fn stray_note_offs_and_another_channel_are_taken_calmly() {
     assert_eq!(note_ons(&a.heard).first().map(|n| n.0), Some(song.bar_line(5)));
     let session = session_of(&a.state);
     assert_eq!(session.capture.hits(), song.notes.len(), "every note-on captured, once");
+}
+
+/// A loop over bars 1-6 while a 4-bar phrase plays from bar 6: the transport jumps back to
+/// bar 1 after the phrase's first bar, and the phrase goes on with it, note for note and
+/// sample for sample as on a straight transport.
+#[test]
+fn a_loop_moves_the_phrase_with_the_transport() {
+    let straight = Song::new(120.0, (4, 4), rock(4, 4.0));
+    let settings = [("Bars", "4"), ("Feel", "0"), ("Seed", "9"), ("Pass through", "Off")];
+    let a = run(&straight, &settings, None, 4, 10);
+    let mut looped = Song::new(120.0, (4, 4), rock(4, 4.0));
+    // 6 bars at 120 BPM are 1,125 blocks of 512: the jump falls between two blocks.
+    looped.quirks.loop_bars = Some((0, 6));
+    let b = run(&looped, &settings, None, 4, 10);
+    assert!(!a.heard.events.is_empty());
+    assert_eq!(b.heard, a.heard, "the phrase plays on through the jump");
+    let phrase = session_of(&b.state).phrase.expect("a phrase");
+    assert_eq!(phrase.bars, 4);
+}
+
+/// Auto continue: after 2 bars captured (the prompt bars), the plugin continues on its own,
+/// with nothing pressed.
+#[test]
+fn auto_continue_answers_every_phrase() {
+    let song = Song::new(120.0, (4, 4), rock(4, 4.0));
+    let settings = [
+        ("Auto continue", "On"),
+        ("Prompt bars", "2"),
+        ("Bars", "2"),
+        ("Feel", "0"),
+        ("Pass through", "Off"),
+    ];
+    // Entering bar 3 (from 1), two bars are captured: it asks then, and the phrase plays from
+    // bar 4. The host waits for it in bar 3, as for a press.
+    let a = run_pressing("", &song, &settings, None, 2, 6);
+    let ons = note_ons(&a.heard);
+    assert_eq!(ons.first().map(|n| n.0), Some(song.bar_line(3)));
+    // Its 2 bars, and no second phrase yet: one plays while it does not overlap the first.
+    assert!(ons.iter().all(|n| n.0 >= song.bar_line(3) && n.0 < song.bar_line(5)));
+    let phrase = session_of(&a.state).phrase.expect("a phrase");
+    assert_eq!((phrase.first_bar, phrase.bars), (3, 2));
 }

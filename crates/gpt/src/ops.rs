@@ -327,6 +327,46 @@ impl InplaceOp2 for AddBiasInPlace {
     }
 }
 
+/// `x += y`, in place, on the CPU: both of one shape. (candle's own addition runs on its
+/// thread pool, which spins beside the one the kernels and matrix products share.)
+pub(crate) fn add_in_place(x: &Tensor, y: &Tensor) -> Result<()> {
+    if x.dims() != y.dims() {
+        return Err(candle_core::Error::ShapeMismatchBinaryOp {
+            lhs: x.shape().clone(),
+            rhs: y.shape().clone(),
+            op: "add-in-place",
+        }
+        .into());
+    }
+    Ok(x.inplace_op2(&y.contiguous()?, &AddInPlace)?)
+}
+
+struct AddInPlace;
+
+impl InplaceOp2 for AddInPlace {
+    fn name(&self) -> &'static str {
+        "add-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        l: &Layout,
+        src: &CpuStorage,
+        ls: &Layout,
+    ) -> candle_core::Result<()> {
+        let w = width(l, self.name())?;
+        let (x, y) = (data_mut(dst, l, self.name())?, data(src, ls, self.name())?);
+        if x.len() != y.len() {
+            candle_core::bail!("add-in-place: {} values and {}", x.len(), y.len());
+        }
+        each_row(x, w, |i, row| {
+            row.iter_mut().zip(&y[i * w..(i + 1) * w]).for_each(|(a, b)| *a += b)
+        });
+        Ok(())
+    }
+}
+
 /// The sum over rows of `g`, `[.., w]` to `[w]`, on the CPU: the gradient of a bias.
 pub(crate) fn column_sum(g: &Tensor) -> Result<Tensor> {
     Ok(g.contiguous()?.apply_op1_no_bwd(&ColumnSum)?)

@@ -96,11 +96,13 @@ impl Gpt {
         };
 
         // Forward, keeping what the backward pass reads.
-        let mut x = look(&self.tok, &batch.ids)?
-            .broadcast_add(&value(&self.pos).narrow(0, 0, t)?)?
-            .add(&look(&self.slot, &batch.slot)?)?;
+        // Each sum in place, with the crate's kernels (see `ops::add_in_place`).
+        let mut x = look(&self.tok, &batch.ids)?;
+        let pos = value(&self.pos).narrow(0, 0, t)?.flatten_all()?;
+        ops::add_bias_in_place(&x.reshape((b, t * d))?, &pos)?;
+        ops::add_in_place(&x, &look(&self.slot, &batch.slot)?)?;
         for (table, place) in self.phrase.iter().zip(&batch.phrase) {
-            x = x.add(&look(table, place)?)?;
+            ops::add_in_place(&x, &look(table, place)?)?;
         }
         if let Some(m) = mask(0) {
             x = x.mul(m)?;
@@ -120,11 +122,13 @@ impl Gpt {
             let p = q.matmul(&k.t()?)?;
             ops::causal_softmax_in_place(&p, scale)?;
             let y = merge(&p.matmul(&v)?)?;
-            let x2 = x.add(&drop(dense(&y, &block.proj.w, &block.proj.b)?, 1 + 2 * i)?)?;
+            let x2 = drop(dense(&y, &block.proj.w, &block.proj.b)?, 1 + 2 * i)?;
+            ops::add_in_place(&x2, &x)?;
             let h2 = ops::layer_norm(&x2, &value(&block.ln2.gain), &value(&block.ln2.bias))?;
             let f = dense(&h2, &block.fc.w, &block.fc.b)?;
             let g = ops::gelu(&f)?;
-            let next = x2.add(&drop(dense(&g, &block.out.w, &block.out.b)?, 2 + 2 * i)?)?;
+            let next = drop(dense(&g, &block.out.w, &block.out.b)?, 2 + 2 * i)?;
+            ops::add_in_place(&next, &x2)?;
             saved.push(Saved { x, h1, q, k, v, p, y, x2, h2, f, g });
             x = next;
         }
@@ -212,7 +216,7 @@ fn block_back(
     let (dx2, dgain, dbias) = ops::layer_norm_grads(&s.x2, &dh2, &value(&block.ln2.gain))?;
     grads.insert(block.ln2.gain.as_tensor(), dgain);
     grads.insert(block.ln2.bias.as_tensor(), dbias);
-    let dx2 = (dx + dx2)?;
+    ops::add_in_place(&dx2, &dx)?;
 
     // The attention half.
     let dproj = through(&dx2, masks.map(|m| m.0))?;
@@ -227,7 +231,8 @@ fn block_back(
     let (dx1, dgain, dbias) = ops::layer_norm_grads(&s.x, &dh1, &value(&block.ln1.gain))?;
     grads.insert(block.ln1.gain.as_tensor(), dgain);
     grads.insert(block.ln1.bias.as_tensor(), dbias);
-    Ok((dx2 + dx1)?)
+    ops::add_in_place(&dx1, &dx2)?;
+    Ok(dx1)
 }
 
 #[cfg(test)]

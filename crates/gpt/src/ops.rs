@@ -367,6 +367,117 @@ impl InplaceOp2 for AddInPlace {
     }
 }
 
+/// Part `part` of the `parts` side by side in `x` (`[b, t, parts * d]`, as the attention's
+/// one projection writes queries, keys and values), split into `h` heads: `[b, h, t, d / h]`,
+/// on the CPU. One parallel copy, where a narrow, a transpose and candle's copy took its pool.
+pub(crate) fn split_heads(x: &Tensor, h: usize, part: usize, parts: usize) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op1_no_bwd(&SplitHeads { h, part, parts })?)
+}
+
+struct SplitHeads {
+    h: usize,
+    part: usize,
+    parts: usize,
+}
+
+impl CustomOp1 for SplitHeads {
+    fn name(&self) -> &'static str {
+        "split-heads"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, t, w) = l.shape().dims3()?;
+        let (h, part) = (self.h, self.part);
+        if h == 0 || self.parts == 0 || part >= self.parts || !w.is_multiple_of(self.parts * h) {
+            candle_core::bail!("split-heads: part {part} of {} in {w}, {h} heads", self.parts);
+        }
+        let (x, d) = (data(s, l, self.name())?, w / self.parts);
+        let hd = d / h;
+        let mut out = vec![0f32; b * t * d];
+        each_row(&mut out, hd, |r, y| {
+            let (ti, hi, bi) = (r % t, (r / t) % h, r / (t * h));
+            let at = (bi * t + ti) * w + part * d + hi * hd;
+            y.copy_from_slice(&x[at..at + hd]);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, h, t, hd))))
+    }
+}
+
+/// Heads `[b, h, t, hd]` back side by side: `[b, t, h * hd]` for each of `xs`, the tensors
+/// one after another in the last dimension (the inverse of [`split_heads`]), on the CPU.
+pub(crate) fn merge_heads(xs: &[&Tensor]) -> Result<Tensor> {
+    match xs {
+        [x] => Ok(x.contiguous()?.apply_op1_no_bwd(&MergeHeads)?),
+        [a, b, c] => {
+            Ok(a.contiguous()?.apply_op3_no_bwd(&b.contiguous()?, &c.contiguous()?, &MergeHeads)?)
+        }
+        _ => Err(candle_core::Error::Msg(format!("merge-heads of {} tensors", xs.len())).into()),
+    }
+}
+
+struct MergeHeads;
+
+/// `srcs` (each `[b, h, t, hd]`) into `out` (`[b, t, srcs.len() * h * hd]`).
+fn merge_into(out: &mut [f32], srcs: &[&[f32]], (b, h, t, hd): (usize, usize, usize, usize)) {
+    let d = h * hd;
+    let w = srcs.len() * d;
+    debug_assert_eq!(out.len(), b * t * w);
+    each_row(out, w, |r, y| {
+        let (bi, ti) = (r / t, r % t);
+        for (p, src) in srcs.iter().enumerate() {
+            for hi in 0..h {
+                let from = ((bi * h + hi) * t + ti) * hd;
+                y[p * d + hi * hd..p * d + (hi + 1) * hd].copy_from_slice(&src[from..from + hd]);
+            }
+        }
+    });
+}
+
+impl MergeHeads {
+    fn merge(&self, inputs: &[(&CpuStorage, &Layout)]) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = inputs[0].1.shape().dims4()?;
+        let mut srcs = Vec::with_capacity(inputs.len());
+        for (s, l) in inputs {
+            if l.shape().dims4()? != dims {
+                candle_core::bail!("merge-heads: {:?} and {:?}", l.dims(), dims);
+            }
+            srcs.push(data(s, l, "merge-heads")?);
+        }
+        let (b, h, t, hd) = dims;
+        let mut out = vec![0f32; b * t * srcs.len() * h * hd];
+        merge_into(&mut out, &srcs, dims);
+        Ok((CpuStorage::F32(out), Shape::from((b, t, srcs.len() * h * hd))))
+    }
+}
+
+impl CustomOp1 for MergeHeads {
+    fn name(&self) -> &'static str {
+        "merge-heads"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.merge(&[(s, l)])
+    }
+}
+
+impl CustomOp3 for MergeHeads {
+    fn name(&self) -> &'static str {
+        "merge-heads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.merge(&[(s1, l1), (s2, l2), (s3, l3)])
+    }
+}
+
 /// The sum over rows of `g`, `[.., w]` to `[w]`, on the CPU: the gradient of a bias.
 pub(crate) fn column_sum(g: &Tensor) -> Result<Tensor> {
     Ok(g.contiguous()?.apply_op1_no_bwd(&ColumnSum)?)

@@ -55,18 +55,6 @@ fn dense_back(x: &Tensor, dy: &Tensor, w: &Var, b: &Var, grads: &mut GradStore) 
     Ok(dy2.matmul(&value(w).t()?)?.reshape((bs, t, i))?)
 }
 
-/// `[b, t, d]` to `[b, heads, t, d / heads]`.
-fn heads(x: &Tensor, h: usize) -> Result<Tensor> {
-    let (b, t, d) = x.dims3()?;
-    Ok(x.reshape((b, t, h, d / h))?.transpose(1, 2)?.contiguous()?)
-}
-
-/// `[b, heads, t, hd]` to `[b, t, heads * hd]`.
-fn merge(x: &Tensor) -> Result<Tensor> {
-    let (b, h, t, hd) = x.dims4()?;
-    Ok(x.transpose(1, 2)?.contiguous()?.reshape((b, t, h * hd))?)
-}
-
 impl Gpt {
     /// The mean cross-entropy of `batch` (as [`Gpt::loss`]), the tokens it counts, and the
     /// gradient of every parameter: by hand on the CPU, by candle's autograd elsewhere.
@@ -117,11 +105,11 @@ impl Gpt {
             };
             let h1 = ops::layer_norm(&x, &value(&block.ln1.gain), &value(&block.ln1.bias))?;
             let qkv = dense(&h1, &block.qkv.w, &block.qkv.b)?;
-            let part = |i: usize| heads(&qkv.narrow(2, i * d, d)?, h);
+            let part = |i: usize| ops::split_heads(&qkv, h, i, 3);
             let (q, k, v) = (part(0)?, part(1)?, part(2)?);
             let p = q.matmul(&k.t()?)?;
             ops::causal_softmax_in_place(&p, scale)?;
-            let y = merge(&p.matmul(&v)?)?;
+            let y = ops::merge_heads(&[&p.matmul(&v)?])?;
             let x2 = drop(dense(&y, &block.proj.w, &block.proj.b)?, 1 + 2 * i)?;
             ops::add_in_place(&x2, &x)?;
             let h2 = ops::layer_norm(&x2, &value(&block.ln2.gain), &value(&block.ln2.bias))?;
@@ -220,13 +208,14 @@ fn block_back(
 
     // The attention half.
     let dproj = through(&dx2, masks.map(|m| m.0))?;
-    let dy = heads(&dense_back(&s.y, &dproj, &block.proj.w, &block.proj.b, grads)?, h)?;
+    let dy =
+        ops::split_heads(&dense_back(&s.y, &dproj, &block.proj.w, &block.proj.b, grads)?, h, 0, 1)?;
     let ds = dy.matmul(&s.v.t()?)?;
     let dv = s.p.t()?.matmul(&dy)?;
     ops::causal_softmax_grad_in_place(&ds, &s.p, scale)?;
     let dq = ds.matmul(&s.k)?;
     let dk = ds.t()?.matmul(&s.q)?;
-    let dqkv = Tensor::cat(&[&merge(&dq)?, &merge(&dk)?, &merge(&dv)?], 2)?;
+    let dqkv = ops::merge_heads(&[&dq, &dk, &dv])?;
     let dh1 = dense_back(&s.h1, &dqkv, &block.qkv.w, &block.qkv.b, grads)?;
     let (dx1, dgain, dbias) = ops::layer_norm_grads(&s.x, &dh1, &value(&block.ln1.gain))?;
     grads.insert(block.ln1.gain.as_tensor(), dgain);

@@ -155,6 +155,14 @@ impl Dropout {
     }
 }
 
+/// `y` through a dropout mask (see [`Dropout::masks`]), or as it is without one.
+pub(crate) fn masked(y: Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    Ok(match mask {
+        Some(m) => y.mul(m)?,
+        None => y,
+    })
+}
+
 /// The drum GPT.
 #[derive(Clone, Debug)]
 pub struct Gpt {
@@ -325,9 +333,7 @@ impl Gpt {
     /// [`forward`](Gpt::forward) with dropout `masks` (see [`Dropout::masks`]).
     fn forward_dropped(&self, batch: &Batch, masks: Option<&[Tensor]>) -> Result<Tensor> {
         let mut x = self.embed(batch, 0)?;
-        if let Some(m) = masks {
-            x = (x * &m[0])?;
-        }
+        x = masked(x, masks.map(|m| &m[0]))?;
         for (i, block) in self.blocks.iter().enumerate() {
             let pair = masks.map(|m| (&m[1 + 2 * i], &m[2 + 2 * i]));
             x = self.block(block, &x, None, pair)?;
@@ -400,16 +406,10 @@ impl Gpt {
         // With a cache, the new tokens see every cached one and each other causally.
         let attn = ops::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        let drop = |y: Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
-            Ok(match mask {
-                Some(m) => (y * m)?,
-                None => y,
-            })
-        };
-        let x = (x + drop(block.proj.forward(&y)?, masks.map(|m| m.0))?)?;
+        let x = (x + masked(block.proj.forward(&y)?, masks.map(|m| m.0))?)?;
         let hidden = block.fc.forward(&block.ln2.forward(&x)?)?;
         let hidden = ops::gelu(&hidden)?;
-        Ok((x + drop(block.out.forward(&hidden)?, masks.map(|m| m.1))?)?)
+        Ok((x + masked(block.out.forward(&hidden)?, masks.map(|m| m.1))?)?)
     }
 
     /// The mean cross-entropy of predicting each token of `batch` from those before it,

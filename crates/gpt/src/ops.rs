@@ -299,38 +299,41 @@ fn add_bias_rows(out: &mut [f32], w: usize, bias: &[f32]) -> candle_core::Result
     if bias.len() != w {
         candle_core::bail!("a bias of {} for rows of {w}", bias.len());
     }
-    each_row(out, w, |_, y| y.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+    add_repeated(out, w, bias)
+}
+
+/// `out += y`, `y` repeated over `out`'s leading rows (of width `w`): a bias is one row, a
+/// tensor of `out`'s own shape all of them.
+fn add_repeated(out: &mut [f32], w: usize, y: &[f32]) -> candle_core::Result<()> {
+    if y.is_empty() || !y.len().is_multiple_of(w) || !out.len().is_multiple_of(y.len()) {
+        candle_core::bail!("add: {} values onto {} in rows of {w}", y.len(), out.len());
+    }
+    let rows = y.len() / w;
+    each_row(out, w, |i, row| {
+        let r = i % rows;
+        row.iter_mut().zip(&y[r * w..(r + 1) * w]).for_each(|(a, b)| *a += b)
+    });
     Ok(())
 }
 
 /// `x += bias` over the last dimension, in place, on the CPU.
 pub(crate) fn add_bias_in_place(x: &Tensor, bias: &Tensor) -> Result<()> {
-    Ok(x.inplace_op2(&bias.contiguous()?, &AddBiasInPlace)?)
+    let w = x.dims().last().copied().unwrap_or(0);
+    if bias.dims() != [w] {
+        return Err(candle_core::Error::Msg(format!(
+            "a bias of {:?} for rows of {w}",
+            bias.dims()
+        ))
+        .into());
+    }
+    Ok(x.inplace_op2(&bias.contiguous()?, &AddInPlace)?)
 }
 
-struct AddBiasInPlace;
-
-impl InplaceOp2 for AddBiasInPlace {
-    fn name(&self) -> &'static str {
-        "add-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        l: &Layout,
-        bias: &CpuStorage,
-        lb: &Layout,
-    ) -> candle_core::Result<()> {
-        let w = width(l, "add-bias")?;
-        add_bias_rows(data_mut(dst, l, "add-bias")?, w, data(bias, lb, "add-bias")?)
-    }
-}
-
-/// `x += y`, in place, on the CPU: both of one shape. (candle's own addition runs on its
-/// thread pool, which spins beside the one the kernels and matrix products share.)
+/// `x += y`, in place, on the CPU, `y`'s shape that of `x`'s last dimensions: `x`'s own
+/// (a sum), or `[t, d]` added to every `[t, d]` of a batch. (candle's own addition runs on
+/// its thread pool, which spins beside the one the kernels and matrix products share.)
 pub(crate) fn add_in_place(x: &Tensor, y: &Tensor) -> Result<()> {
-    if x.dims() != y.dims() {
+    if !x.dims().ends_with(y.dims()) {
         return Err(candle_core::Error::ShapeMismatchBinaryOp {
             lhs: x.shape().clone(),
             rhs: y.shape().clone(),
@@ -356,14 +359,7 @@ impl InplaceOp2 for AddInPlace {
         ls: &Layout,
     ) -> candle_core::Result<()> {
         let w = width(l, self.name())?;
-        let (x, y) = (data_mut(dst, l, self.name())?, data(src, ls, self.name())?);
-        if x.len() != y.len() {
-            candle_core::bail!("add-in-place: {} values and {}", x.len(), y.len());
-        }
-        each_row(x, w, |i, row| {
-            row.iter_mut().zip(&y[i * w..(i + 1) * w]).for_each(|(a, b)| *a += b)
-        });
-        Ok(())
+        add_repeated(data_mut(dst, l, self.name())?, w, data(src, ls, self.name())?)
     }
 }
 

@@ -13,7 +13,7 @@ use candle_core::{DType, Tensor, Var};
 
 use crate::config::SLOTS;
 use crate::error::Result;
-use crate::model::{Batch, Block, Dropout, Gpt};
+use crate::model::{Batch, Block, Dropout, Gpt, masked};
 use crate::ops;
 
 /// What the backward pass of a block reads from its forward pass.
@@ -86,23 +86,15 @@ impl Gpt {
         // Forward, keeping what the backward pass reads.
         // Each sum in place, with the crate's kernels (see `ops::add_in_place`).
         let mut x = look(&self.tok, &batch.ids)?;
-        let pos = value(&self.pos).narrow(0, 0, t)?.flatten_all()?;
-        ops::add_bias_in_place(&x.reshape((b, t * d))?, &pos)?;
+        ops::add_in_place(&x, &value(&self.pos).narrow(0, 0, t)?)?;
         ops::add_in_place(&x, &look(&self.slot, &batch.slot)?)?;
         for (table, place) in self.phrase.iter().zip(&batch.phrase) {
             ops::add_in_place(&x, &look(table, place)?)?;
         }
-        if let Some(m) = mask(0) {
-            x = x.mul(m)?;
-        }
+        x = masked(x, mask(0))?;
         let mut saved = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            let drop = |y: Tensor, at: usize| -> Result<Tensor> {
-                Ok(match mask(at) {
-                    Some(m) => y.mul(m)?,
-                    None => y,
-                })
-            };
+            let drop = |y: Tensor, at: usize| masked(y, mask(at));
             let h1 = ops::layer_norm(&x, &value(&block.ln1.gain), &value(&block.ln1.bias))?;
             let qkv = dense(&h1, &block.qkv.w, &block.qkv.b)?;
             let part = |i: usize| ops::split_heads(&qkv, h, i, 3);
@@ -149,9 +141,7 @@ impl Gpt {
             let pair = masks.as_ref().map(|m| (&m[1 + 2 * i], &m[2 + 2 * i]));
             dx = block_back(block, s, dx, pair, h, scale, &mut grads)?;
         }
-        if let Some(m) = mask(0) {
-            dx = dx.mul(m)?;
-        }
+        dx = masked(dx, mask(0))?;
 
         // The embeddings: each table gathers the gradients of the tokens that looked it up.
         let flat = dx.reshape((b * t, d))?;
@@ -189,15 +179,14 @@ fn block_back(
     scale: f64,
     grads: &mut GradStore,
 ) -> Result<Tensor> {
-    let through = |dy: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
-        Ok(match mask {
-            Some(m) => dy.mul(m)?,
-            None => dy.clone(),
-        })
-    };
     // The feed-forward half.
-    let dg =
-        dense_back(&s.g, &through(&dx, masks.map(|m| m.1))?, &block.out.w, &block.out.b, grads)?;
+    let dg = dense_back(
+        &s.g,
+        &masked(dx.clone(), masks.map(|m| m.1))?,
+        &block.out.w,
+        &block.out.b,
+        grads,
+    )?;
     ops::gelu_grad_in_place(&dg, &s.f)?;
     let df = dg;
     let dh2 = dense_back(&s.h2, &df, &block.fc.w, &block.fc.b, grads)?;
@@ -207,7 +196,7 @@ fn block_back(
     ops::add_in_place(&dx2, &dx)?;
 
     // The attention half.
-    let dproj = through(&dx2, masks.map(|m| m.0))?;
+    let dproj = masked(dx2.clone(), masks.map(|m| m.0))?;
     let dy =
         ops::split_heads(&dense_back(&s.y, &dproj, &block.proj.w, &block.proj.b, grads)?, h, 0, 1)?;
     let ds = dy.matmul(&s.v.t()?)?;

@@ -17,10 +17,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use fine_drums_plugin::bundle;
 use fine_drums_plugin::{Ask, Capture, Generator, Heard, Signature};
 
-use crate::clap_host::NoInput;
-
-const SAMPLE_RATE: f64 = 48_000.0;
-const BLOCK: u32 = 512;
+use crate::clap_host::{BLOCK, Blocks, SAMPLE_RATE};
 
 /// Two bars of a rock beat, as a host would deliver them.
 fn rock_capture(bars: i64) -> Capture {
@@ -51,18 +48,9 @@ fn process(c: &mut Criterion) {
     let bundles = bundle::write_bundles(&lib, &dir).expect("the bundles are written");
     let entry = unsafe { PluginEntry::load(&bundles.clap) }.expect("the .clap bundle loads");
     let mut instance = clap_host::instantiate(&entry);
-    let config = PluginAudioConfiguration {
-        sample_rate: SAMPLE_RATE,
-        min_frames_count: BLOCK,
-        max_frames_count: BLOCK,
-    };
-    let processor = instance.activate(|_, _| (), config).expect("activates");
-    let mut processor = processor.start_processing().expect("starts");
-    let mut out = [[0f32; BLOCK as usize]; 2];
-    let mut inputs = AudioPorts::with_capacity(0, 0);
-    let mut outputs = AudioPorts::with_capacity(2, 1);
+    let mut processor = clap_host::start(&mut instance);
+    let mut blocks = Blocks::new();
     let mut input = EventBuffer::new();
-    let mut out_events = EventBuffer::new();
     let spq = SAMPLE_RATE * 60.0 / 120.0;
     let mut block = 0u64;
     c.bench_function("process: a 512-sample block at 120 BPM, eighth-note hi-hats in", |b| {
@@ -88,26 +76,7 @@ fn process(c: &mut Criterion) {
                 input.push(&NoteOnEvent::new(time.min(BLOCK - 1), pckn, 0.6));
                 eighth += 1;
             }
-            let no_inputs: [NoInput; 0] = [];
-            let input_audio = inputs.with_input_buffers(no_inputs);
-            let [left, right] = &mut out;
-            let mut output_audio = outputs.with_output_buffers([AudioPortBuffer {
-                latency: 0,
-                channels: AudioPortBufferType::f32_output_only(
-                    [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
-                ),
-            }]);
-            out_events.clear();
-            processor
-                .process(
-                    &input_audio,
-                    &mut output_audio,
-                    &InputEvents::from_buffer(&input),
-                    &mut OutputEvents::from_buffer(&mut out_events),
-                    Some(start),
-                    Some(&transport),
-                )
-                .expect("processes");
+            blocks.process(&mut processor, &input, start, Some(&transport));
             block += 1;
         })
     });

@@ -74,8 +74,8 @@ pub struct Capture {
     pub bars: Vec<CapturedBar>,
 }
 
-/// Ticks per quarter note of the prompt's MIDI file.
-const TPQ: u16 = 480;
+/// Ticks per quarter note of the MIDI files the plugin writes.
+pub(crate) const TPQ: u16 = 480;
 /// The longest a captured hit is written (a 32nd note).
 const HIT_TICKS: u32 = TPQ as u32 / 8;
 
@@ -164,14 +164,8 @@ impl Capture {
         let mut bars = Vec::new();
         for n in first..end {
             let signature = self.signature_near(n);
-            let meter = Meter::new(signature.numerator, signature.denominator)
-                .map_err(|source| Error::Capture { bar: n, source })?;
-            let mut bar = Bar::new(meter);
-            let bar_ticks =
-                meter.bar_ticks(TPQ).map_err(|source| Error::Capture { bar: n, source })?;
-            let tempo = Tempo::from_bpm(signature.bpm)
-                .map_err(|source| Error::Capture { bar: n, source })?;
-            bar.tempos.push(TempoChange { tick: 0, tempo });
+            let (mut bar, bar_ticks) = empty_bar(signature, n)?;
+            bar.tempos.push(tempo_at_start(signature, n)?);
             if let Ok(i) = self.bars.binary_search_by_key(&n, |b| b.bar) {
                 for h in &self.bars[i].hits {
                     let tick = (h.at * f64::from(TPQ)).round() as i64;
@@ -181,14 +175,37 @@ impl Capture {
                     bar.hits.push(hit_at(tick, h.pitch, h.velocity));
                 }
             }
-            bar.hits.sort_by_key(|h| (h.step, h.offset, h.voice.index()));
             bars.push(bar);
         }
-        let groove = Groove { ticks_per_quarter: TPQ, grid: GRID, voices: VoiceMap::Full, bars };
-        let midi = midi::write(&groove, &WriteOptions::default())
-            .map_err(|source| Error::Capture { bar: first, source })?;
+        let midi = write_bars(bars, first)?;
         Ok((midi, first, self.signature_near(end - 1)))
     }
+}
+
+/// An empty bar in `signature`'s meter, and its length in ticks; `number` (the host's) names
+/// it in an error.
+pub(crate) fn empty_bar(signature: Signature, number: i64) -> Result<(Bar, u32)> {
+    let capture = |source| Error::Capture { bar: number, source };
+    let meter = Meter::new(signature.numerator, signature.denominator).map_err(capture)?;
+    Ok((Bar::new(meter), meter.bar_ticks(TPQ).map_err(capture)?))
+}
+
+/// `signature`'s tempo from a bar's first tick.
+pub(crate) fn tempo_at_start(signature: Signature, number: i64) -> Result<TempoChange> {
+    let tempo =
+        Tempo::from_bpm(signature.bpm).map_err(|source| Error::Capture { bar: number, source })?;
+    Ok(TempoChange { tick: 0, tempo })
+}
+
+/// `bars`, their hits put in order, as a Standard MIDI File on channel 10; `first` (the
+/// host's number of the first) names them in an error.
+pub(crate) fn write_bars(mut bars: Vec<Bar>, first: i64) -> Result<Vec<u8>> {
+    for b in &mut bars {
+        b.hits.sort_by_key(|h| (h.step, h.offset, h.voice.index()));
+    }
+    let groove = Groove { ticks_per_quarter: TPQ, grid: GRID, voices: VoiceMap::Full, bars };
+    midi::write(&groove, &WriteOptions::default())
+        .map_err(|source| Error::Capture { bar: first, source })
 }
 
 /// The grid hits are placed on: a 64th, so every hit's offset from its step is small.

@@ -1,11 +1,9 @@
 //! A generated phrase, and the player that puts it on the host's grid in the audio thread.
 
-use fine_drums_codec::midi::{self, WriteOptions};
-use fine_drums_codec::{Bar, Groove, Meter, Tempo, TempoChange, VoiceMap};
 use serde::{Deserialize, Serialize};
 
-use crate::capture::hit_at;
-use crate::error::{Error, Result};
+use crate::capture::{TPQ, empty_bar, hit_at, tempo_at_start, write_bars};
+use crate::error::Result;
 use crate::grid::{Clock, Signature};
 
 /// One note event of a phrase.
@@ -51,37 +49,19 @@ impl Phrase {
     /// The phrase as a Standard MIDI File on channel 10, in its meter and tempo, one bar of
     /// the file per bar of the phrase: what can be dragged into the arrangement.
     pub fn to_midi(&self) -> Result<Vec<u8>> {
-        let s = self.signature;
-        let meter = Meter::new(s.numerator, s.denominator)
-            .map_err(|source| Error::Capture { bar: self.first_bar, source })?;
-        let tpq = 480u16;
-        let bar_ticks = meter
-            .bar_ticks(tpq)
-            .map_err(|source| Error::Capture { bar: self.first_bar, source })?;
-        let mut bars: Vec<Bar> = (0..self.bars).map(|_| Bar::new(meter)).collect();
+        let (first, bar_ticks) = empty_bar(self.signature, self.first_bar)?;
+        let mut bars = vec![first; self.bars];
         if let Some(first) = bars.first_mut() {
-            let tempo = Tempo::from_bpm(s.bpm)
-                .map_err(|source| Error::Capture { bar: self.first_bar, source })?;
-            first.tempos.push(TempoChange { tick: 0, tempo });
+            first.tempos.push(tempo_at_start(self.signature, self.first_bar)?);
         }
         for n in self.hits() {
-            let tick = (n.at * f64::from(tpq)).round() as i64;
+            let tick = (n.at * f64::from(TPQ)).round() as i64;
             let bar = (tick / i64::from(bar_ticks)) as usize;
             if let Some(b) = bars.get_mut(bar) {
                 b.hits.push(hit_at(tick - bar as i64 * i64::from(bar_ticks), n.pitch, n.velocity));
             }
         }
-        for b in &mut bars {
-            b.hits.sort_by_key(|h| (h.step, h.offset, h.voice.index()));
-        }
-        let groove = Groove {
-            ticks_per_quarter: tpq,
-            grid: fine_drums_codec::Grid::SIXTY_FOURTH,
-            voices: VoiceMap::Full,
-            bars,
-        };
-        midi::write(&groove, &WriteOptions::default())
-            .map_err(|source| Error::Capture { bar: self.first_bar, source })
+        write_bars(bars, self.first_bar)
     }
 }
 

@@ -127,8 +127,8 @@ impl Shared {
     pub fn restore(&self, mut saved: Saved) {
         saved.capture = saved.capture.sanitized();
         let mut store = lock(&self.store);
-        let mut stale = Store { saved: Saved::default(), trigger: None };
-        self.take_in(&mut stale);
+        let mut heard = lock(&self.heard);
+        while heard.pop().is_ok() {}
         *store = Store { saved, trigger: None };
     }
 

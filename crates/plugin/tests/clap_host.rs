@@ -15,13 +15,16 @@ use clack_host::utils::FixedPoint;
 
 /// The plugin's CLAP id.
 pub const PLUGIN_ID: &str = "io.github.fine-drums.fine-drums";
+/// The host's sample rate.
+pub const SAMPLE_RATE: f64 = 48_000.0;
+/// The host's block, in samples.
+pub const BLOCK: u32 = 512;
 
 /// The host.
 pub struct Host;
 
 /// An input port buffer of no channels: the plugin has no audio input.
-pub type NoInput =
-    AudioPortBuffer<[InputChannel<'static, f32>; 0], [InputChannel<'static, f64>; 0]>;
+type NoInput = AudioPortBuffer<[InputChannel<'static, f32>; 0], [InputChannel<'static, f64>; 0]>;
 
 /// What the host keeps of each instance: its parameter and state extensions.
 #[derive(Default)]
@@ -52,6 +55,69 @@ pub fn instantiate(entry: &PluginEntry) -> PluginInstance<Host> {
     let id = CString::new(PLUGIN_ID).expect("an id");
     PluginInstance::<Host>::new(|_| Shared::default(), |_| (), entry, &id, &host)
         .expect("the plugin instantiates")
+}
+
+/// The plugin activated for blocks of [`BLOCK`] at [`SAMPLE_RATE`], started.
+pub fn start(instance: &mut PluginInstance<Host>) -> StartedPluginAudioProcessor<Host> {
+    let config = PluginAudioConfiguration {
+        sample_rate: SAMPLE_RATE,
+        min_frames_count: BLOCK,
+        max_frames_count: BLOCK,
+    };
+    let processor = instance.activate(|_, _| (), config).expect("activates");
+    processor.start_processing().expect("starts")
+}
+
+/// The host's buffers for playing the plugin block by block: no audio in, two channels out,
+/// and the events the plugin sends.
+pub struct Blocks {
+    out: [[f32; BLOCK as usize]; 2],
+    inputs: AudioPorts,
+    outputs: AudioPorts,
+    events: EventBuffer,
+}
+
+impl Blocks {
+    pub fn new() -> Blocks {
+        Blocks {
+            out: [[0f32; BLOCK as usize]; 2],
+            inputs: AudioPorts::with_capacity(0, 0),
+            outputs: AudioPorts::with_capacity(2, 1),
+            events: EventBuffer::new(),
+        }
+    }
+
+    /// Processes the block that starts at sample `start`, with the events `input` and the
+    /// transport, if any: the events the plugin sent.
+    pub fn process(
+        &mut self,
+        processor: &mut StartedPluginAudioProcessor<Host>,
+        input: &EventBuffer,
+        start: u64,
+        transport: Option<&TransportEvent>,
+    ) -> &EventBuffer {
+        let no_inputs: [NoInput; 0] = [];
+        let input_audio = self.inputs.with_input_buffers(no_inputs);
+        let [left, right] = &mut self.out;
+        let mut output_audio = self.outputs.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
+            ),
+        }]);
+        self.events.clear();
+        processor
+            .process(
+                &input_audio,
+                &mut output_audio,
+                &InputEvents::from_buffer(input),
+                &mut OutputEvents::from_buffer(&mut self.events),
+                Some(start),
+                transport,
+            )
+            .expect("processes");
+        &self.events
+    }
 }
 
 /// A playing transport at `q0` quarter notes, in bar `bar` (from 0) that starts at

@@ -21,11 +21,8 @@ use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent
 use clack_host::prelude::*;
 use fine_drums_plugin::bundle::{self, Bundles};
 
-use crate::clap_host::{self, Host, NoInput};
+use crate::clap_host::{self, BLOCK, Blocks, Host, SAMPLE_RATE};
 use fine_drums_plugin::{LAST_PHRASE, PHRASES_ENV, Saved};
-
-const SAMPLE_RATE: f64 = 48_000.0;
-const BLOCK: u32 = 512;
 
 /// The plugin's bundles on disk, as the `bundle` example lays them out, from the debug build's
 /// library, in a folder of this test process's, with the phrases folder beside them.
@@ -206,20 +203,11 @@ fn run_pressing(
         ids.get(button).map(|&id| ParamValueEvent::new(0, id, Pckn::match_all(), value))
     };
 
-    let config = PluginAudioConfiguration {
-        sample_rate: SAMPLE_RATE,
-        min_frames_count: BLOCK,
-        max_frames_count: BLOCK,
-    };
-    let processor = instance.activate(|_, _| (), config).expect("activates");
-    let mut processor = processor.start_processing().expect("starts");
+    let mut processor = clap_host::start(&mut instance);
     let _ = std::fs::remove_file(phrases.join(LAST_PHRASE));
 
     let spq = song.samples_per_quarter();
-    let mut out = [[0f32; BLOCK as usize]; 2];
-    let mut inputs = AudioPorts::with_capacity(0, 0);
-    let mut outputs = AudioPorts::with_capacity(2, 1);
-    let mut out_events = EventBuffer::new();
+    let mut blocks = Blocks::new();
     let mut events = Vec::new();
     let mut pressed_at = None;
     let mut block = 0u64;
@@ -268,26 +256,8 @@ fn run_pressing(
                 input.push(&NoteOffEvent::new(time, pckn, 0.0));
             }
         }
-        let no_inputs: [NoInput; 0] = [];
-        let input_audio = inputs.with_input_buffers(no_inputs);
-        let [left, right] = &mut out;
-        let mut output_audio = outputs.with_output_buffers([AudioPortBuffer {
-            latency: 0,
-            channels: AudioPortBufferType::f32_output_only(
-                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
-            ),
-        }]);
-        out_events.clear();
-        processor
-            .process(
-                &input_audio,
-                &mut output_audio,
-                &InputEvents::from_buffer(&input),
-                &mut OutputEvents::from_buffer(&mut out_events),
-                Some(start),
-                (!song.quirks.no_transport).then_some(&transport),
-            )
-            .expect("processes");
+        let transport = (!song.quirks.no_transport).then_some(&transport);
+        let out_events = blocks.process(&mut processor, &input, start, transport);
         for e in out_events.iter() {
             if let Some(on) = e.as_event::<NoteOnEvent>() {
                 let key = on.key().into_specific().expect("a key");

@@ -121,7 +121,8 @@ pub struct Trainer {
     lora: LoraConfig,
     opt: AdamW,
     options: TrainOptions,
-    train: Vec<Example>,
+    /// Shared, so that a step can borrow its batch while the trainer changes.
+    train: Arc<[Example]>,
     valid: Vec<Example>,
     progress: Progress,
     stop: Option<Arc<AtomicBool>>,
@@ -165,7 +166,7 @@ impl Trainer {
             lora,
             opt,
             options: options.clone(),
-            train,
+            train: train.into(),
             valid,
             progress,
             stop: None,
@@ -199,7 +200,7 @@ impl Trainer {
         opt.restore(&state, progress.step)?;
         let mut options = options.clone();
         options.seed = progress.seed;
-        Ok(Trainer { model, lora, opt, options, train, valid, progress, stop: None })
+        Ok(Trainer { model, lora, opt, options, train: train.into(), valid, progress, stop: None })
     }
 
     /// Stops the run at its next step once `flag` is set (the run returns [`Error::Stopped`]).
@@ -310,6 +311,32 @@ impl Trainer {
         fine_drums_train::schedule::lr_at(self.options.lr, self.options.warmup, step, total)
     }
 
+    /// One optimiser step on `batch` (the gradients of its micro-batches added up), at the
+    /// learning rate the schedule gives the run's next step, with dropout masks from `noise`.
+    /// Returns the batch's mean loss per completion token before the step. [`Trainer::run`]
+    /// takes its steps through this; a caller with its own loop (or a benchmark) can too.
+    pub fn step(&mut self, batch: &[Example], noise: &mut Noise) -> Result<f64> {
+        if batch.is_empty() {
+            return Err(Error::invalid("training batch", "no examples"));
+        }
+        if let Some(i) = batch.iter().position(|e| e.ids.len() < 2 || e.completion >= e.ids.len()) {
+            return Err(Error::invalid(
+                "training batch",
+                format!("example {i} has no completion token to learn"),
+            ));
+        }
+        self.step_on(&batch.iter().collect::<Vec<_>>(), noise)
+    }
+
+    fn step_on(&mut self, batch: &[&Example], noise: &mut Noise) -> Result<f64> {
+        let (loss, grads) = self.gradients(batch, noise)?;
+        let total = self.steps_per_epoch() * u64::from(self.options.epochs);
+        self.opt.set_lr(self.lr_at(self.progress.step, total));
+        self.opt.step(&grads)?;
+        self.progress.step += 1;
+        Ok(loss)
+    }
+
     /// Trains to the last epoch, saving a checkpoint into `checkpoint` after each.
     pub fn run(
         &mut self,
@@ -317,7 +344,6 @@ impl Trainer {
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<()> {
         let per_epoch = self.steps_per_epoch();
-        let total = per_epoch * u64::from(self.options.epochs);
         let parameters: usize =
             lora::tensors(&self.model).iter().map(|(_, v)| v.elem_count()).sum();
         on_event(&Event::Started {
@@ -339,18 +365,16 @@ impl Trainer {
                 order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
             }
             let mut noise = Noise::new(rng.next_u64());
+            let train = Arc::clone(&self.train);
             let start = Instant::now();
             let mut tokens = 0usize;
             for chunk in order.chunks(self.options.batch) {
                 if self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Err(Error::Stopped { step: self.progress.step });
                 }
-                let batch: Vec<&Example> = chunk.iter().map(|&i| &self.train[i]).collect();
+                let batch: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
                 tokens += batch.iter().map(|e| e.ids.len()).sum::<usize>();
-                let (loss, grads) = self.gradients(&batch, &mut noise)?;
-                self.opt.set_lr(self.lr_at(self.progress.step, total));
-                self.opt.step(&grads)?;
-                self.progress.step += 1;
+                let loss = self.step_on(&batch, &mut noise)?;
                 let secs = start.elapsed().as_secs_f64().max(1e-9);
                 on_event(&Event::Step {
                     epoch: epoch + 1,

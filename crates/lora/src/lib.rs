@@ -66,6 +66,7 @@
 // Modules from the bottom up: each uses only those above it in this list.
 mod error;
 pub mod config;
+mod ops;
 mod model;
 pub mod lora;
 pub mod text;

@@ -10,6 +10,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::config::{Arch, Config};
 use crate::error::{Error, Result};
+use crate::ops::{Mask, causal_attention, frozen_linear, lora_linear};
 
 /// A low-rank update of a linear layer: `W x + (alpha / r) B A x`, as PEFT computes it.
 #[derive(Clone, Debug)]
@@ -49,19 +50,18 @@ impl Noise {
         Noise { rng: Xoshiro256PlusPlus::seed_from_u64(seed) }
     }
 
-    fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
+    /// Which of `n` inputs dropout at rate `p` keeps (`None` when it keeps all).
+    fn mask(&mut self, n: usize, p: f32) -> Option<Mask> {
         if p <= 0.0 {
-            return Ok(x.clone());
+            return None;
         }
-        let keep = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = (0..x.elem_count())
+        let keep = (0..n)
             .map(|_| {
                 let u = (self.rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
-                if u < p { 0.0 } else { keep }
+                u >= p
             })
             .collect();
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
-        Ok(x.mul(&mask)?)
+        Some(Mask { keep, scale: 1.0 / (1.0 - p) })
     }
 }
 
@@ -73,19 +73,18 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor, noise: Option<&mut Noise>) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.w.t()?)?;
-        let y = match &self.bias {
+        let y = match &self.lora {
+            None => frozen_linear(x, &self.w)?,
+            Some(lora) => {
+                let mask = noise.and_then(|n| n.mask(x.elem_count(), lora.dropout));
+                let (a, b) = (lora.a.as_tensor(), lora.b.as_tensor());
+                lora_linear(x, &self.w, a, b, lora.scale, mask)?
+            }
+        };
+        Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
-        };
-        let Some(lora) = &self.lora else { return Ok(y) };
-        let x = match noise {
-            Some(n) => n.dropout(x, lora.dropout)?,
-            None => x.clone(),
-        };
-        let low = x.broadcast_matmul(&lora.a.as_tensor().t()?)?;
-        let up = low.broadcast_matmul(&lora.b.as_tensor().t()?)?;
-        Ok((y + (up * lora.scale)?)?)
+        })
     }
 }
 
@@ -468,8 +467,8 @@ impl Model {
             None => None,
         };
         let s = start + t;
-        // Position i may see j <= start + i.
-        let mask = if t > 1 {
+        // Position i may see j <= start + i (a whole sequence masks inside its attention).
+        let mask = if t > 1 && cache.is_some() {
             let m: Vec<f32> = (0..t)
                 .flat_map(|i| {
                     (0..s).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 })
@@ -503,40 +502,44 @@ impl Model {
                 q = rotate(&q, cos, sin)?;
                 k = rotate(&k, cos, sin)?;
             }
-            if let Some(cache) = cache.as_deref_mut() {
-                if let Some((pk, pv)) = cache.kv.get(l) {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
+            let y = match cache.as_deref_mut() {
+                // A whole sequence (training, scoring): the scores are not kept.
+                None => causal_attention(&q, &k, &v)?,
+                Some(cache) => {
+                    if let Some((pk, pv)) = cache.kv.get(l) {
+                        k = Tensor::cat(&[pk, &k], 2)?;
+                        v = Tensor::cat(&[pv, &v], 2)?;
+                    }
+                    if cache.kv.len() > l {
+                        cache.kv[l] = (k.clone(), v.clone());
+                    } else {
+                        cache.kv.push((k.clone(), v.clone()));
+                    }
+                    let (k, v) = if nkv == nh {
+                        (k, v)
+                    } else {
+                        let rep = nh / nkv;
+                        let expand = |x: &Tensor| -> Result<Tensor> {
+                            Ok(x.unsqueeze(2)?
+                                .expand((b, nkv, rep, s, hd))?
+                                .reshape((b, nh, s, hd))?)
+                        };
+                        (expand(&k)?, expand(&v)?)
+                    };
+                    let q = (q * (1.0 / (hd as f64).sqrt()))?;
+                    let mut att = q.matmul(&k.t()?.contiguous()?)?;
+                    if let Some(m) = &mask {
+                        att = att.broadcast_add(m)?;
+                    }
+                    softmax(&att)?.matmul(&v)?
                 }
-                if cache.kv.len() > l {
-                    cache.kv[l] = (k.clone(), v.clone());
-                } else {
-                    cache.kv.push((k.clone(), v.clone()));
-                }
-            }
-            let (k, v) = if nkv == nh {
-                (k, v)
-            } else {
-                let rep = nh / nkv;
-                let expand = |x: &Tensor| -> Result<Tensor> {
-                    Ok(x.unsqueeze(2)?.expand((b, nkv, rep, s, hd))?.reshape((b, nh, s, hd))?)
-                };
-                (expand(&k)?, expand(&v)?)
             };
-            // Scaled before the product: the scores are the largest tensor of a block.
-            let q = (q * (1.0 / (hd as f64).sqrt()))?;
-            let mut att = q.matmul(&k.t()?.contiguous()?)?;
-            if let Some(m) = &mask {
-                att = att.broadcast_add(m)?;
-            }
-            let y = softmax(&att)?.matmul(&v)?;
             let y = y.transpose(1, 2)?.reshape((b, t, nh * hd))?;
             x = (x + block.out.forward(&y, noise.as_deref_mut())?)?;
             let h = block.norm2.forward(&x)?;
             let m = match &block.mlp {
                 Mlp::Gated { gate, up, down } => {
-                    let g = gate.forward(&h, noise.as_deref_mut())?;
-                    let silu = (&g * (g.neg()?.exp()? + 1.0)?.recip()?)?;
+                    let silu = gate.forward(&h, noise.as_deref_mut())?.silu()?;
                     let u = up.forward(&h, noise.as_deref_mut())?;
                     down.forward(&(silu * u)?, noise.as_deref_mut())?
                 }
@@ -555,10 +558,7 @@ impl Model {
 
     /// Logits of hidden states (any leading dimensions) over the vocabulary.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        if hidden.rank() == 1 {
-            return Ok(hidden.unsqueeze(0)?.matmul(&self.head.t()?)?.squeeze(0)?);
-        }
-        Ok(hidden.broadcast_matmul(&self.head.t()?)?)
+        frozen_linear(hidden, &self.head)
     }
 
     /// Logits for every position of `ids` (batch by positions), without a cache.

@@ -1,0 +1,312 @@
+//! Operations with their own backward pass, where candle's would compute or keep what LoRA
+//! training never needs.
+//!
+//! - [`frozen_linear`]: candle's matmul backward computes the gradient of both sides, so a
+//!   frozen weight got a full weight-sized gradient at every step (a third of the step's
+//!   arithmetic, and every layer's weight gradient held until the step's end). This one
+//!   passes the gradient to its input only.
+//! - [`lora_linear`]: a frozen linear layer with its adapter, `x W^T + s B A dropout(x)`, as
+//!   one operation. Composed, it kept seven tensors per layer for the backward pass (the
+//!   dropout mask, the dropped input, the base product, the update, the scaled update, the
+//!   sum); this keeps the result and the mask as bits, and computes the rest again.
+//! - [`causal_attention`]: composed from candle's operations, attention kept five tensors of
+//!   scores per block (the product, masked, shifted, exponentiated, normalised) alive for the
+//!   backward pass. This one keeps none: the backward pass computes the probabilities again
+//!   from the queries and keys, which costs a few percent of a block's arithmetic.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Tensor};
+
+use crate::error::Result;
+
+/// `x W^T` for a weight `W` (output width by input width, contiguous) that is not trained:
+/// the backward pass gives the gradient of `x` alone.
+struct Frozen {
+    w: Tensor,
+}
+
+impl Frozen {
+    /// The shape of the product, and the two layouts for `(b = 1, m, n, k)`.
+    fn plan(&self, layout: &Layout) -> candle_core::Result<(Shape, Layout, Layout, usize)> {
+        let (n, k) = self.w.dims2()?;
+        let dims = layout.dims();
+        if !layout.is_contiguous() || dims.last() != Some(&k) {
+            candle_core::bail!("frozen linear: a contiguous input of width {k}, got {dims:?}");
+        }
+        let m = layout.shape().elem_count() / k;
+        let mut out = dims.to_vec();
+        if let Some(last) = out.last_mut() {
+            *last = n;
+        }
+        let lhs = Layout::contiguous_with_offset((m, k), layout.start_offset());
+        let w = self.w.layout();
+        let rhs = Layout::new((k, n).into(), vec![w.stride()[1], w.stride()[0]], w.start_offset());
+        Ok((out.into(), lhs, rhs, m))
+    }
+}
+
+impl CustomOp1 for Frozen {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (shape, lhs, rhs, m) = self.plan(layout)?;
+        let (n, k) = self.w.dims2()?;
+        let (w, _) = self.w.storage_and_layout();
+        let candle_core::Storage::Cpu(w) = &*w else {
+            candle_core::bail!("frozen linear: the weight is not on the CPU");
+        };
+        Ok((x.matmul(w, (1, m, n, k), &lhs, &rhs)?, shape))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let (shape, lhs, rhs, m) = self.plan(layout)?;
+        let (n, k) = self.w.dims2()?;
+        let (w, _) = self.w.storage_and_layout();
+        let candle_core::Storage::Cuda(w) = &*w else {
+            candle_core::bail!("frozen linear: the weight is not on the GPU");
+        };
+        Ok((x.matmul(w, (1, m, n, k), &lhs, &rhs)?, shape))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.broadcast_matmul(&self.w)?))
+    }
+}
+
+/// `x W^T`, `W` frozen (output width by input width): the gradient flows to `x` only.
+pub(crate) fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let w = w.contiguous()?;
+    Ok(x.contiguous()?.apply_op1(Frozen { w })?)
+}
+
+/// Causal self-attention of one sequence's queries against its own keys and values, with
+/// grouped-query heads: `softmax(q k^T / sqrt(d) + causal) v`.
+struct Causal {
+    /// Query heads per key/value head.
+    rep: usize,
+}
+
+impl Causal {
+    /// The keys or values of each query head: `(b, kv, t, d)` to `(b, kv * rep, t, d)`.
+    fn spread(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.rep == 1 {
+            return Ok(x.clone());
+        }
+        let (b, kv, t, d) = x.dims4()?;
+        x.unsqueeze(2)?.expand((b, kv, self.rep, t, d))?.reshape((b, kv * self.rep, t, d))
+    }
+
+    /// The gradient of the spread keys or values, summed back onto their own heads.
+    fn gather(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.rep == 1 {
+            return Ok(x.clone());
+        }
+        let (b, h, t, d) = x.dims4()?;
+        x.reshape((b, h / self.rep, self.rep, t, d))?.sum(2)
+    }
+
+    /// The attention probabilities, `(b, heads, t, t)`.
+    fn probabilities(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+        let t = q.dim(2)?;
+        let scale = 1.0 / (q.dim(3)? as f64).sqrt();
+        let scores = (q * scale)?.matmul(&k.t()?.contiguous()?)?;
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let scores = scores.broadcast_add(&Tensor::from_vec(mask, (t, t), q.device())?)?;
+        let max = scores.max_keepdim(D::Minus1)?;
+        let e = scores.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    }
+}
+
+/// A CPU storage as a tensor of its own (a copy), for the forward pass's composed operations.
+fn on_cpu(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Tensor> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("causal attention: a contiguous input, got {:?}", layout.stride());
+    };
+    Tensor::from_slice(&storage.as_slice::<f32>()?[start..end], layout.shape(), &Device::Cpu)
+}
+
+impl CustomOp3 for Causal {
+    fn name(&self) -> &'static str {
+        "causal-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q: &CpuStorage,
+        lq: &Layout,
+        k: &CpuStorage,
+        lk: &Layout,
+        v: &CpuStorage,
+        lv: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (on_cpu(q, lq)?, on_cpu(k, lk)?, on_cpu(v, lv)?);
+        let y = self.probabilities(&q, &self.spread(&k)?)?.matmul(&self.spread(&v)?)?;
+        Ok((owned(&y)?, y.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (q, k, v) = (q.detach(), self.spread(&k.detach())?, self.spread(&v.detach())?);
+        let scale = 1.0 / (q.dim(3)? as f64).sqrt();
+        let p = self.probabilities(&q, &k)?;
+        let grad = grad.contiguous()?;
+        let dv = p.t()?.matmul(&grad)?;
+        let dp = grad.matmul(&v.t()?)?;
+        let ds = (&p * dp.broadcast_sub(&(&dp * &p)?.sum_keepdim(D::Minus1)?)?)?;
+        let dq = (ds.matmul(&k)? * scale)?;
+        let dk = (ds.t()?.matmul(&q)? * scale)?;
+        Ok((Some(dq), Some(self.gather(&dk)?), Some(self.gather(&dv)?)))
+    }
+}
+
+/// Causal self-attention of a whole sequence (no cache): `q` is `(batch, heads, t, width)`,
+/// `k` and `v` `(batch, kv heads, t, width)`; the result is `q`'s shape. On the CPU the scores
+/// are not kept for the backward pass (it computes them again); elsewhere it is composed from
+/// candle's operations.
+pub(crate) fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let rep = q.dim(1)? / k.dim(1)?;
+    let op = Causal { rep };
+    if q.device().is_cpu() && q.dtype() == candle_core::DType::F32 {
+        return Ok(q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)?);
+    }
+    Ok(op.probabilities(q, &op.spread(k)?)?.matmul(&op.spread(v)?)?)
+}
+
+/// Dropout as a mask: which inputs are kept, and by how much the kept ones are scaled.
+#[derive(Clone, Debug)]
+pub(crate) struct Mask {
+    /// One per input element, in order.
+    pub keep: Vec<bool>,
+    /// `1 / (1 - p)`.
+    pub scale: f32,
+}
+
+impl Mask {
+    fn tensor(&self, shape: &Shape, device: &Device) -> candle_core::Result<Tensor> {
+        let v: Vec<f32> = self.keep.iter().map(|&k| if k { self.scale } else { 0.0 }).collect();
+        Tensor::from_vec(v, shape, device)
+    }
+}
+
+/// `x W^T + scale (mask(x) A^T) B^T` with `W` frozen and `A`, `B` trained (as PEFT computes a
+/// LoRA layer, without the base layer's bias).
+struct LoraLinear {
+    w: Tensor,
+    scale: f64,
+    mask: Option<Mask>,
+}
+
+impl LoraLinear {
+    /// `x` flattened to rows, and the mask (if any) applied.
+    fn rows(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let k = self.w.dim(1)?;
+        let x = x.reshape((x.elem_count() / k, k))?;
+        let dropped = match &self.mask {
+            Some(m) => (&x * m.tensor(x.shape(), x.device())?)?,
+            None => x.clone(),
+        };
+        Ok((x, dropped))
+    }
+
+    fn forward(&self, x: &Tensor, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        let (rows, dropped) = self.rows(x)?;
+        let base = rows.matmul(&self.w.t()?)?;
+        let update = dropped.matmul(&a.t()?)?.matmul(&b.t()?)?;
+        let y = (base + (update * self.scale)?)?;
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.w.dim(0)?;
+        }
+        y.reshape(dims)
+    }
+}
+
+impl CustomOp3 for LoraLinear {
+    fn name(&self) -> &'static str {
+        "lora-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        lx: &Layout,
+        a: &CpuStorage,
+        la: &Layout,
+        b: &CpuStorage,
+        lb: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = self.forward(&on_cpu(x, lx)?, &on_cpu(a, la)?, &on_cpu(b, lb)?)?;
+        Ok((owned(&y)?, y.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (a, b) = (a.detach(), b.detach());
+        let (_, dropped) = self.rows(&x.detach())?;
+        let n = self.w.dim(0)?;
+        let grad = grad.reshape((grad.elem_count() / n, n))?;
+        let scaled = (&grad * self.scale)?;
+        let low = dropped.matmul(&a.t()?)?;
+        let db = scaled.t()?.matmul(&low)?;
+        let dlow = scaled.matmul(&b)?;
+        let da = dlow.t()?.matmul(&dropped)?;
+        let mut dx = dlow.matmul(&a)?;
+        if let Some(m) = &self.mask {
+            dx = (&dx * m.tensor(dx.shape(), dx.device())?)?;
+        }
+        let dx = (grad.matmul(&self.w)? + dx)?.reshape(x.shape())?;
+        Ok((Some(dx), Some(da), Some(db)))
+    }
+}
+
+/// A tensor's elements as a storage of their own (a copy).
+fn owned(y: &Tensor) -> candle_core::Result<CpuStorage> {
+    let (storage, layout) = y.storage_and_layout();
+    let candle_core::Storage::Cpu(storage) = &*storage else {
+        candle_core::bail!("the result left the CPU");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("a non-contiguous result");
+    };
+    Ok(CpuStorage::F32(storage.as_slice::<f32>()?[start..end].to_vec()))
+}
+
+/// A frozen linear layer `w` (output width by input width) with a LoRA update:
+/// `x W^T + scale (mask(x) A^T) B^T`. On the CPU in f32 it is one operation that keeps only
+/// its result for the backward pass; elsewhere it is composed from candle's.
+pub(crate) fn lora_linear(
+    x: &Tensor,
+    w: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+    mask: Option<Mask>,
+) -> Result<Tensor> {
+    let op = LoraLinear { w: w.contiguous()?, scale, mask };
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        return Ok(x.contiguous()?.apply_op3(a, b, op)?);
+    }
+    Ok(op.forward(x, a, b)?)
+}

@@ -76,9 +76,11 @@ impl Linear {
         let y = match &self.lora {
             None => frozen_linear(x, &self.w)?,
             Some(lora) => {
+                // Without noise, nothing is trained (generation, scoring).
+                let training = noise.is_some();
                 let mask = noise.and_then(|n| n.mask(x.elem_count(), lora.dropout));
-                let (a, b) = (lora.a.as_tensor(), lora.b.as_tensor());
-                lora_linear(x, &self.w, a, b, lora.scale, mask)?
+                let adapter = (lora.a.as_tensor(), lora.b.as_tensor(), lora.scale);
+                lora_linear(x, &self.w, adapter, mask, training)?
             }
         };
         Ok(match &self.bias {
@@ -442,7 +444,8 @@ impl Model {
     }
 
     /// The hidden states after the final norm for `ids` (batch by positions), continuing
-    /// `cache` if given (and extending it).
+    /// `cache` if given (and extending it). With `noise`, for training: the adapters' dropout
+    /// masks come from it, and each adapted layer keeps only what its backward pass needs.
     pub fn hidden(
         &self,
         ids: &Tensor,

@@ -60,28 +60,17 @@ impl CustomOp1 for Frozen {
         Ok((x.matmul(w, (1, m, n, k), &lhs, &rhs)?, shape))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let (shape, lhs, rhs, m) = self.plan(layout)?;
-        let (n, k) = self.w.dims2()?;
-        let (w, _) = self.w.storage_and_layout();
-        let candle_core::Storage::Cuda(w) = &*w else {
-            candle_core::bail!("frozen linear: the weight is not on the GPU");
-        };
-        Ok((x.matmul(w, (1, m, n, k), &lhs, &rhs)?, shape))
-    }
-
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.broadcast_matmul(&self.w)?))
     }
 }
 
-/// `x W^T`, `W` frozen (output width by input width): the gradient flows to `x` only.
+/// `x W^T`, `W` frozen (output width by input width): on the CPU the gradient flows to `x`
+/// only; elsewhere this is candle's matmul.
 pub(crate) fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return Ok(x.broadcast_matmul(&w.t()?)?);
+    }
     let w = w.contiguous()?;
     Ok(x.contiguous()?.apply_op1(Frozen { w })?)
 }
@@ -294,19 +283,95 @@ fn owned(y: &Tensor) -> candle_core::Result<CpuStorage> {
 }
 
 /// A frozen linear layer `w` (output width by input width) with a LoRA update:
-/// `x W^T + scale (mask(x) A^T) B^T`. On the CPU in f32 it is one operation that keeps only
-/// its result for the backward pass; elsewhere it is composed from candle's.
+/// `x W^T + scale (mask(x) A^T) B^T`. While training on the CPU in f32 it is one operation
+/// that keeps only its result for the backward pass; otherwise (inference, another device) it
+/// is composed from candle's, without the operation's copies.
 pub(crate) fn lora_linear(
     x: &Tensor,
     w: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
-    scale: f64,
+    (a, b, scale): (&Tensor, &Tensor, f64),
     mask: Option<Mask>,
+    training: bool,
 ) -> Result<Tensor> {
     let op = LoraLinear { w: w.contiguous()?, scale, mask };
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if training && x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         return Ok(x.contiguous()?.apply_op3(a, b, op)?);
     }
     Ok(op.forward(x, a, b)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Var;
+
+    use super::*;
+
+    fn random(shape: &[usize], seed: u64) -> Var {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n as u64)
+            .map(|i| {
+                let z =
+                    (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d);
+                ((z >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).expect("a tensor"))
+            .expect("a var")
+    }
+
+    /// The largest difference between two tensors' elements.
+    fn gap(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>()).expect("a difference")
+    }
+
+    /// Gradients of `sum(y * r)` (a random `r`) with respect to `vars`.
+    fn grads(y: &Tensor, vars: &[&Var]) -> Vec<Tensor> {
+        let r = random(y.dims(), 99);
+        let store = (y * r.as_tensor()).and_then(|p| p.sum_all()?.backward()).expect("grads");
+        vars.iter().map(|v| store.get(v.as_tensor()).expect("a gradient").clone()).collect()
+    }
+
+    #[test]
+    fn the_fused_layers_give_the_composed_results_and_gradients() {
+        let (x, w) = (random(&[2, 5, 12], 1), random(&[7, 12], 2));
+        let (a, b) = (random(&[3, 12], 3), random(&[7, 3], 4));
+        let keep: Vec<bool> = (0..2 * 5 * 12).map(|i| i % 5 != 0).collect();
+        let mask = Mask { keep, scale: 1.25 };
+        let adapter = (a.as_tensor(), b.as_tensor(), 2.0);
+        let fused = lora_linear(&x, &w, adapter, Some(mask.clone()), true).expect("fused");
+        let composed = lora_linear(&x, &w, adapter, Some(mask), false).expect("composed");
+        assert!(gap(&fused, &composed) < 1e-5);
+        let vars = [&x, &a, &b];
+        for (f, c) in grads(&fused, &vars).iter().zip(grads(&composed, &vars)) {
+            assert!(gap(f, &c) < 1e-5, "{}", gap(f, &c));
+        }
+
+        let frozen = frozen_linear(&x, &w).expect("frozen");
+        let plain = x.broadcast_matmul(&w.t().expect("w^T")).expect("plain");
+        assert!(gap(&frozen, &plain) < 1e-5);
+        let (gf, gp) = (grads(&frozen, &[&x]), grads(&plain, &[&x]));
+        assert!(gap(&gf[0], &gp[0]) < 1e-5);
+    }
+
+    #[test]
+    fn causal_attention_gives_the_composed_result_and_gradients_with_grouped_heads() {
+        let (q, k, v) =
+            (random(&[1, 4, 6, 8], 5), random(&[1, 2, 6, 8], 6), random(&[1, 2, 6, 8], 7));
+        let fused = causal_attention(&q, &k, &v).expect("fused");
+        let op = Causal { rep: 2 };
+        let spread = |x: &Var| op.spread(x.as_tensor()).expect("spread");
+        let composed = op
+            .probabilities(&q, &spread(&k))
+            .and_then(|p| p.matmul(&spread(&v)))
+            .expect("composed");
+        assert!(gap(&fused, &composed) < 1e-5);
+        // The first position sees only itself: its output is its own value.
+        let first = fused.narrow(2, 0, 1).expect("first");
+        let own = spread(&v).narrow(2, 0, 1).expect("own");
+        assert!(gap(&first, &own) < 1e-6);
+        let vars = [&q, &k, &v];
+        for (f, c) in grads(&fused, &vars).iter().zip(grads(&composed, &vars)) {
+            assert!(gap(f, &c) < 1e-5, "{}", gap(f, &c));
+        }
+    }
 }

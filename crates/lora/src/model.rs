@@ -534,10 +534,9 @@ impl Model {
                     if let Some(m) = &mask {
                         att = att.broadcast_add(m)?;
                     }
-                    softmax(&att)?.matmul(&v)?
+                    softmax(&att)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?
                 }
             };
-            let y = y.transpose(1, 2)?.reshape((b, t, nh * hd))?;
             x = (x + block.out.forward(&y, noise.as_deref_mut())?)?;
             let h = block.norm2.forward(&x)?;
             let m = match &block.mlp {

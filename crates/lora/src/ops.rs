@@ -12,12 +12,39 @@
 //! - [`causal_attention`]: composed from candle's operations, attention kept five tensors of
 //!   scores per block (the product, masked, shifted, exponentiated, normalised) alive for the
 //!   backward pass. This one keeps none: the backward pass computes the probabilities again
-//!   from the queries and keys, which costs a few percent of a block's arithmetic.
+//!   from the queries and keys, which costs a few percent of a block's arithmetic. Its scale,
+//!   mask and softmax are one pass a row on rayon (seven of candle's element-wise passes
+//!   before), and it gives the heads back merged, without a copy of its own.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Tensor};
 
+use rayon::prelude::*;
+
 use crate::error::Result;
+
+/// A contiguous CPU storage's f32 elements.
+fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("a contiguous input, got strides {:?}", layout.stride());
+    };
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// A CPU storage as a tensor of its own (a copy), for an operation's composed steps.
+fn on_cpu(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(slice(storage, layout)?, layout.shape(), &Device::Cpu)
+}
+
+/// A tensor's elements, in order (a copy).
+fn data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Whether the fused CPU operations apply to `x`.
+fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+}
 
 /// `x W^T` for a weight `W` (output width by input width, contiguous) that is not trained:
 /// the backward pass gives the gradient of `x` alone.
@@ -76,7 +103,7 @@ pub(crate) fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 /// Causal self-attention of one sequence's queries against its own keys and values, with
-/// grouped-query heads: `softmax(q k^T / sqrt(d) + causal) v`.
+/// grouped-query heads: `softmax(q k^T / sqrt(d) + causal) v`, the heads merged back.
 struct Causal {
     /// Query heads per key/value head.
     rep: usize,
@@ -101,7 +128,8 @@ impl Causal {
         x.reshape((b, h / self.rep, self.rep, t, d))?.sum(2)
     }
 
-    /// The attention probabilities, `(b, heads, t, t)`.
+    /// The attention probabilities, `(b, heads, t, t)`, from candle's operations (off the
+    /// CPU).
     fn probabilities(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
         let t = q.dim(2)?;
         let scale = 1.0 / (q.dim(3)? as f64).sqrt();
@@ -114,14 +142,40 @@ impl Causal {
         let e = scores.broadcast_sub(&max)?.exp()?;
         e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
     }
+
+    /// The same probabilities on the CPU: one pass a row for the scale, the causal mask and
+    /// the softmax.
+    fn probabilities_cpu(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+        let t = q.dim(2)?;
+        let scale = 1.0 / (q.dim(3)? as f32).sqrt();
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let shape = scores.shape().clone();
+        let mut p = data(&scores)?;
+        p.par_chunks_mut(t).enumerate().for_each(|(row, r)| {
+            let (seen, unseen) = r.split_at_mut(row % t + 1);
+            let max = seen.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s * scale));
+            let mut sum = 0.0;
+            for s in seen.iter_mut() {
+                *s = (*s * scale - max).exp();
+                sum += *s;
+            }
+            for s in seen.iter_mut() {
+                *s /= sum;
+            }
+            unseen.fill(0.0);
+        });
+        Tensor::from_vec(p, shape, q.device())
+    }
 }
 
-/// A CPU storage as a tensor of its own (a copy), for the forward pass's composed operations.
-fn on_cpu(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Tensor> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("causal attention: a contiguous input, got {:?}", layout.stride());
-    };
-    Tensor::from_slice(&storage.as_slice::<f32>()?[start..end], layout.shape(), &Device::Cpu)
+/// Heads `(b, n, t, d)` merged into rows `(b, t, n * d)`.
+fn merge(y: &[f32], (b, n, t, d): (usize, usize, usize, usize)) -> Vec<f32> {
+    let mut out = vec![0f32; b * n * t * d];
+    out.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
+        let (bi, ti, h) = (row / (t * n), row / n % t, row % n);
+        dst.copy_from_slice(&y[((bi * n + h) * t + ti) * d..][..d]);
+    });
+    out
 }
 
 impl CustomOp3 for Causal {
@@ -139,8 +193,9 @@ impl CustomOp3 for Causal {
         lv: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (q, k, v) = (on_cpu(q, lq)?, on_cpu(k, lk)?, on_cpu(v, lv)?);
-        let y = self.probabilities(&q, &self.spread(&k)?)?.matmul(&self.spread(&v)?)?;
-        Ok((owned(&y)?, y.shape().clone()))
+        let y = self.probabilities_cpu(&q, &self.spread(&k)?)?.matmul(&self.spread(&v)?)?;
+        let (b, n, t, d) = y.dims4()?;
+        Ok((CpuStorage::F32(merge(&data(&y)?, (b, n, t, d))), (b, t, n * d).into()))
     }
 
     fn bwd(
@@ -152,29 +207,39 @@ impl CustomOp3 for Causal {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (q, k, v) = (q.detach(), self.spread(&k.detach())?, self.spread(&v.detach())?);
-        let scale = 1.0 / (q.dim(3)? as f64).sqrt();
-        let p = self.probabilities(&q, &k)?;
-        let grad = grad.contiguous()?;
+        let (b, n, t, d) = q.dims4()?;
+        let scale = 1.0 / (d as f32).sqrt();
+        let p = self.probabilities_cpu(&q, &k)?;
+        let grad = grad.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
         let dv = p.t()?.matmul(&grad)?;
-        let dp = grad.matmul(&v.t()?)?;
-        let ds = (&p * dp.broadcast_sub(&(&dp * &p)?.sum_keepdim(D::Minus1)?)?)?;
-        let dq = (ds.matmul(&k)? * scale)?;
-        let dk = (ds.t()?.matmul(&q)? * scale)?;
+        let mut ds = data(&grad.matmul(&v.t()?)?)?;
+        let ps = data(&p)?;
+        ds.par_chunks_mut(t).zip(ps.par_chunks(t)).for_each(|(ds, p)| {
+            let dot: f32 = ds.iter().zip(p).map(|(g, p)| g * p).sum();
+            for (g, p) in ds.iter_mut().zip(p) {
+                *g = p * (*g - dot) * scale;
+            }
+        });
+        let ds = Tensor::from_vec(ds, p.shape(), p.device())?;
+        let dq = ds.matmul(&k)?;
+        let dk = ds.t()?.matmul(&q)?;
         Ok((Some(dq), Some(self.gather(&dk)?), Some(self.gather(&dv)?)))
     }
 }
 
 /// Causal self-attention of a whole sequence (no cache): `q` is `(batch, heads, t, width)`,
-/// `k` and `v` `(batch, kv heads, t, width)`; the result is `q`'s shape. On the CPU the scores
-/// are not kept for the backward pass (it computes them again); elsewhere it is composed from
-/// candle's operations.
+/// `k` and `v` `(batch, kv heads, t, width)`; the result is the heads merged,
+/// `(batch, t, heads * width)`. On the CPU the scores are not kept for the backward pass (it
+/// computes them again); elsewhere it is composed from candle's operations.
 pub(crate) fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let rep = q.dim(1)? / k.dim(1)?;
     let op = Causal { rep };
-    if q.device().is_cpu() && q.dtype() == candle_core::DType::F32 {
+    if fused(q) {
         return Ok(q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)?);
     }
-    Ok(op.probabilities(q, &op.spread(k)?)?.matmul(&op.spread(v)?)?)
+    let (b, n, t, d) = q.dims4()?;
+    let y = op.probabilities(q, &op.spread(k)?)?.matmul(&op.spread(v)?)?;
+    Ok(y.transpose(1, 2)?.reshape((b, t, n * d))?)
 }
 
 /// Dropout as a mask: which inputs are kept, and by how much the kept ones are scaled.
@@ -294,7 +359,7 @@ pub(crate) fn lora_linear(
     training: bool,
 ) -> Result<Tensor> {
     let op = LoraLinear { w: w.contiguous()?, scale, mask };
-    if training && x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if training && fused(x) {
         return Ok(x.contiguous()?.apply_op3(a, b, op)?);
     }
     Ok(op.forward(x, a, b)?)
@@ -360,14 +425,18 @@ mod tests {
         let fused = causal_attention(&q, &k, &v).expect("fused");
         let op = Causal { rep: 2 };
         let spread = |x: &Var| op.spread(x.as_tensor()).expect("spread");
-        let composed = op
-            .probabilities(&q, &spread(&k))
-            .and_then(|p| p.matmul(&spread(&v)))
-            .expect("composed");
+        // Heads (1, 4, 6, 8) merged into rows (1, 6, 32).
+        let merged =
+            |x: Tensor| x.transpose(1, 2).and_then(|x| x.reshape((1, 6, 32))).expect("rows");
+        let composed = merged(
+            op.probabilities(&q, &spread(&k))
+                .and_then(|p| p.matmul(&spread(&v)))
+                .expect("composed"),
+        );
         assert!(gap(&fused, &composed) < 1e-5);
         // The first position sees only itself: its output is its own value.
-        let first = fused.narrow(2, 0, 1).expect("first");
-        let own = spread(&v).narrow(2, 0, 1).expect("own");
+        let first = fused.narrow(1, 0, 1).expect("first");
+        let own = merged(spread(&v)).narrow(1, 0, 1).expect("own");
         assert!(gap(&first, &own) < 1e-6);
         let vars = [&q, &k, &v];
         for (f, c) in grads(&fused, &vars).iter().zip(grads(&composed, &vars)) {

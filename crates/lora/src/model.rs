@@ -12,6 +12,8 @@ use crate::config::{Arch, Config};
 use crate::error::{Error, Result};
 use crate::ops::{Mask, causal_attention, frozen_linear, lora_linear};
 
+mod step;
+
 /// A low-rank update of a linear layer: `W x + (alpha / r) B A x`, as PEFT computes it.
 #[derive(Clone, Debug)]
 pub struct Lora {

@@ -15,6 +15,10 @@
 //!   from the queries and keys, which costs a few percent of a block's arithmetic. Its scale,
 //!   mask and softmax are one pass a row on rayon (seven of candle's element-wise passes
 //!   before), and it gives the heads back merged, without a copy of its own.
+//! - For the training step written out (`model::step`): the same attention without autograd
+//!   ([`attention`], [`attention_back`]), the split into heads with the rotary embedding and
+//!   its gradient ([`split_heads`], [`merge_heads`]), and Llama's gated activation
+//!   ([`swiglu`], [`swiglu_back`]), each one pass on rayon.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Tensor};
@@ -168,6 +172,45 @@ impl Causal {
     }
 }
 
+impl Causal {
+    /// The attention of heads `q` `(b, n, t, d)` over `k`, `v` `(b, kv, t, d)`, merged into
+    /// rows `(b, t, n * d)`.
+    fn forward_cpu(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.probabilities_cpu(q, &self.spread(k)?)?.matmul(&self.spread(v)?)?;
+        let (b, n, t, d) = y.dims4()?;
+        Tensor::from_vec(merge(&data(&y)?, (b, n, t, d)), (b, t, n * d), q.device())
+    }
+
+    /// The gradients of the queries, keys and values (their heads' shapes) from the merged
+    /// output's `grad`.
+    fn backward_cpu(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let (k, v) = (self.spread(k)?, self.spread(v)?);
+        let (b, n, t, d) = q.dims4()?;
+        let scale = 1.0 / (d as f32).sqrt();
+        let p = self.probabilities_cpu(q, &k)?;
+        let grad = grad.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
+        let dv = p.t()?.matmul(&grad)?;
+        let mut ds = data(&grad.matmul(&v.t()?)?)?;
+        let ps = data(&p)?;
+        ds.par_chunks_mut(t).zip(ps.par_chunks(t)).for_each(|(ds, p)| {
+            let dot: f32 = ds.iter().zip(p).map(|(g, p)| g * p).sum();
+            for (g, p) in ds.iter_mut().zip(p) {
+                *g = p * (*g - dot) * scale;
+            }
+        });
+        let ds = Tensor::from_vec(ds, p.shape(), p.device())?;
+        let dq = ds.matmul(&k)?;
+        let dk = ds.t()?.matmul(q)?;
+        Ok((dq, self.gather(&dk)?, self.gather(&dv)?))
+    }
+}
+
 /// Heads `(b, n, t, d)` merged into rows `(b, t, n * d)`.
 fn merge(y: &[f32], (b, n, t, d): (usize, usize, usize, usize)) -> Vec<f32> {
     let mut out = vec![0f32; b * n * t * d];
@@ -192,10 +235,9 @@ impl CustomOp3 for Causal {
         v: &CpuStorage,
         lv: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (on_cpu(q, lq)?, on_cpu(k, lk)?, on_cpu(v, lv)?);
-        let y = self.probabilities_cpu(&q, &self.spread(&k)?)?.matmul(&self.spread(&v)?)?;
-        let (b, n, t, d) = y.dims4()?;
-        Ok((CpuStorage::F32(merge(&data(&y)?, (b, n, t, d))), (b, t, n * d).into()))
+        let y = self.forward_cpu(&on_cpu(q, lq)?, &on_cpu(k, lk)?, &on_cpu(v, lv)?)?;
+        let shape = y.shape().clone();
+        Ok((CpuStorage::F32(data(&y)?), shape))
     }
 
     fn bwd(
@@ -206,24 +248,8 @@ impl CustomOp3 for Causal {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (q, k, v) = (q.detach(), self.spread(&k.detach())?, self.spread(&v.detach())?);
-        let (b, n, t, d) = q.dims4()?;
-        let scale = 1.0 / (d as f32).sqrt();
-        let p = self.probabilities_cpu(&q, &k)?;
-        let grad = grad.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
-        let dv = p.t()?.matmul(&grad)?;
-        let mut ds = data(&grad.matmul(&v.t()?)?)?;
-        let ps = data(&p)?;
-        ds.par_chunks_mut(t).zip(ps.par_chunks(t)).for_each(|(ds, p)| {
-            let dot: f32 = ds.iter().zip(p).map(|(g, p)| g * p).sum();
-            for (g, p) in ds.iter_mut().zip(p) {
-                *g = p * (*g - dot) * scale;
-            }
-        });
-        let ds = Tensor::from_vec(ds, p.shape(), p.device())?;
-        let dq = ds.matmul(&k)?;
-        let dk = ds.t()?.matmul(&q)?;
-        Ok((Some(dq), Some(self.gather(&dk)?), Some(self.gather(&dv)?)))
+        let (dq, dk, dv) = self.backward_cpu(&q.detach(), &k.detach(), &v.detach(), grad)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
 
@@ -363,6 +389,120 @@ pub(crate) fn lora_linear(
         return Ok(x.contiguous()?.apply_op3(a, b, op)?);
     }
     Ok(op.forward(x, a, b)?)
+}
+
+/// Causal attention of heads `q` `(b, n, t, d)` over `k`, `v` `(b, kv, t, d)` on the CPU,
+/// merged into rows `(b, t, n * d)` (for a step written out, without autograd).
+pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    Ok(Causal { rep: q.dim(1)? / k.dim(1)? }.forward_cpu(q, k, v)?)
+}
+
+/// The gradients of [`attention`]'s queries, keys and values from its output's `grad`.
+pub(crate) fn attention_back(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    grad: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    Ok(Causal { rep: q.dim(1)? / k.dim(1)? }.backward_cpu(q, k, v, grad)?)
+}
+
+/// One head's row turned by the rotary embedding, `x cos + rotate_half(x) sin`, or copied.
+fn turn(dst: &mut [f32], src: &[f32], at: Option<(&[f32], &[f32])>) {
+    let Some((cos, sin)) = at else {
+        dst.copy_from_slice(src);
+        return;
+    };
+    let half = src.len() / 2;
+    for i in 0..src.len() {
+        let rotated = if i < half { -src[i + half] } else { src[i - half] };
+        dst[i] = src[i] * cos[i] + rotated * sin[i];
+    }
+}
+
+/// The gradient of [`turn`]: from a head row's gradient `g` into `dx`.
+fn unturn(dx: &mut [f32], g: &[f32], at: Option<(&[f32], &[f32])>) {
+    let Some((cos, sin)) = at else {
+        dx.copy_from_slice(g);
+        return;
+    };
+    let half = g.len() / 2;
+    for i in 0..g.len() {
+        let back =
+            if i < half { g[i + half] * sin[i + half] } else { -g[i - half] * sin[i - half] };
+        dx[i] = g[i] * cos[i] + back;
+    }
+}
+
+/// The row of position `t` of rotary tables (rows of `d`).
+fn at<'a>(
+    rope: Option<(&'a [f32], &'a [f32])>,
+    t: usize,
+    d: usize,
+) -> Option<(&'a [f32], &'a [f32])> {
+    rope.map(|(c, s)| (&c[t * d..(t + 1) * d], &s[t * d..(t + 1) * d]))
+}
+
+/// Rows `(b * t, n * d)` split into heads `(b, n, t, d)`, each turned by the rotary tables
+/// `rope` (positions `0..t`, rows of `d`) if given.
+pub(crate) fn split_heads(
+    x: &Tensor,
+    b: usize,
+    n: usize,
+    rope: Option<(&[f32], &[f32])>,
+) -> Result<Tensor> {
+    let (rows, w) = x.dims2()?;
+    let (t, d) = (rows / b, w / n);
+    let xs = data(x)?;
+    let mut out = vec![0f32; xs.len()];
+    out.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
+        let (bi, h, ti) = (row / (n * t), row / t % n, row % t);
+        turn(dst, &xs[(bi * t + ti) * w + h * d..][..d], at(rope, ti, d));
+    });
+    Ok(Tensor::from_vec(out, (b, n, t, d), x.device())?)
+}
+
+/// The gradient of [`split_heads`]: heads' gradients `(b, n, t, d)` into rows
+/// `(b * t, n * d)`.
+pub(crate) fn merge_heads(g: &Tensor, rope: Option<(&[f32], &[f32])>) -> Result<Vec<f32>> {
+    let (_, n, t, d) = g.dims4()?;
+    let gs = data(g)?;
+    let mut dx = vec![0f32; gs.len()];
+    dx.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
+        let (bi, ti, h) = (row / (t * n), row / n % t, row % n);
+        unturn(dst, &gs[((bi * n + h) * t + ti) * d..][..d], at(rope, ti, d));
+    });
+    Ok(dx)
+}
+
+/// `silu(g) * u`, element by element.
+pub(crate) fn swiglu(g: &[f32], u: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; g.len()];
+    out.par_chunks_mut(4096).zip(g.par_chunks(4096).zip(u.par_chunks(4096))).for_each(
+        |(o, (g, u))| {
+            for ((o, g), u) in o.iter_mut().zip(g).zip(u) {
+                *o = g / ((-g).exp() + 1.0) * u;
+            }
+        },
+    );
+    out
+}
+
+/// The gradients of [`swiglu`] with respect to `g` and `u`, given the output's `dy`.
+pub(crate) fn swiglu_back(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut dg = vec![0f32; g.len()];
+    let mut du = vec![0f32; g.len()];
+    dg.par_chunks_mut(4096)
+        .zip(du.par_chunks_mut(4096))
+        .zip(g.par_chunks(4096).zip(u.par_chunks(4096)).zip(dy.par_chunks(4096)))
+        .for_each(|((dg, du), ((g, u), dy))| {
+            for i in 0..g.len() {
+                let sigma = 1.0 / ((-g[i]).exp() + 1.0);
+                dg[i] = dy[i] * u[i] * sigma * (1.0 + g[i] * (1.0 - sigma));
+                du[i] = dy[i] * g[i] * sigma;
+            }
+        });
+    (dg, du)
 }
 
 #[cfg(test)]

@@ -227,8 +227,9 @@ impl Trainer {
         self.train.len().div_ceil(self.options.batch) as u64
     }
 
-    /// The mean loss per completion token of `batch`, as a tensor to differentiate.
-    fn loss(&self, batch: &[&Example], noise: Option<&mut Noise>) -> Result<(Tensor, usize)> {
+    /// A batch as the model reads it: the ids (padded to the longest), and the positions
+    /// whose next token is scored, with those tokens.
+    fn inputs(&self, batch: &[&Example]) -> Result<(Tensor, Vec<u32>, Vec<u32>)> {
         let len = batch.iter().map(|e| e.ids.len() - 1).max().unwrap_or(1);
         let mut input = Vec::with_capacity(batch.len() * len);
         let (mut rows, mut targets) = (Vec::new(), Vec::new());
@@ -241,15 +242,50 @@ impl Trainer {
                 targets.push(e.ids[p + 1]);
             }
         }
+        let ids = Tensor::from_vec(input, (batch.len(), len), self.model.device())?;
+        Ok((ids, rows, targets))
+    }
+
+    /// The mean loss per completion token of `batch`, as a tensor to differentiate.
+    fn loss(&self, batch: &[&Example], noise: Option<&mut Noise>) -> Result<(Tensor, usize)> {
+        let (ids, rows, targets) = self.inputs(batch)?;
         let device = self.model.device();
-        let ids = Tensor::from_vec(input, (batch.len(), len), device)?;
         let h = self.model.hidden(&ids, None, noise)?;
-        let h = h.reshape((batch.len() * len, h.dim(D::Minus1)?))?;
+        let (b, len) = ids.dims2()?;
+        let h = h.reshape((b * len, h.dim(D::Minus1)?))?;
         let n = rows.len();
         let h = h.index_select(&Tensor::from_vec(rows, n, device)?, 0)?;
         let logp = candle_nn::ops::log_softmax(&self.model.logits(&h)?, D::Minus1)?;
         let picked = logp.gather(&Tensor::from_vec(targets, (n, 1), device)?, 1)?;
         Ok(((picked.sum_all()? / -(n as f64))?, n))
+    }
+
+    /// The mean loss of a micro-batch and the gradients of `share` times it, beside the
+    /// variables they belong to: written out for a Llama on the CPU, else by autograd.
+    fn micro_gradients(
+        &self,
+        micro: &[&Example],
+        share: &dyn Fn(usize) -> f64,
+        noise: &mut Noise,
+    ) -> Result<(f64, Vec<(Tensor, Tensor)>)> {
+        if self.model.writes_out_its_step() {
+            let (ids, rows, targets) = self.inputs(micro)?;
+            let share = share(rows.len());
+            let (loss, grads) = self.model.loss_and_grads(&ids, &rows, &targets, share, noise)?;
+            return Ok((loss * share, grads));
+        }
+        let (loss, n) = self.loss(micro, Some(noise))?;
+        let share = share(n);
+        let mean = f64::from(loss.to_scalar::<f32>()?) * share;
+        let grads = (loss * share)?.backward()?;
+        let out = lora::tensors(&self.model)
+            .into_iter()
+            .filter_map(|(_, var)| {
+                let g = grads.get(var.as_tensor())?.detach();
+                Some((var.as_tensor().clone(), g))
+            })
+            .collect();
+        Ok((mean, out))
     }
 
     /// The mean loss per completion token of a batch and its gradients, added up over
@@ -262,18 +298,16 @@ impl Trainer {
         let mut sums: Vec<Option<Tensor>> = vec![None; vars.len()];
         let mut mean = 0.0;
         for micro in batch.chunks(self.options.micro_batch.max(1)) {
-            let (loss, n) = self.loss(micro, Some(noise))?;
-            let share = n as f64 / total;
-            mean += f64::from(loss.to_scalar::<f32>()?) * share;
-            let grads = (loss * share)?.backward()?;
-            for (sum, (_, var)) in sums.iter_mut().zip(&vars) {
-                if let Some(g) = grads.get(var.as_tensor()) {
-                    let g = g.detach();
-                    *sum = Some(match sum.take() {
-                        Some(s) => (s + g)?,
-                        None => g,
-                    });
-                }
+            let (loss, grads) = self.micro_gradients(micro, &|n| n as f64 / total, noise)?;
+            mean += loss;
+            for (var, g) in grads {
+                let Some(i) = vars.iter().position(|(_, v)| v.as_tensor().id() == var.id()) else {
+                    continue;
+                };
+                sums[i] = Some(match sums[i].take() {
+                    Some(s) => (s + g)?,
+                    None => g,
+                });
             }
         }
         let mut store = GradStore::default();

@@ -359,6 +359,17 @@ impl Trainer {
                 format!("example {i} has no completion token to learn"),
             ));
         }
+        let vocab = self.model.config().vocab;
+        if let Some((i, id)) = batch
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| e.ids.iter().find(|&&id| id as usize >= vocab).map(|&id| (i, id)))
+        {
+            return Err(Error::invalid(
+                "training batch",
+                format!("example {i} has token {id}, beyond the model's vocabulary of {vocab}"),
+            ));
+        }
         self.step_on(&batch.iter().collect::<Vec<_>>(), noise)
     }
 

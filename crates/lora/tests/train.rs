@@ -176,6 +176,34 @@ fn micro_batches_add_up_to_the_batch() {
 }
 
 #[test]
+fn a_step_refuses_examples_it_cannot_learn_from_and_takes_one_it_can() {
+    let base = fixture("llama");
+    let model = Model::load(&base, &Device::Cpu).expect("the fixture loads");
+    let tokenizer = Tokenizer::load(&base, model.config().vocab).expect("its tokenizer");
+    let vocab = model.config().vocab as u32;
+    let examples = train::examples(&tokenizer, &pairs(), 512).expect("tokenized");
+    let mut t =
+        Trainer::new(model, &base, examples.clone(), Vec::new(), &options(1)).expect("a trainer");
+    let mut noise = fine_drums_lora::Noise::new(1);
+    let mut beyond = examples[0].clone();
+    beyond.ids.push(vocab + 3);
+    let mut empty = examples[0].clone();
+    empty.completion = empty.ids.len();
+    for (batch, expected) in [
+        (vec![], "no examples"),
+        (vec![examples[1].clone(), empty], "example 1 has no completion token"),
+        (vec![beyond], &format!("example 0 has token {}", vocab + 3) as &str),
+    ] {
+        let err = t.step(&batch, &mut noise).expect_err(expected).to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    assert_eq!(t.progress().step, 0, "a refused batch takes no step");
+    let loss = t.step(&examples[..2], &mut noise).expect("a step");
+    assert!(loss.is_finite() && loss > 0.0, "{loss}");
+    assert_eq!(t.progress().step, 1);
+}
+
+#[test]
 fn broken_model_folders_and_adapters_are_errors_that_name_the_file() {
     let dir = scratch("broken");
     let copy = |name: &str| {

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::{Attention, Linear, Mlp, Model, Noise, Norm};
 use crate::config::Arch;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::{self, Mask};
 
 /// Elements per rayon task in the element-wise passes.
@@ -182,6 +182,26 @@ impl Model {
     ) -> Result<(f64, Vec<(Tensor, Tensor)>)> {
         let c = &self.config;
         let (b, t) = ids.dims2()?;
+        if t > c.max_positions {
+            return Err(Error::invalid(
+                "input",
+                format!("{t} positions, beyond the model's {}", c.max_positions),
+            ));
+        }
+        if rows.len() != targets.len()
+            || rows.iter().any(|&r| r as usize >= b * t)
+            || targets.iter().any(|&id| id as usize >= c.vocab)
+        {
+            return Err(Error::invalid(
+                "training targets",
+                format!(
+                    "{} rows and {} targets for {b} by {t} positions and {} tokens",
+                    rows.len(),
+                    targets.len(),
+                    c.vocab
+                ),
+            ));
+        }
         let (h, hd, nh, nkv) = (c.hidden, c.head_dim, c.heads, c.kv_heads);
         let m = b * t;
         let eps = c.eps as f32;

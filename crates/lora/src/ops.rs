@@ -41,7 +41,7 @@ fn on_cpu(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Tensor> 
 }
 
 /// A tensor's elements, in order (a copy).
-fn data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+pub(crate) fn data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
@@ -278,6 +278,20 @@ pub(crate) struct Mask {
 }
 
 impl Mask {
+    /// `x` with the mask applied, element by element (one pass on rayon).
+    pub(crate) fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(self.keep.par_chunks(4096))).for_each(
+            |(o, (x, keep))| {
+                for ((o, x), &kept) in o.iter_mut().zip(x).zip(keep) {
+                    *o = if kept { x * self.scale } else { 0.0 };
+                }
+            },
+        );
+        out
+    }
+
+    /// The mask as a tensor of factors, for the composed operations (any device).
     fn tensor(&self, shape: &Shape, device: &Device) -> candle_core::Result<Tensor> {
         let v: Vec<f32> = self.keep.iter().map(|&k| if k { self.scale } else { 0.0 }).collect();
         Tensor::from_vec(v, shape, device)

@@ -11,18 +11,13 @@
 use candle_core::{D, Tensor};
 use rayon::prelude::*;
 
-use super::{Attention, Linear, Mlp, Model, Noise, Norm};
+use super::{Attention, Block, Linear, Mlp, Model, Noise, Norm};
 use crate::config::Arch;
 use crate::error::{Error, Result};
-use crate::ops::{self, Mask};
+use crate::ops::{self, Mask, data};
 
 /// Elements per rayon task in the element-wise passes.
 const CHUNK: usize = 4096;
-
-/// A contiguous f32 tensor's elements (a copy).
-fn data(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
 
 /// `a + b`, element by element.
 fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
@@ -76,7 +71,7 @@ fn linear(lin: &Linear, x: &Tensor, noise: &mut Noise) -> Result<(Tensor, Kept)>
     let mut mask = None;
     if let Some(l) = &lin.lora {
         mask = noise.mask(m * k, l.dropout);
-        let dropped = Tensor::from_vec(dropped(&data(x)?, mask.as_ref()), (m, k), x.device())?;
+        let dropped = dropped(x, mask.as_ref())?;
         let up = dropped.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
         let (mut out, up, s) = (data(&y)?, data(&up)?, l.scale as f32);
         out.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(y, u)| {
@@ -92,18 +87,12 @@ fn linear(lin: &Linear, x: &Tensor, noise: &mut Noise) -> Result<(Tensor, Kept)>
     Ok((y, Kept { x: x.clone(), mask }))
 }
 
-/// The input with the dropout mask applied.
-fn dropped(x: &[f32], mask: Option<&Mask>) -> Vec<f32> {
-    let Some(mask) = mask else { return x.to_vec() };
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(mask.keep.par_chunks(CHUNK))).for_each(
-        |(o, (x, keep))| {
-            for ((o, x), &kept) in o.iter_mut().zip(x).zip(keep) {
-                *o = if kept { x * mask.scale } else { 0.0 };
-            }
-        },
-    );
-    out
+/// The adapter's input: `x` with the dropout mask, if any, applied.
+fn dropped(x: &Tensor, mask: Option<&Mask>) -> Result<Tensor> {
+    Ok(match mask {
+        Some(mask) => Tensor::from_vec(mask.apply(&data(x)?), x.shape(), x.device())?,
+        None => x.clone(),
+    })
 }
 
 /// A linear layer backward: the input's gradient; with an adapter, `A`'s and `B`'s gradients
@@ -114,29 +103,21 @@ fn linear_back(
     g: &Tensor,
     grads: &mut Vec<(Tensor, Tensor)>,
 ) -> Result<Vec<f32>> {
-    let mut dx = data(&g.matmul(&lin.w)?)?;
+    let dx = data(&g.matmul(&lin.w)?)?;
     let Some(l) = &lin.lora else { return Ok(dx) };
     let (a, b, s) = (l.a.as_tensor(), l.b.as_tensor(), l.scale);
-    let (m, k) = kept.x.dims2()?;
-    let dropped =
-        Tensor::from_vec(dropped(&data(&kept.x)?, kept.mask.as_ref()), (m, k), kept.x.device())?;
+    // Made again from the input, not kept: q, k and v share one input but not their masks.
+    let dropped = dropped(&kept.x, kept.mask.as_ref())?;
     let low = dropped.matmul(&a.t()?)?;
     let db = (g.t()?.matmul(&low)? * s)?;
     let dlow = (g.matmul(b)? * s)?;
     let da = dlow.t()?.matmul(&dropped)?;
     let through = data(&dlow.matmul(a)?)?;
-    let (keep, scale) = match &kept.mask {
-        Some(mask) => (Some(&mask.keep), mask.scale),
-        None => (None, 1.0),
+    let through = match &kept.mask {
+        Some(mask) => mask.apply(&through),
+        None => through,
     };
-    dx.par_chunks_mut(CHUNK).zip(through.par_chunks(CHUNK)).enumerate().for_each(|(c, (dx, t))| {
-        for (i, (dx, t)) in dx.iter_mut().zip(t).enumerate() {
-            match keep {
-                Some(keep) if !keep[c * CHUNK + i] => {}
-                _ => *dx += t * scale,
-            }
-        }
-    });
+    let dx = add(&dx, &through);
     grads.push((a.clone(), da));
     grads.push((b.clone(), db));
     Ok(dx)
@@ -157,15 +138,25 @@ struct Saved {
     down: Kept,
 }
 
+impl Block {
+    /// A Llama block's projections: query, key, value, gate, up and down.
+    fn llama(&self) -> Result<[&Linear; 6]> {
+        match (&self.attention, &self.mlp) {
+            (Attention::Split { q, k, v }, Mlp::Gated { gate, up, down }) => {
+                Ok([q, k, v, gate, up, down])
+            }
+            _ => Err(Error::invalid("model", "the written-out step runs Llama blocks only")),
+        }
+    }
+}
+
 impl Model {
     /// Whether [`Model::loss_and_grads`] runs this model: a Llama in f32 on the CPU.
     pub(crate) fn writes_out_its_step(&self) -> bool {
         self.config.arch == Arch::Llama
             && self.device.is_cpu()
             && self.embed.dtype() == candle_core::DType::F32
-            && self.blocks.iter().all(|b| {
-                matches!(b.attention, Attention::Split { .. }) && matches!(b.mlp, Mlp::Gated { .. })
-            })
+            && self.blocks.iter().all(|b| b.llama().is_ok())
     }
 
     /// The mean loss of the tokens `targets` at the positions `rows` (of the batch by
@@ -215,11 +206,7 @@ impl Model {
         let rows2 = |v: Vec<f32>, w: usize| Tensor::from_vec(v, (m, w), &dev);
         let mut saved = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let (Attention::Split { q, k, v }, Mlp::Gated { gate, up, down }) =
-                (&block.attention, &block.mlp)
-            else {
-                unreachable!("checked by writes_out_its_step");
-            };
+            let [q, k, v, gate, up, down] = block.llama()?;
             let h1 = rows2(rms(&x, &norm_w(&block.norm1)?, eps), h)?;
             let (ql, qk) = linear(q, &h1, noise)?;
             let (kl, kk) = linear(k, &h1, noise)?;
@@ -285,11 +272,7 @@ impl Model {
         // The blocks, last first.
         let mut grads = Vec::new();
         for (block, s) in self.blocks.iter().zip(&saved).rev() {
-            let (Attention::Split { q, k, v }, Mlp::Gated { gate, up, down }) =
-                (&block.attention, &block.mlp)
-            else {
-                unreachable!("checked by writes_out_its_step");
-            };
+            let [q, k, v, gate, up, down] = block.llama()?;
             let dact = linear_back(down, &s.down, &rows2(dx.clone(), h)?, &mut grads)?;
             let (dg, du) = ops::swiglu_back(&s.gu.0, &s.gu.1, &dact);
             let dh2 = add(

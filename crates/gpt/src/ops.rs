@@ -44,6 +44,54 @@ fn each_row(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync)
     }
 }
 
+/// A kernel that writes a buffer row by row, for [`each_row_vectorised`]. Implementations
+/// mark `row` `#[inline(always)]`, so that its body is compiled into each instruction set's
+/// copy of the loop: a closure would be compiled once, for the baseline.
+trait RowKernel: Sync {
+    /// Writes row `i`, `out`.
+    fn row(&self, i: usize, out: &mut [f32]);
+}
+
+/// One row of a [`RowKernel`], as `pulp` dispatches it.
+struct OneRow<'a, K>(&'a K, usize, &'a mut [f32]);
+
+impl<K: RowKernel> pulp::WithSimd for OneRow<'_, K> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.0.row(self.1, self.2)
+    }
+}
+
+/// All the rows (of the given width) of a [`RowKernel`], as `pulp` dispatches them.
+struct AllRows<'a, K>(&'a K, usize, &'a mut [f32]);
+
+impl<K: RowKernel> pulp::WithSimd for AllRows<'_, K> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.2.chunks_exact_mut(self.1).enumerate().for_each(|(i, r)| self.0.row(i, r))
+    }
+}
+
+/// [`each_row`] for the arithmetic kernels, compiled for the widest vectors the CPU has
+/// (AVX-512 or AVX2 with FMA, chosen at run time by `pulp`): the crate itself is built for
+/// the baseline x86-64, whose vectors hold four `f32`. The arithmetic is the same, so are the
+/// results.
+fn each_row_vectorised(out: &mut [f32], width: usize, kernel: &impl RowKernel) {
+    let arch = pulp::Arch::new();
+    if out.len() < PARALLEL || width == 0 {
+        arch.dispatch(AllRows(kernel, width.max(1), out));
+    } else {
+        out.par_chunks_exact_mut(width)
+            .enumerate()
+            .for_each(|(i, r)| arch.dispatch(OneRow(kernel, i, r)));
+    }
+}
+
+
 /// The last dimension of `l`, and an error for a scalar.
 fn width(l: &Layout, op: &str) -> candle_core::Result<usize> {
     match l.dims().last() {
@@ -57,27 +105,89 @@ fn width(l: &Layout, op: &str) -> candle_core::Result<usize> {
 /// millions): `2^k e^r`, `k` the nearest integer to `x / ln 2` and a degree-6 polynomial for
 /// `e^r`, `|r| <= ln 2 / 2`. Inputs are clamped to -87..88, where `f32` keeps its full
 /// precision; NaN stays NaN.
-#[inline]
+#[inline(always)]
 fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let k = shifted - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // `2^k` from the bits of `shifted`, whose mantissa ends in `k` (-126..=127 here): integer
+    // arithmetic that vectorises, where `k as i32` is a saturating conversion, one at a time.
+    let biased = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    p * f32::from_bits(biased << 23)
+}
+
+/// The running sums of the reductions below: one per lane of a 512-bit vector. A sum taken
+/// in one running total is a chain of dependent additions that the compiler may not reorder;
+/// sixteen totals, added up at the end, vectorise. The order is fixed, so the result is the
+/// same bits on every machine and thread count.
+const LANES: usize = 16;
+
+/// `sum(f(a[i], b[i]))` over two rows of equal length, in [`LANES`] running sums.
+#[inline(always)]
+fn sum_of(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x, y)).sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s += f(x, y);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `sum(f(a[i], b[i], c[i]))` over three rows of equal length, as [`sum_of`].
+#[inline(always)]
+fn sum_of3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb, cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
+    let tail: f32 = (ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder()))
+        .map(|((&x, &y), &z)| f(x, y, z))
+        .sum();
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for (((s, &x), &y), &z) in acc.iter_mut().zip(x).zip(y).zip(z) {
+            *s += f(x, y, z);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The sum of a row.
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    sum_of(x, x, |v, _| v)
+}
+
+/// The largest value of a row (NaN is skipped, as [`f32::max`] does), in [`LANES`] running
+/// maxima.
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (m, &v) in acc.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
 }
 
 const EPS: f32 = 1e-5;
 
 /// The mean and the reciprocal standard deviation of a row.
+#[inline(always)]
 fn moments(x: &[f32]) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum(x) / n;
+    let var = sum_of(x, x, |v, _| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + EPS).sqrt())
 }
 
@@ -140,13 +250,7 @@ impl CustomOp3 for LayerNorm {
             );
         }
         let mut out = vec![0f32; x.len()];
-        each_row(&mut out, w, |i, y| {
-            let x = &x[i * w..(i + 1) * w];
-            let (mean, rstd) = moments(x);
-            for (((y, v), g), b) in y.iter_mut().zip(x).zip(gain).zip(bias) {
-                *y = (v - mean) * rstd * g + b;
-            }
-        });
+        each_row_vectorised(&mut out, w, &Norm { x, gain, bias });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -160,6 +264,24 @@ impl CustomOp3 for LayerNorm {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dgain, dbias) = norm_grads(x, g, gain)?;
         Ok((Some(dx), Some(dgain), Some(dbias)))
+    }
+}
+
+/// The rows of [`LayerNorm`]: `y = (x - mean) * rstd * gain + bias`.
+struct Norm<'a> {
+    x: &'a [f32],
+    gain: &'a [f32],
+    bias: &'a [f32],
+}
+
+impl RowKernel for Norm<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, y: &mut [f32]) {
+        let x = &self.x[i * y.len()..(i + 1) * y.len()];
+        let (mean, rstd) = moments(x);
+        for (((y, v), g), b) in y.iter_mut().zip(x).zip(self.gain).zip(self.bias) {
+            *y = (v - mean) * rstd * g + b;
+        }
     }
 }
 
@@ -184,20 +306,29 @@ impl CustomOp3 for LayerNormGrad {
         let (x, w) = (data(s1, l1, self.name())?, width(l1, self.name())?);
         let (g, gain) = (data(s2, l2, self.name())?, data(s3, l3, self.name())?);
         let mut out = vec![0f32; x.len()];
-        each_row(&mut out, w, |i, dx| {
-            let (x, g) = (&x[i * w..(i + 1) * w], &g[i * w..(i + 1) * w]);
-            let (mean, rstd) = moments(x);
-            let (mut h_mean, mut hx_mean) = (0f32, 0f32);
-            for ((&v, &gv), &k) in x.iter().zip(g).zip(gain) {
-                h_mean += gv * k;
-                hx_mean += gv * k * (v - mean) * rstd;
-            }
-            let (h_mean, hx_mean) = (h_mean / w as f32, hx_mean / w as f32);
-            for (((d, &v), &gv), &k) in dx.iter_mut().zip(x).zip(g).zip(gain) {
-                *d = rstd * (gv * k - h_mean - (v - mean) * rstd * hx_mean);
-            }
-        });
+        each_row_vectorised(&mut out, w, &NormGrad { x, g, gain });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// The rows of [`LayerNormGrad`].
+struct NormGrad<'a> {
+    x: &'a [f32],
+    g: &'a [f32],
+    gain: &'a [f32],
+}
+
+impl RowKernel for NormGrad<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, dx: &mut [f32]) {
+        let w = dx.len();
+        let (x, g) = (&self.x[i * w..(i + 1) * w], &self.g[i * w..(i + 1) * w]);
+        let (mean, rstd) = moments(x);
+        let h_mean = sum_of(g, self.gain, |gv, k| gv * k) / w as f32;
+        let hx_mean = sum_of3(x, g, self.gain, |v, gv, k| gv * k * (v - mean) * rstd) / w as f32;
+        for (((d, &v), &gv), &k) in dx.iter_mut().zip(x).zip(g).zip(self.gain) {
+            *d = rstd * (gv * k - h_mean - (v - mean) * rstd * hx_mean);
+        }
     }
 }
 
@@ -509,6 +640,22 @@ pub(crate) fn gelu(x: &Tensor) -> Result<Tensor> {
 
 struct Gelu;
 
+/// The rows of [`Gelu`].
+struct GeluRows<'a> {
+    x: &'a [f32],
+}
+
+impl RowKernel for GeluRows<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, y: &mut [f32]) {
+        let x = &self.x[i * y.len()..(i + 1) * y.len()];
+        for (y, &v) in y.iter_mut().zip(x) {
+            // 0.5 (1 + tanh u) is the logistic function of 2u, which needs one exp.
+            *y = v / (1.0 + exp(-2.0 * GELU_K * v * (1.0 + GELU_C * v * v)));
+        }
+    }
+}
+
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
         "gelu"
@@ -517,12 +664,7 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w) = (data(s, l, self.name())?, width(l, self.name())?);
         let mut out = vec![0f32; x.len()];
-        each_row(&mut out, w, |i, y| {
-            for (y, &v) in y.iter_mut().zip(&x[i * w..(i + 1) * w]) {
-                // 0.5 (1 + tanh u) is the logistic function of 2u, which needs one exp.
-                *y = v / (1.0 + exp(-2.0 * GELU_K * v * (1.0 + GELU_C * v * v)));
-            }
-        });
+        each_row_vectorised(&mut out, w, &GeluRows { x });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -558,14 +700,25 @@ impl InplaceOp2 for GeluGrad {
         if g.len() != x.len() {
             candle_core::bail!("gelu-grad: {} gradients for {} inputs", g.len(), x.len());
         }
-        each_row(g, w, |i, d| {
-            for (d, &v) in d.iter_mut().zip(&x[i * w..(i + 1) * w]) {
-                let s = 1.0 / (1.0 + exp(-2.0 * GELU_K * v * (1.0 + GELU_C * v * v)));
-                let du = GELU_K * (1.0 + 3.0 * GELU_C * v * v);
-                *d *= s + 2.0 * v * s * (1.0 - s) * du;
-            }
-        });
+        each_row_vectorised(g, w, &GeluGradRows { x });
         Ok(())
+    }
+}
+
+/// The rows of [`GeluGrad`].
+struct GeluGradRows<'a> {
+    x: &'a [f32],
+}
+
+impl RowKernel for GeluGradRows<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, d: &mut [f32]) {
+        let x = &self.x[i * d.len()..(i + 1) * d.len()];
+        for (d, &v) in d.iter_mut().zip(x) {
+            let s = 1.0 / (1.0 + exp(-2.0 * GELU_K * v * (1.0 + GELU_C * v * v)));
+            let du = GELU_K * (1.0 + 3.0 * GELU_C * v * v);
+            *d *= s + 2.0 * v * s * (1.0 - s) * du;
+        }
     }
 }
 
@@ -627,19 +780,27 @@ fn softmax_rows(x: &mut [f32], l: &Layout, scale: f32) -> candle_core::Result<()
         dims => candle_core::bail!("causal softmax needs two dimensions, got {dims:?}"),
     };
     let past = w.saturating_sub(t);
-    each_row(x, w, |row, y| {
-        let (seen, masked) = y.split_at_mut((past + row % t + 1).min(w));
-        let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for y in seen.iter_mut() {
-            *y = exp((*y - max) * scale);
-            sum += *y;
-        }
-        let inv = 1.0 / sum;
+    each_row_vectorised(x, w, &SoftmaxRows { t, past, scale });
+    Ok(())
+}
+
+/// The rows of the causal softmax of `t` queries, after `past` keys that every query sees.
+struct SoftmaxRows {
+    t: usize,
+    past: usize,
+    scale: f32,
+}
+
+impl RowKernel for SoftmaxRows {
+    #[inline(always)]
+    fn row(&self, i: usize, y: &mut [f32]) {
+        let (seen, masked) = y.split_at_mut((self.past + i % self.t + 1).min(y.len()));
+        let top = max(seen);
+        seen.iter_mut().for_each(|y| *y = exp((*y - top) * self.scale));
+        let inv = 1.0 / sum(seen);
         seen.iter_mut().for_each(|y| *y *= inv);
         masked.fill(0.0);
-    });
-    Ok(())
+    }
 }
 
 /// The causal softmax of `scale * scores`, in place, on the CPU.
@@ -675,14 +836,25 @@ impl InplaceOp2 for SoftmaxGrad {
         if g.len() != y.len() {
             candle_core::bail!("softmax-grad: {} gradients for {} outputs", g.len(), y.len());
         }
-        each_row(g, w, |i, d| {
-            let y = &y[i * w..(i + 1) * w];
-            let dot: f32 = y.iter().zip(d.iter()).map(|(a, b)| a * b).sum();
-            for (d, &yv) in d.iter_mut().zip(y) {
-                *d = self.scale * yv * (*d - dot);
-            }
-        });
+        each_row_vectorised(g, w, &SoftmaxGradRows { y, scale: self.scale });
         Ok(())
+    }
+}
+
+/// The rows of [`SoftmaxGrad`].
+struct SoftmaxGradRows<'a> {
+    y: &'a [f32],
+    scale: f32,
+}
+
+impl RowKernel for SoftmaxGradRows<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, d: &mut [f32]) {
+        let y = &self.y[i * d.len()..(i + 1) * d.len()];
+        let dot = sum_of(y, d, |a, b| a * b);
+        for (d, &yv) in d.iter_mut().zip(y) {
+            *d = self.scale * yv * (*d - dot);
+        }
     }
 }
 
@@ -700,6 +872,18 @@ pub(crate) fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor>
 
 struct CrossEntropy;
 
+/// [`log_sum_exp`] of a row, as `pulp` dispatches it.
+struct LogSumExp<'a>(&'a [f32]);
+
+impl pulp::WithSimd for LogSumExp<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> f32 {
+        log_sum_exp(self.0).0
+    }
+}
+
 /// The `u32` targets of a contiguous tensor.
 fn targets<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [u32]> {
     match l.contiguous_offsets() {
@@ -709,9 +893,10 @@ fn targets<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [u32]> 
 }
 
 /// The log of the sum of the exponentials of a row, and its maximum.
+#[inline(always)]
 fn log_sum_exp(x: &[f32]) -> (f32, f32) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    (max + x.iter().map(|v| exp(v - max)).sum::<f32>().ln(), max)
+    let top = max(x);
+    (top + sum_of(x, x, |v, _| exp(v - top)).ln(), top)
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -731,13 +916,14 @@ impl CustomOp2 for CrossEntropy {
         if t.len() * w != x.len() {
             candle_core::bail!("{} targets for logits {:?}", t.len(), l1.dims());
         }
+        let arch = pulp::Arch::new();
         let loss = |i: usize| -> f32 {
             let target = t[i] as usize;
             if target == 0 || target >= w {
                 return 0.0;
             }
             let row = &x[i * w..(i + 1) * w];
-            log_sum_exp(row).0 - row[target]
+            arch.dispatch(LogSumExp(row)) - row[target]
         };
         let out: Vec<f32> = if x.len() < PARALLEL {
             (0..t.len()).map(loss).collect()
@@ -798,17 +984,28 @@ impl InplaceOp3 for CrossEntropyGrad {
                 l.dims()
             );
         }
-        each_row(x, w, |i, row| {
-            let target = t[i] as usize;
-            if target == 0 || target >= w {
-                row.fill(0.0);
-                return;
-            }
-            let (lse, _) = log_sum_exp(row);
-            row.iter_mut().for_each(|v| *v = g[i] * exp(*v - lse));
-            row[target] -= g[i];
-        });
+        each_row_vectorised(x, w, &CrossEntropyGradRows { t, g });
         Ok(())
+    }
+}
+
+/// The rows of [`CrossEntropyGrad`]: each row's target, and the gradient of its loss.
+struct CrossEntropyGradRows<'a> {
+    t: &'a [u32],
+    g: &'a [f32],
+}
+
+impl RowKernel for CrossEntropyGradRows<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, row: &mut [f32]) {
+        let (target, g) = (self.t[i] as usize, self.g[i]);
+        if target == 0 || target >= row.len() {
+            row.fill(0.0);
+            return;
+        }
+        let (lse, _) = log_sum_exp(row);
+        row.iter_mut().for_each(|v| *v = g * exp(*v - lse));
+        row[target] -= g;
     }
 }
 

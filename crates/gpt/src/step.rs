@@ -73,6 +73,14 @@ impl Gpt {
             let (loss, count) = self.loss_dropped(batch, dropout)?;
             return Ok((loss.to_scalar()?, count, loss.backward()?));
         }
+        // On a thread of rayon's pool, whose parallel loops (the kernels', the matrix
+        // products') then start and end there, where from any other thread each would wait
+        // for the pool to wake it: thousands of sleeps and wake-ups a step.
+        rayon::scope(|_| self.cpu_step(batch, dropout))
+    }
+
+    /// [`loss_and_grads_dropped`](Gpt::loss_and_grads_dropped) on the CPU.
+    fn cpu_step(&self, batch: &Batch, dropout: Dropout) -> Result<(f32, usize, GradStore)> {
         let (b, t) = batch.ids.dims2()?;
         let d = self.config().d_model;
         let masks = dropout.masks((b, t, d), self.blocks.len(), self.device())?;

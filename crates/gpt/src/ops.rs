@@ -13,6 +13,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use fine_drums_train::kernels::{self, RowKernel, exp, log_sum_exp, max, sum, sum_of, sum_of3};
+
 use crate::error::Result;
 
 /// Below this many elements a kernel runs on the calling thread: sampling's one-token steps
@@ -44,140 +46,12 @@ fn each_row(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync)
     }
 }
 
-/// A kernel that writes a buffer row by row, for [`each_row_vectorised`]. Implementations
-/// mark `row` `#[inline(always)]`, so that its body is compiled into each instruction set's
-/// copy of the loop: a closure would be compiled once, for the baseline.
-trait RowKernel: Sync {
-    /// Writes row `i`, `out`.
-    fn row(&self, i: usize, out: &mut [f32]);
-}
-
-/// One row of a [`RowKernel`], as `pulp` dispatches it.
-struct OneRow<'a, K>(&'a K, usize, &'a mut [f32]);
-
-impl<K: RowKernel> pulp::WithSimd for OneRow<'_, K> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        self.0.row(self.1, self.2)
-    }
-}
-
-/// All the rows (of the given width) of a [`RowKernel`], as `pulp` dispatches them.
-struct AllRows<'a, K>(&'a K, usize, &'a mut [f32]);
-
-impl<K: RowKernel> pulp::WithSimd for AllRows<'_, K> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        self.2.chunks_exact_mut(self.1).enumerate().for_each(|(i, r)| self.0.row(i, r))
-    }
-}
-
-/// [`each_row`] for the arithmetic kernels, compiled for the widest vectors the CPU has
-/// (AVX-512 or AVX2 with FMA, chosen at run time by `pulp`): the crate itself is built for
-/// the baseline x86-64, whose vectors hold four `f32`. The arithmetic is the same, so are the
-/// results.
-fn each_row_vectorised(out: &mut [f32], width: usize, kernel: &impl RowKernel) {
-    let arch = pulp::Arch::new();
-    if out.len() < PARALLEL || width == 0 {
-        arch.dispatch(AllRows(kernel, width.max(1), out));
-    } else {
-        out.par_chunks_exact_mut(width)
-            .enumerate()
-            .for_each(|(i, r)| arch.dispatch(OneRow(kernel, i, r)));
-    }
-}
-
-
 /// The last dimension of `l`, and an error for a scalar.
 fn width(l: &Layout, op: &str) -> candle_core::Result<usize> {
     match l.dims().last() {
         Some(&w) if w > 0 => Ok(w),
         _ => candle_core::bail!("{op} needs a last dimension, got {:?}", l.dims()),
     }
-}
-
-/// `e^x` to within 3e-7 (relative) of the C library's `expf`, in plain arithmetic that the
-/// compiler vectorises (`expf` is a call per element, and a training step takes tens of
-/// millions): `2^k e^r`, `k` the nearest integer to `x / ln 2` and a degree-6 polynomial for
-/// `e^r`, `|r| <= ln 2 / 2`. Inputs are clamped to -87..88, where `f32` keeps its full
-/// precision; NaN stays NaN.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
-    let k = shifted - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    // `2^k` from the bits of `shifted`, whose mantissa ends in `k` (-126..=127 here): integer
-    // arithmetic that vectorises, where `k as i32` is a saturating conversion, one at a time.
-    let biased = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
-    p * f32::from_bits(biased << 23)
-}
-
-/// The running sums of the reductions below: one per lane of a 512-bit vector. A sum taken
-/// in one running total is a chain of dependent additions that the compiler may not reorder;
-/// sixteen totals, added up at the end, vectorise. The order is fixed, so the result is the
-/// same bits on every machine and thread count.
-const LANES: usize = 16;
-
-/// `sum(f(a[i], b[i]))` over two rows of equal length, in [`LANES`] running sums.
-#[inline(always)]
-fn sum_of(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x, y)).sum();
-    for (x, y) in ca.zip(cb) {
-        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-            *s += f(x, y);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `sum(f(a[i], b[i], c[i]))` over three rows of equal length, as [`sum_of`].
-#[inline(always)]
-fn sum_of3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let (ca, cb, cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
-    let tail: f32 = (ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder()))
-        .map(|((&x, &y), &z)| f(x, y, z))
-        .sum();
-    for ((x, y), z) in ca.zip(cb).zip(cc) {
-        for (((s, &x), &y), &z) in acc.iter_mut().zip(x).zip(y).zip(z) {
-            *s += f(x, y, z);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// The sum of a row.
-#[inline(always)]
-fn sum(x: &[f32]) -> f32 {
-    sum_of(x, x, |v, _| v)
-}
-
-/// The largest value of a row (NaN is skipped, as [`f32::max`] does), in [`LANES`] running
-/// maxima.
-#[inline(always)]
-fn max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for c in chunks {
-        for (m, &v) in acc.iter_mut().zip(c) {
-            *m = m.max(v);
-        }
-    }
-    acc.iter().copied().fold(tail, f32::max)
 }
 
 const EPS: f32 = 1e-5;
@@ -250,7 +124,7 @@ impl CustomOp3 for LayerNorm {
             );
         }
         let mut out = vec![0f32; x.len()];
-        each_row_vectorised(&mut out, w, &Norm { x, gain, bias });
+        kernels::each_row(&mut out, w, &Norm { x, gain, bias });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -306,7 +180,7 @@ impl CustomOp3 for LayerNormGrad {
         let (x, w) = (data(s1, l1, self.name())?, width(l1, self.name())?);
         let (g, gain) = (data(s2, l2, self.name())?, data(s3, l3, self.name())?);
         let mut out = vec![0f32; x.len()];
-        each_row_vectorised(&mut out, w, &NormGrad { x, g, gain });
+        kernels::each_row(&mut out, w, &NormGrad { x, g, gain });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -664,7 +538,7 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w) = (data(s, l, self.name())?, width(l, self.name())?);
         let mut out = vec![0f32; x.len()];
-        each_row_vectorised(&mut out, w, &GeluRows { x });
+        kernels::each_row(&mut out, w, &GeluRows { x });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -700,7 +574,7 @@ impl InplaceOp2 for GeluGrad {
         if g.len() != x.len() {
             candle_core::bail!("gelu-grad: {} gradients for {} inputs", g.len(), x.len());
         }
-        each_row_vectorised(g, w, &GeluGradRows { x });
+        kernels::each_row(g, w, &GeluGradRows { x });
         Ok(())
     }
 }
@@ -780,7 +654,7 @@ fn softmax_rows(x: &mut [f32], l: &Layout, scale: f32) -> candle_core::Result<()
         dims => candle_core::bail!("causal softmax needs two dimensions, got {dims:?}"),
     };
     let past = w.saturating_sub(t);
-    each_row_vectorised(x, w, &SoftmaxRows { t, past, scale });
+    kernels::each_row(x, w, &SoftmaxRows { t, past, scale });
     Ok(())
 }
 
@@ -836,7 +710,7 @@ impl InplaceOp2 for SoftmaxGrad {
         if g.len() != y.len() {
             candle_core::bail!("softmax-grad: {} gradients for {} outputs", g.len(), y.len());
         }
-        each_row_vectorised(g, w, &SoftmaxGradRows { y, scale: self.scale });
+        kernels::each_row(g, w, &SoftmaxGradRows { y, scale: self.scale });
         Ok(())
     }
 }
@@ -872,31 +746,12 @@ pub(crate) fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor>
 
 struct CrossEntropy;
 
-/// [`log_sum_exp`] of a row, as `pulp` dispatches it.
-struct LogSumExp<'a>(&'a [f32]);
-
-impl pulp::WithSimd for LogSumExp<'_> {
-    type Output = f32;
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) -> f32 {
-        log_sum_exp(self.0).0
-    }
-}
-
 /// The `u32` targets of a contiguous tensor.
 fn targets<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [u32]> {
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(&s.as_slice::<u32>()?[start..end]),
         None => candle_core::bail!("cross-entropy needs contiguous targets"),
     }
-}
-
-/// The log of the sum of the exponentials of a row, and its maximum.
-#[inline(always)]
-fn log_sum_exp(x: &[f32]) -> (f32, f32) {
-    let top = max(x);
-    (top + sum_of(x, x, |v, _| exp(v - top)).ln(), top)
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -916,20 +771,14 @@ impl CustomOp2 for CrossEntropy {
         if t.len() * w != x.len() {
             candle_core::bail!("{} targets for logits {:?}", t.len(), l1.dims());
         }
-        let arch = pulp::Arch::new();
-        let loss = |i: usize| -> f32 {
-            let target = t[i] as usize;
-            if target == 0 || target >= w {
-                return 0.0;
-            }
-            let row = &x[i * w..(i + 1) * w];
-            arch.dispatch(LogSumExp(row)) - row[target]
-        };
-        let out: Vec<f32> = if x.len() < PARALLEL {
-            (0..t.len()).map(loss).collect()
-        } else {
-            (0..t.len()).into_par_iter().map(loss).collect()
-        };
+        let lse = kernels::log_sum_exps(x, w);
+        let out = (t.iter().zip(lse).enumerate())
+            .map(|(i, (&target, lse))| match target as usize {
+                0 => 0.0,
+                target if target >= w => 0.0,
+                target => lse - x[i * w + target],
+            })
+            .collect();
         Ok((CpuStorage::F32(out), Shape::from(t.len())))
     }
 
@@ -984,7 +833,7 @@ impl InplaceOp3 for CrossEntropyGrad {
                 l.dims()
             );
         }
-        each_row_vectorised(x, w, &CrossEntropyGradRows { t, g });
+        kernels::each_row(x, w, &CrossEntropyGradRows { t, g });
         Ok(())
     }
 }
@@ -1003,7 +852,7 @@ impl RowKernel for CrossEntropyGradRows<'_> {
             row.fill(0.0);
             return;
         }
-        let (lse, _) = log_sum_exp(row);
+        let lse = log_sum_exp(row);
         row.iter_mut().for_each(|v| *v = g * exp(*v - lse));
         row[target] -= g;
     }
@@ -1067,17 +916,6 @@ mod tests {
         let (x, b) = (var(&[8, 512, 24], 8), var(&[24], 9));
         let fused = super::add_bias(x.as_tensor(), b.as_tensor()).unwrap();
         agree(&[&x, &b], &fused, &x.as_tensor().broadcast_add(b.as_tensor()).unwrap());
-    }
-
-    #[test]
-    fn exp_is_within_3e_7_of_the_c_librarys() {
-        for i in -870_000..=880_000 {
-            let x = i as f32 / 10_000.0;
-            let (a, b) = (super::exp(x), x.exp());
-            assert!((a - b).abs() <= 3e-7 * b, "exp({x}) = {a}, not {b}");
-        }
-        assert!(super::exp(f32::NAN).is_nan());
-        assert_eq!(super::exp(-1e9), super::exp(-87.0));
     }
 
     #[test]

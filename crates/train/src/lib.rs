@@ -22,6 +22,8 @@
 //! - [`optim`]: AdamW whose moments are saved and restored, so that a resumed run continues
 //!   exactly as if it had never stopped.
 //! - [`schedule`]: the learning rate at each step.
+//! - [`kernels`]: the element-wise arithmetic of the CPU training steps, compiled for the
+//!   widest vectors the CPU has.
 //! - [`Event`]: what a run reports as it goes (start, steps, epochs, the end).
 //! - [`jobs`]: the offline job runner, [`jobs::Runner`]: uploads, job ids, events, cancel,
 //!   the end of a job and the models it made, for any backend that trains on this machine.
@@ -34,6 +36,7 @@
 
 // Modules from the bottom up: each uses only those above it in this list.
 mod error;
+pub mod kernels;
 pub mod schedule;
 mod event;
 pub mod optim;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use fine_drums_train::checkpoint::{self, CHECKSUMS, Files, OPTIMIZER};
+use fine_drums_train::kernels::{self, RowKernel};
 use fine_drums_train::schedule::lr_at;
 
 fn scratch(name: &str) -> PathBuf {
@@ -65,6 +66,60 @@ fn safetensors_bytes_read_back_as_the_same_tensors() {
     let back = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).expect("reads");
     let w = back["w"].to_vec2::<f32>().expect("2-D");
     assert_eq!(w, t.to_vec2::<f32>().expect("2-D"));
+}
+
+#[test]
+fn exp_is_within_3e_7_of_the_c_librarys() {
+    for i in -870_000..=880_000 {
+        let x = i as f32 / 10_000.0;
+        let (a, b) = (kernels::exp(x), x.exp());
+        assert!((a - b).abs() <= 3e-7 * b, "exp({x}) = {a}, not {b}");
+    }
+    assert!(kernels::exp(f32::NAN).is_nan());
+    assert_eq!(kernels::exp(-1e9), kernels::exp(-87.0));
+}
+
+/// Each row's sum, max and log-sum-exp in lanes against the same in one running total, and
+/// a kernel over rows in parallel against the same rows one by one.
+#[test]
+fn the_kernels_sums_are_the_plain_ones_and_rows_run_alike_in_parallel() {
+    let row =
+        |n: usize| -> Vec<f32> { (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect() };
+    for n in [1, 15, 16, 17, 100, 1400] {
+        let x = row(n);
+        let plain = x.iter().sum::<f32>();
+        assert!((kernels::sum(&x) - plain).abs() <= 1e-5 * x.iter().map(|v| v.abs()).sum::<f32>());
+        assert_eq!(kernels::max(&x), x.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        let top = kernels::max(&x);
+        let lse = top + x.iter().map(|v| (v - top).exp()).sum::<f32>().ln();
+        assert!((kernels::log_sum_exp(&x) - lse).abs() <= 1e-5 * lse.abs().max(1.0), "{n}");
+        let dot = kernels::sum_of3(&x, &x, &x, |a, b, c| a * b * c);
+        let plain = x.iter().map(|v| v * v * v).sum::<f32>();
+        assert!((dot - plain).abs() <= 1e-4 * x.iter().map(|v| (v * v * v).abs()).sum::<f32>());
+    }
+    assert_eq!(kernels::max(&[]), f32::NEG_INFINITY);
+
+    /// Row i scaled by i + 1.
+    struct Scale;
+    impl RowKernel for Scale {
+        #[inline(always)]
+        fn row(&self, i: usize, out: &mut [f32]) {
+            out.iter_mut().for_each(|v| *v *= (i + 1) as f32);
+        }
+    }
+    // Large enough to be shared out, with a short last row left alone.
+    let (w, rows) = (300, 200);
+    let mut x = row(w * rows + 7);
+    let want: Vec<f32> = x
+        .iter()
+        .enumerate()
+        .map(|(j, v)| if j < w * rows { v * (j / w + 1) as f32 } else { *v })
+        .collect();
+    kernels::each_row(&mut x, w, &Scale);
+    assert_eq!(x, want);
+    let lse = kernels::log_sum_exps(&x[..w * rows], w);
+    assert_eq!(lse.len(), rows);
+    assert_eq!(lse[3], kernels::log_sum_exp(&x[3 * w..4 * w]));
 }
 
 #[test]

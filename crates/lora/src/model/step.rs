@@ -171,6 +171,21 @@ impl Model {
         share: f64,
         noise: &mut Noise,
     ) -> Result<(f64, Vec<(Tensor, Tensor)>)> {
+        // On a thread of rayon's pool, whose parallel loops (the kernels', the matrix
+        // products') then start and end there, where from any other thread each would wait
+        // for the pool to wake it.
+        rayon::scope(|_| self.cpu_step(ids, rows, targets, share, noise))
+    }
+
+    /// [`loss_and_grads`](Model::loss_and_grads), on the calling thread.
+    fn cpu_step(
+        &self,
+        ids: &Tensor,
+        rows: &[u32],
+        targets: &[u32],
+        share: f64,
+        noise: &mut Noise,
+    ) -> Result<(f64, Vec<(Tensor, Tensor)>)> {
         let c = &self.config;
         let (b, t) = ids.dims2()?;
         if t > c.max_positions {

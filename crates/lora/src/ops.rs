@@ -25,6 +25,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Te
 
 use rayon::prelude::*;
 
+use fine_drums_train::kernels::{self, RowKernel};
+
 use crate::error::Result;
 
 /// A contiguous CPU storage's f32 elements.
@@ -123,15 +125,6 @@ impl Causal {
         x.unsqueeze(2)?.expand((b, kv, self.rep, t, d))?.reshape((b, kv * self.rep, t, d))
     }
 
-    /// The gradient of the spread keys or values, summed back onto their own heads.
-    fn gather(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if self.rep == 1 {
-            return Ok(x.clone());
-        }
-        let (b, h, t, d) = x.dims4()?;
-        x.reshape((b, h / self.rep, self.rep, t, d))?.sum(2)
-    }
-
     /// The attention probabilities, `(b, heads, t, t)`, from candle's operations (off the
     /// CPU).
     fn probabilities(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
@@ -147,27 +140,24 @@ impl Causal {
         e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
     }
 
-    /// The same probabilities on the CPU: one pass a row for the scale, the causal mask and
-    /// the softmax.
+    /// Query heads `(b, n, t, d)` as `(b, kv, rep * t, d)`: the heads that share a key/value
+    /// head, one under the other (heads are grouped so), the same memory. One matrix product
+    /// then serves a whole group against its keys or values, which are not copied out per
+    /// query head.
+    fn grouped(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, n, t, d) = x.dims4()?;
+        x.reshape((b, n / self.rep, self.rep * t, d))
+    }
+
+    /// The same probabilities on the CPU, from the grouped queries and the unspread keys
+    /// `(b, kv, t, d)`, as `(b, kv, rep * t, t)` (the memory of `(b, heads, t, t)`): one pass a
+    /// row for the scale, the causal mask and the softmax.
     fn probabilities_cpu(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
-        let t = q.dim(2)?;
         let scale = 1.0 / (q.dim(3)? as f32).sqrt();
-        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let scores = self.grouped(q)?.matmul(&k.t()?)?;
         let shape = scores.shape().clone();
         let mut p = data(&scores)?;
-        p.par_chunks_mut(t).enumerate().for_each(|(row, r)| {
-            let (seen, unseen) = r.split_at_mut(row % t + 1);
-            let max = seen.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s * scale));
-            let mut sum = 0.0;
-            for s in seen.iter_mut() {
-                *s = (*s * scale - max).exp();
-                sum += *s;
-            }
-            for s in seen.iter_mut() {
-                *s /= sum;
-            }
-            unseen.fill(0.0);
-        });
+        kernels::each_row(&mut p, k.dim(2)?, &CausalSoftmax { scale });
         Tensor::from_vec(p, shape, q.device())
     }
 }
@@ -176,8 +166,8 @@ impl Causal {
     /// The attention of heads `q` `(b, n, t, d)` over `k`, `v` `(b, kv, t, d)`, merged into
     /// rows `(b, t, n * d)`.
     fn forward_cpu(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.probabilities_cpu(q, &self.spread(k)?)?.matmul(&self.spread(v)?)?;
-        let (b, n, t, d) = y.dims4()?;
+        let y = self.probabilities_cpu(q, k)?.matmul(v)?;
+        let (b, n, t, d) = q.dims4()?;
         Tensor::from_vec(merge(&data(&y)?, (b, n, t, d)), (b, t, n * d), q.device())
     }
 
@@ -190,24 +180,57 @@ impl Causal {
         v: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let (k, v) = (self.spread(k)?, self.spread(v)?);
+        // Grouped as in `probabilities_cpu`: a product over a group's rows of `p` or `ds`
+        // sums the group's heads into the gradient of their shared keys or values.
         let (b, n, t, d) = q.dims4()?;
         let scale = 1.0 / (d as f32).sqrt();
-        let p = self.probabilities_cpu(q, &k)?;
+        let p = self.probabilities_cpu(q, k)?;
         let grad = grad.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
+        let grad = self.grouped(&grad)?;
         let dv = p.t()?.matmul(&grad)?;
         let mut ds = data(&grad.matmul(&v.t()?)?)?;
         let ps = data(&p)?;
-        ds.par_chunks_mut(t).zip(ps.par_chunks(t)).for_each(|(ds, p)| {
-            let dot: f32 = ds.iter().zip(p).map(|(g, p)| g * p).sum();
-            for (g, p) in ds.iter_mut().zip(p) {
-                *g = p * (*g - dot) * scale;
-            }
-        });
+        kernels::each_row(&mut ds, t, &SoftmaxBack { p: &ps, scale });
         let ds = Tensor::from_vec(ds, p.shape(), p.device())?;
-        let dq = ds.matmul(&k)?;
-        let dk = ds.t()?.matmul(q)?;
-        Ok((dq, self.gather(&dk)?, self.gather(&dv)?))
+        let dq = ds.matmul(k)?.reshape((b, n, t, d))?;
+        let dk = ds.t()?.matmul(&self.grouped(q)?)?;
+        Ok((dq, dk, dv))
+    }
+}
+
+/// The rows of the causal softmax of `scale` times square scores (row `i` of each `t` by `t`
+/// block sees the first `i % t + 1`), in place.
+struct CausalSoftmax {
+    scale: f32,
+}
+
+impl RowKernel for CausalSoftmax {
+    #[inline(always)]
+    fn row(&self, i: usize, r: &mut [f32]) {
+        let (seen, unseen) = r.split_at_mut(i % r.len() + 1);
+        let max = kernels::max(seen) * self.scale;
+        seen.iter_mut().for_each(|s| *s = kernels::exp(*s * self.scale - max));
+        let inv = 1.0 / kernels::sum(seen);
+        seen.iter_mut().for_each(|s| *s *= inv);
+        unseen.fill(0.0);
+    }
+}
+
+/// The rows of the gradient of the scores from the probabilities' `g` (written over it):
+/// `p (g - sum(g p)) scale`.
+struct SoftmaxBack<'a> {
+    p: &'a [f32],
+    scale: f32,
+}
+
+impl RowKernel for SoftmaxBack<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, g: &mut [f32]) {
+        let p = &self.p[i * g.len()..(i + 1) * g.len()];
+        let dot = kernels::sum_of(g, p, |g, p| g * p);
+        for (g, p) in g.iter_mut().zip(p) {
+            *g = p * (*g - dot) * self.scale;
+        }
     }
 }
 
@@ -489,33 +512,76 @@ pub(crate) fn merge_heads(g: &Tensor, rope: Option<(&[f32], &[f32])>) -> Result<
     Ok(dx)
 }
 
+/// Elements per row of the element-wise kernels below (rows of [`kernels::each_row`]; the
+/// inputs' own rows may be of any width).
+const ROW: usize = 4096;
+
+/// The logistic function, `1 / (1 + e^-x)`.
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (kernels::exp(-x) + 1.0)
+}
+
+/// [`swiglu`]'s rows, `g sigmoid(g) u`.
+struct Swiglu<'a> {
+    g: &'a [f32],
+    u: &'a [f32],
+}
+
+impl RowKernel for Swiglu<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, out: &mut [f32]) {
+        let at = i * ROW..i * ROW + out.len();
+        for ((o, g), u) in out.iter_mut().zip(&self.g[at.clone()]).zip(&self.u[at]) {
+            *o = g * sigmoid(*g) * u;
+        }
+    }
+}
+
+/// The rows of [`swiglu`]'s gradient with respect to `g`: `dy u sigmoid(g) (1 + g (1 -
+/// sigmoid(g)))`.
+struct SwigluBack<'a> {
+    g: &'a [f32],
+    u: &'a [f32],
+    dy: &'a [f32],
+}
+
+impl RowKernel for SwigluBack<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, dg: &mut [f32]) {
+        let at = i * ROW..i * ROW + dg.len();
+        let (g, u, dy) = (&self.g[at.clone()], &self.u[at.clone()], &self.dy[at]);
+        for (((dg, g), u), dy) in dg.iter_mut().zip(g).zip(u).zip(dy) {
+            let s = sigmoid(*g);
+            *dg = dy * u * s * (1.0 + g * (1.0 - s));
+        }
+    }
+}
+
+/// Runs `kernel` over `out` in rows of [`ROW`] elements, the last one shorter.
+fn each_chunk(out: &mut [f32], kernel: &impl RowKernel) {
+    let whole = out.len() / ROW * ROW;
+    let (rows, last) = out.split_at_mut(whole);
+    kernels::each_row(rows, ROW, kernel);
+    if !last.is_empty() {
+        kernel.row(whole / ROW, last);
+    }
+}
+
 /// `silu(g) * u`, element by element.
 pub(crate) fn swiglu(g: &[f32], u: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; g.len()];
-    out.par_chunks_mut(4096).zip(g.par_chunks(4096).zip(u.par_chunks(4096))).for_each(
-        |(o, (g, u))| {
-            for ((o, g), u) in o.iter_mut().zip(g).zip(u) {
-                *o = g / ((-g).exp() + 1.0) * u;
-            }
-        },
-    );
+    each_chunk(&mut out, &Swiglu { g, u });
     out
 }
 
 /// The gradients of [`swiglu`] with respect to `g` and `u`, given the output's `dy`.
 pub(crate) fn swiglu_back(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut dg = vec![0f32; g.len()];
+    each_chunk(&mut dg, &SwigluBack { g, u, dy });
+    // `dy g sigmoid(g)` is swiglu's own arithmetic with `dy` for `u`.
     let mut du = vec![0f32; g.len()];
-    dg.par_chunks_mut(4096)
-        .zip(du.par_chunks_mut(4096))
-        .zip(g.par_chunks(4096).zip(u.par_chunks(4096)).zip(dy.par_chunks(4096)))
-        .for_each(|((dg, du), ((g, u), dy))| {
-            for i in 0..g.len() {
-                let sigma = 1.0 / ((-g[i]).exp() + 1.0);
-                dg[i] = dy[i] * u[i] * sigma * (1.0 + g[i] * (1.0 - sigma));
-                du[i] = dy[i] * g[i] * sigma;
-            }
-        });
+    each_chunk(&mut du, &Swiglu { g, u: dy });
     (dg, du)
 }
 

@@ -9,6 +9,7 @@
 //! pool the matrix products use, and nothing is added into zeros.
 
 use candle_core::{D, Tensor};
+use fine_drums_train::kernels::{self, RowKernel};
 use rayon::prelude::*;
 
 use super::{Attention, Block, Linear, Mlp, Model, Noise, Norm};
@@ -30,31 +31,80 @@ fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
     out
 }
 
-/// RMS norm over rows of `w.len()`: `x / sqrt(mean(x^2) + eps) * w`.
-fn rms(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
-    let d = w.len();
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, x)| {
-        let s = (x.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt();
-        for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+/// The root mean square of a row, with `eps` added to the mean.
+#[inline(always)]
+fn root_mean_square(x: &[f32], eps: f32) -> f32 {
+    (kernels::sum_of(x, x, |v, _| v * v) / x.len() as f32 + eps).sqrt()
+}
+
+/// The rows of an RMS norm of `x` with gains `w`: `x / sqrt(mean(x^2) + eps) * w`.
+struct Rms<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    eps: f32,
+}
+
+impl RowKernel for Rms<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, out: &mut [f32]) {
+        let x = &self.x[i * out.len()..(i + 1) * out.len()];
+        let s = root_mean_square(x, self.eps);
+        for ((o, x), w) in out.iter_mut().zip(x).zip(self.w) {
             *o = x / s * w;
         }
-    });
+    }
+}
+
+/// RMS norm over rows of `w.len()`: `x / sqrt(mean(x^2) + eps) * w`.
+fn rms(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    kernels::each_row(&mut out, w.len(), &Rms { x, w, eps });
     out
+}
+
+/// The rows of the gradient of [`rms`] with respect to `x`, given the output's `g`.
+struct RmsBack<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    g: &'a [f32],
+    eps: f32,
+}
+
+impl RowKernel for RmsBack<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, dx: &mut [f32]) {
+        let d = dx.len();
+        let (x, g) = (&self.x[i * d..(i + 1) * d], &self.g[i * d..(i + 1) * d]);
+        let s = root_mean_square(x, self.eps);
+        let dot = kernels::sum_of3(x, g, self.w, |x, g, w| g * w * x) / (s * d as f32);
+        for (((dx, x), g), w) in dx.iter_mut().zip(x).zip(g).zip(self.w) {
+            *dx = (g * w - x / s * dot) / s;
+        }
+    }
 }
 
 /// The gradient of [`rms`] with respect to `x`, given the output's `g`.
 fn rms_back(x: &[f32], w: &[f32], eps: f32, g: &[f32]) -> Vec<f32> {
-    let d = w.len();
     let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(d).zip(x.par_chunks(d).zip(g.par_chunks(d))).for_each(|(dx, (x, g))| {
-        let s = (x.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt();
-        let dot = x.iter().zip(g).zip(w).map(|((x, g), w)| g * w * x).sum::<f32>() / (s * d as f32);
-        for (((dx, x), g), w) in dx.iter_mut().zip(x).zip(g).zip(w) {
-            *dx = (g * w - x / s * dot) / s;
-        }
-    });
+    kernels::each_row(&mut dx, w.len(), &RmsBack { x, w, g, eps });
     dx
+}
+
+/// The rows of the cross-entropy's gradient, written over the logits: `scale` times the
+/// softmax, less `scale` at the row's target.
+struct CrossEntropyGrad<'a> {
+    targets: &'a [u32],
+    lse: &'a [f32],
+    scale: f32,
+}
+
+impl RowKernel for CrossEntropyGrad<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, row: &mut [f32]) {
+        let (lse, scale) = (self.lse[i], self.scale);
+        row.iter_mut().for_each(|v| *v = kernels::exp(*v - lse) * scale);
+        row[self.targets[i] as usize] -= scale;
+    }
 }
 
 /// What a linear layer's backward pass needs: its input and its dropout mask.
@@ -262,22 +312,13 @@ impl Model {
         let logits = picked.matmul(&self.head.t()?)?;
         let vocab = logits.dim(D::Minus1)?;
         let mut dlogits = data(&logits)?;
-        let losses: Vec<f32> = dlogits
-            .par_chunks_mut(vocab)
-            .zip(targets.par_iter())
-            .map(|(row, &target)| {
-                let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-                let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                let loss = -(row[target as usize] - max - sum.ln());
-                let scale = (share / n as f64) as f32;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp() / sum * scale;
-                }
-                row[target as usize] -= scale;
-                loss
-            })
+        let lse = kernels::log_sum_exps(&dlogits, vocab);
+        let losses: Vec<f32> = (targets.iter().zip(&lse).enumerate())
+            .map(|(i, (&target, lse))| lse - dlogits[i * vocab + target as usize])
             .collect();
         let loss = f64::from(losses.iter().sum::<f32>()) / n as f64;
+        let scale = (share / n as f64) as f32;
+        kernels::each_row(&mut dlogits, vocab, &CrossEntropyGrad { targets, lse: &lse, scale });
         let dpicked = data(&Tensor::from_vec(dlogits, (n, vocab), &dev)?.matmul(&self.head)?)?;
         let mut dhn = vec![0f32; m * h];
         for (i, &r) in rows.iter().enumerate() {

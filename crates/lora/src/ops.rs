@@ -166,25 +166,41 @@ impl Causal {
     /// The attention of heads `q` `(b, n, t, d)` over `k`, `v` `(b, kv, t, d)`, merged into
     /// rows `(b, t, n * d)`.
     fn forward_cpu(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.probabilities_cpu(q, k)?.matmul(v)?;
+        Ok(self.forward_cpu_kept(q, k, v)?.0)
+    }
+
+    /// [`forward_cpu`](Causal::forward_cpu), and the probabilities it used.
+    fn forward_cpu_kept(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let p = self.probabilities_cpu(q, k)?;
+        let y = p.matmul(v)?;
         let (b, n, t, d) = q.dims4()?;
-        Tensor::from_vec(merge(&data(&y)?, (b, n, t, d)), (b, t, n * d), q.device())
+        Ok((Tensor::from_vec(merge(&data(&y)?, (b, n, t, d)), (b, t, n * d), q.device())?, p))
     }
 
     /// The gradients of the queries, keys and values (their heads' shapes) from the merged
-    /// output's `grad`.
+    /// output's `grad`, with the forward pass's probabilities `p` if kept (else computed
+    /// again).
     fn backward_cpu(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
+        p: Option<&Tensor>,
         grad: &Tensor,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         // Grouped as in `probabilities_cpu`: a product over a group's rows of `p` or `ds`
         // sums the group's heads into the gradient of their shared keys or values.
         let (b, n, t, d) = q.dims4()?;
         let scale = 1.0 / (d as f32).sqrt();
-        let p = self.probabilities_cpu(q, k)?;
+        let p = match p {
+            Some(p) => p.clone(),
+            None => self.probabilities_cpu(q, k)?,
+        };
         let grad = grad.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
         let grad = self.grouped(&grad)?;
         let dv = p.t()?.matmul(&grad)?;
@@ -271,7 +287,7 @@ impl CustomOp3 for Causal {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dq, dk, dv) = self.backward_cpu(&q.detach(), &k.detach(), &v.detach(), grad)?;
+        let (dq, dk, dv) = self.backward_cpu(&q.detach(), &k.detach(), &v.detach(), None, grad)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
@@ -429,19 +445,22 @@ pub(crate) fn lora_linear(
 }
 
 /// Causal attention of heads `q` `(b, n, t, d)` over `k`, `v` `(b, kv, t, d)` on the CPU,
-/// merged into rows `(b, t, n * d)` (for a step written out, without autograd).
-pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    Ok(Causal { rep: q.dim(1)? / k.dim(1)? }.forward_cpu(q, k, v)?)
+/// merged into rows `(b, t, n * d)` (for a step written out, without autograd), and the
+/// probabilities, for [`attention_back`].
+pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    Ok(Causal { rep: q.dim(1)? / k.dim(1)? }.forward_cpu_kept(q, k, v)?)
 }
 
-/// The gradients of [`attention`]'s queries, keys and values from its output's `grad`.
+/// The gradients of [`attention`]'s queries, keys and values from its output's `grad` and
+/// its probabilities `p`.
 pub(crate) fn attention_back(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
+    p: &Tensor,
     grad: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    Ok(Causal { rep: q.dim(1)? / k.dim(1)? }.backward_cpu(q, k, v, grad)?)
+    Ok(Causal { rep: q.dim(1)? / k.dim(1)? }.backward_cpu(q, k, v, Some(p), grad)?)
 }
 
 /// One head's row turned by the rotary embedding, `x cos + rotate_half(x) sin`, or copied.

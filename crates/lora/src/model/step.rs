@@ -179,7 +179,8 @@ struct Saved {
     q: Kept,
     k: Kept,
     v: Kept,
-    heads: (Tensor, Tensor, Tensor),
+    /// The attention's query, key and value heads, and its probabilities.
+    heads: (Tensor, Tensor, Tensor, Tensor),
     o: Kept,
     mid: Vec<f32>,
     gate: Kept,
@@ -280,7 +281,8 @@ impl Model {
             let qh = ops::split_heads(&ql, b, nh, turn)?;
             let kh = ops::split_heads(&kl, b, nkv, turn)?;
             let vh = ops::split_heads(&vl, b, nkv, None)?;
-            let y = ops::attention(&qh, &kh, &vh)?.reshape((m, nh * hd))?;
+            let (y, p) = ops::attention(&qh, &kh, &vh)?;
+            let y = y.reshape((m, nh * hd))?;
             let (ol, ok) = linear(&block.out, &y, noise)?;
             let mid = add(&x, &data(&ol)?);
             let h2 = rows2(rms(&mid, &norm_w(&block.norm2)?, eps), h)?;
@@ -295,7 +297,7 @@ impl Model {
                 q: qk,
                 k: kk,
                 v: vk,
-                heads: (qh, kh, vh),
+                heads: (qh, kh, vh, p),
                 o: ok,
                 mid,
                 gate: gk,
@@ -337,9 +339,9 @@ impl Model {
             );
             let dmid = add(&dx, &rms_back(&s.mid, &norm_w(&block.norm2)?, eps, &dh2));
             let dy = linear_back(&block.out, &s.o, &rows2(dmid.clone(), h)?, &mut grads)?;
-            let (qh, kh, vh) = &s.heads;
+            let (qh, kh, vh, p) = &s.heads;
             let dy = Tensor::from_vec(dy, (b, t, nh * hd), &dev)?;
-            let (dqh, dkh, dvh) = ops::attention_back(qh, kh, vh, &dy)?;
+            let (dqh, dkh, dvh) = ops::attention_back(qh, kh, vh, p, &dy)?;
             let turn = rope.as_ref().map(|(c, s)| (c.as_slice(), s.as_slice()));
             let dq = rows2(ops::merge_heads(&dqh, turn)?, nh * hd)?;
             let dk = rows2(ops::merge_heads(&dkh, turn)?, nkv * hd)?;

@@ -21,7 +21,9 @@
 //!   ([`swiglu`], [`swiglu_back`]), each one pass on rayon.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp3, D, Device, InplaceOp1, Layout, Shape, Storage, Tensor,
+};
 
 use rayon::prelude::*;
 
@@ -45,6 +47,46 @@ fn on_cpu(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Tensor> 
 /// A tensor's elements, in order (a copy).
 pub(crate) fn data(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// `f` of a contiguous CPU tensor's elements, borrowed where [`data`] copies them out.
+pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => Ok(f(slice(cpu, layout)?)),
+        _ => candle_core::bail!("borrowing a tensor's elements needs it on the CPU"),
+    }
+}
+
+/// A [`RowKernel`] run over a tensor's own elements, in place, in rows of `width`.
+struct InPlace<K> {
+    kernel: K,
+    width: usize,
+}
+
+impl<K: RowKernel + Send> InplaceOp1 for InPlace<K> {
+    fn name(&self) -> &'static str {
+        "row-kernel-in-place"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        match (s, l.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((start, end))) => {
+                kernels::each_row(&mut v[start..end], self.width, &self.kernel);
+                Ok(())
+            }
+            _ => candle_core::bail!("{} needs a contiguous f32 tensor", self.name()),
+        }
+    }
+}
+
+/// Runs `kernel` over `t`'s elements in rows of `width`, in place (no copy out and back).
+pub(crate) fn in_place(
+    t: &Tensor,
+    width: usize,
+    kernel: impl RowKernel + Send,
+) -> candle_core::Result<()> {
+    t.inplace_op1(&InPlace { kernel, width })
 }
 
 /// Whether the fused CPU operations apply to `x`.
@@ -155,10 +197,8 @@ impl Causal {
     fn probabilities_cpu(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
         let scale = 1.0 / (q.dim(3)? as f32).sqrt();
         let scores = self.grouped(q)?.matmul(&k.t()?)?;
-        let shape = scores.shape().clone();
-        let mut p = data(&scores)?;
-        kernels::each_row(&mut p, k.dim(2)?, &CausalSoftmax { scale });
-        Tensor::from_vec(p, shape, q.device())
+        in_place(&scores, k.dim(2)?, CausalSoftmax { scale })?;
+        Ok(scores)
     }
 }
 
@@ -179,7 +219,8 @@ impl Causal {
         let p = self.probabilities_cpu(q, k)?;
         let y = p.matmul(v)?;
         let (b, n, t, d) = q.dims4()?;
-        Ok((Tensor::from_vec(merge(&data(&y)?, (b, n, t, d)), (b, t, n * d), q.device())?, p))
+        let merged = with_data(&y, |y| merge(y, (b, n, t, d)))?;
+        Ok((Tensor::from_vec(merged, (b, t, n * d), q.device())?, p))
     }
 
     /// The gradients of the queries, keys and values (their heads' shapes) from the merged
@@ -204,10 +245,8 @@ impl Causal {
         let grad = grad.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?;
         let grad = self.grouped(&grad)?;
         let dv = p.t()?.matmul(&grad)?;
-        let mut ds = data(&grad.matmul(&v.t()?)?)?;
-        let ps = data(&p)?;
-        kernels::each_row(&mut ds, t, &SoftmaxBack { p: &ps, scale });
-        let ds = Tensor::from_vec(ds, p.shape(), p.device())?;
+        let ds = grad.matmul(&v.t()?)?;
+        with_data(&p, |p| in_place(&ds, t, SoftmaxBack { p, scale }))??;
         let dq = ds.matmul(k)?.reshape((b, n, t, d))?;
         let dk = ds.t()?.matmul(&self.grouped(q)?)?;
         Ok((dq, dk, dv))
@@ -509,12 +548,13 @@ pub(crate) fn split_heads(
 ) -> Result<Tensor> {
     let (rows, w) = x.dims2()?;
     let (t, d) = (rows / b, w / n);
-    let xs = data(x)?;
-    let mut out = vec![0f32; xs.len()];
-    out.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
-        let (bi, h, ti) = (row / (n * t), row / t % n, row % t);
-        turn(dst, &xs[(bi * t + ti) * w + h * d..][..d], at(rope, ti, d));
-    });
+    let mut out = vec![0f32; rows * w];
+    with_data(x, |xs| {
+        out.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
+            let (bi, h, ti) = (row / (n * t), row / t % n, row % t);
+            turn(dst, &xs[(bi * t + ti) * w + h * d..][..d], at(rope, ti, d));
+        })
+    })?;
     Ok(Tensor::from_vec(out, (b, n, t, d), x.device())?)
 }
 
@@ -522,12 +562,13 @@ pub(crate) fn split_heads(
 /// `(b * t, n * d)`.
 pub(crate) fn merge_heads(g: &Tensor, rope: Option<(&[f32], &[f32])>) -> Result<Vec<f32>> {
     let (_, n, t, d) = g.dims4()?;
-    let gs = data(g)?;
-    let mut dx = vec![0f32; gs.len()];
-    dx.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
-        let (bi, ti, h) = (row / (t * n), row / n % t, row % n);
-        unturn(dst, &gs[((bi * n + h) * t + ti) * d..][..d], at(rope, ti, d));
-    });
+    let mut dx = vec![0f32; g.elem_count()];
+    with_data(g, |gs| {
+        dx.par_chunks_mut(d).enumerate().for_each(|(row, dst)| {
+            let (bi, ti, h) = (row / (t * n), row / n % t, row % n);
+            unturn(dst, &gs[((bi * n + h) * t + ti) * d..][..d], at(rope, ti, d));
+        })
+    })?;
     Ok(dx)
 }
 

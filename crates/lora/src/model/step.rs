@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::{Attention, Block, Linear, Mlp, Model, Noise, Norm};
 use crate::config::Arch;
 use crate::error::{Error, Result};
-use crate::ops::{self, Mask, data};
+use crate::ops::{self, Mask, data, in_place, with_data};
 
 /// Elements per rayon task in the element-wise passes.
 const CHUNK: usize = 4096;
@@ -107,6 +107,20 @@ impl RowKernel for CrossEntropyGrad<'_> {
     }
 }
 
+/// The rows of `out += scale * y` (`y` of `out`'s own shape).
+struct AddScaled<'a> {
+    y: &'a [f32],
+    scale: f32,
+}
+
+impl RowKernel for AddScaled<'_> {
+    #[inline(always)]
+    fn row(&self, i: usize, out: &mut [f32]) {
+        let y = &self.y[i * out.len()..(i + 1) * out.len()];
+        out.iter_mut().zip(y).for_each(|(o, y)| *o += y * self.scale);
+    }
+}
+
 /// What a linear layer's backward pass needs: its input and its dropout mask.
 struct Kept {
     x: Tensor,
@@ -123,13 +137,8 @@ fn linear(lin: &Linear, x: &Tensor, noise: &mut Noise) -> Result<(Tensor, Kept)>
         mask = noise.mask(m * k, l.dropout);
         let dropped = dropped(x, mask.as_ref())?;
         let up = dropped.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
-        let (mut out, up, s) = (data(&y)?, data(&up)?, l.scale as f32);
-        out.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(y, u)| {
-            for (y, u) in y.iter_mut().zip(u) {
-                *y += u * s;
-            }
-        });
-        y = Tensor::from_vec(out, y.shape(), y.device())?;
+        let scale = l.scale as f32;
+        with_data(&up, |up| in_place(&y, y.dim(1)?, AddScaled { y: up, scale }))??;
     }
     if let Some(b) = &lin.bias {
         y = y.broadcast_add(b)?;
@@ -140,7 +149,7 @@ fn linear(lin: &Linear, x: &Tensor, noise: &mut Noise) -> Result<(Tensor, Kept)>
 /// The adapter's input: `x` with the dropout mask, if any, applied.
 fn dropped(x: &Tensor, mask: Option<&Mask>) -> Result<Tensor> {
     Ok(match mask {
-        Some(mask) => Tensor::from_vec(mask.apply(&data(x)?), x.shape(), x.device())?,
+        Some(mask) => Tensor::from_vec(with_data(x, |x| mask.apply(x))?, x.shape(), x.device())?,
         None => x.clone(),
     })
 }
@@ -153,8 +162,8 @@ fn linear_back(
     g: &Tensor,
     grads: &mut Vec<(Tensor, Tensor)>,
 ) -> Result<Vec<f32>> {
-    let dx = data(&g.matmul(&lin.w)?)?;
-    let Some(l) = &lin.lora else { return Ok(dx) };
+    let dx = g.matmul(&lin.w)?;
+    let Some(l) = &lin.lora else { return Ok(data(&dx)?) };
     let (a, b, s) = (l.a.as_tensor(), l.b.as_tensor(), l.scale);
     // Made again from the input, not kept: q, k and v share one input but not their masks.
     let dropped = dropped(&kept.x, kept.mask.as_ref())?;
@@ -162,15 +171,15 @@ fn linear_back(
     let db = (g.t()?.matmul(&low)? * s)?;
     let dlow = (g.matmul(b)? * s)?;
     let da = dlow.t()?.matmul(&dropped)?;
-    let through = data(&dlow.matmul(a)?)?;
-    let through = match &kept.mask {
-        Some(mask) => mask.apply(&through),
-        None => through,
-    };
-    let dx = add(&dx, &through);
+    let through = dlow.matmul(a)?;
+    let width = dx.dim(1)?;
+    with_data(&through, |through| match &kept.mask {
+        Some(mask) => in_place(&dx, width, AddScaled { y: &mask.apply(through), scale: 1.0 }),
+        None => in_place(&dx, width, AddScaled { y: through, scale: 1.0 }),
+    })??;
     grads.push((a.clone(), da));
     grads.push((b.clone(), db));
-    Ok(dx)
+    Ok(data(&dx)?)
 }
 
 /// What one block's backward pass needs.
@@ -284,14 +293,14 @@ impl Model {
             let (y, p) = ops::attention(&qh, &kh, &vh)?;
             let y = y.reshape((m, nh * hd))?;
             let (ol, ok) = linear(&block.out, &y, noise)?;
-            let mid = add(&x, &data(&ol)?);
+            let mid = with_data(&ol, |ol| add(&x, ol))?;
             let h2 = rows2(rms(&mid, &norm_w(&block.norm2)?, eps), h)?;
             let (gl, gk) = linear(gate, &h2, noise)?;
             let (ul, uk) = linear(up, &h2, noise)?;
             let (g, u) = (data(&gl)?, data(&ul)?);
             let act = rows2(ops::swiglu(&g, &u), c.intermediate)?;
             let (dl, dk) = linear(down, &act, noise)?;
-            let out = add(&mid, &data(&dl)?);
+            let out = with_data(&dl, |dl| add(&mid, dl))?;
             saved.push(Saved {
                 x: std::mem::replace(&mut x, out),
                 q: qk,
